@@ -1,0 +1,1 @@
+"""Runtime-spec conformance checks, runnable against any OCI runtime binary."""

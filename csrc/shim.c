@@ -1,0 +1,126 @@
+/* See shim.h. Each wrapper is commented with the syscall it makes and why Python needs it. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <grp.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include "shim.h"
+
+/* unshare(2): os.unshare only exists from Python 3.12. */
+int oci_unshare(int flags) { return unshare(flags); }
+
+/* setns(2): join a namespace by fd (os.setns only from 3.12). */
+int oci_setns(int fd, int nstype) { return setns(fd, nstype); }
+
+/* mount(2): the classic mount call, with raw flags and data string. */
+int oci_mount(const char *source, const char *target, const char *fstype,
+              unsigned long flags, const char *data)
+{
+    return mount(source, target, fstype, flags, data);
+}
+
+/* umount2(2): detach the old root after pivot_root (MNT_DETACH). */
+int oci_umount2(const char *target, int flags) { return umount2(target, flags); }
+
+/* pivot_root(2): glibc has no wrapper. */
+int oci_pivot_root(const char *new_root, const char *put_old)
+{
+    return (int)syscall(SYS_pivot_root, new_root, put_old);
+}
+
+/* sethostname(2) / setdomainname(2): avoids importing socket, and Python has no setdomainname. */
+int oci_sethostname(const char *name, size_t len) { return sethostname(name, len); }
+int oci_setdomainname(const char *name, size_t len) { return setdomainname(name, len); }
+
+/* prctl(2): no_new_privs, bounding-set drops, ambient caps, keepcaps, dumpable. */
+int oci_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)
+{
+    return prctl(option, a2, a3, a4, a5);
+}
+
+/* capget(2)/capset(2), version 3 (64-bit sets): sets = {eff_lo, perm_lo, inh_lo, eff_hi, perm_hi, inh_hi}. */
+int oci_capget(uint32_t sets[6])
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) < 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        sets[3 * i] = data[i].effective;
+        sets[3 * i + 1] = data[i].permitted;
+        sets[3 * i + 2] = data[i].inheritable;
+    }
+    return 0;
+}
+
+int oci_capset(const uint32_t sets[6])
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    for (int i = 0; i < 2; i++) {
+        data[i].effective = sets[3 * i];
+        data[i].permitted = sets[3 * i + 1];
+        data[i].inheritable = sets[3 * i + 2];
+    }
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
+/* pidfd_send_signal(2): signal a process by pidfd so a recycled pid is never hit. */
+int oci_pidfd_send_signal(int pidfd, int sig)
+{
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/* mount_setattr(2): change mount attributes (ro, nosuid, ...) of a mount tree atomically. */
+int oci_mount_setattr(int dfd, const char *path, unsigned int flags,
+                      uint64_t attr_set, uint64_t attr_clr, uint64_t propagation)
+{
+    struct {
+        uint64_t attr_set, attr_clr, propagation, userns_fd;
+    } attr = {attr_set, attr_clr, propagation, 0};
+    return (int)syscall(SYS_mount_setattr, dfd, path, flags, &attr, sizeof(attr));
+}
+
+/* open_tree(2): a detached clone of a mount, or an O_PATH fd on a mount. */
+int oci_open_tree(int dfd, const char *path, unsigned int flags)
+{
+    return (int)syscall(SYS_open_tree, dfd, path, flags);
+}
+
+/* move_mount(2): attach a detached mount at an fd-resolved target. */
+int oci_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path,
+                   unsigned int flags)
+{
+    return (int)syscall(SYS_move_mount, from_dfd, from_path, to_dfd, to_path, flags);
+}
+
+/* openat2(2): resolve a path with RESOLVE_IN_ROOT / RESOLVE_NO_SYMLINKS, for safe rootfs lookups. */
+int oci_openat2(int dfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve)
+{
+    struct {
+        uint64_t flags, mode, resolve;
+    } how = {flags, mode, resolve};
+    return (int)syscall(SYS_openat2, dfd, path, &how, sizeof(how));
+}
+
+/* seccomp(2) SECCOMP_SET_MODE_FILTER with a BPF program compiled earlier by libseccomp. */
+int oci_seccomp_set_filter(unsigned int flags, const void *prog, size_t len)
+{
+    struct sock_fprog fprog;
+    fprog.len = (unsigned short)(len / sizeof(struct sock_filter));
+    fprog.filter = (struct sock_filter *)prog;
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog);
+}
+
+/* setgroups(2) through the raw syscall: glibc's wrapper would broadcast to threads (we have one). */
+int oci_setgroups(size_t n, const uint32_t *gids)
+{
+    return (int)syscall(SYS_setgroups, n, gids);
+}

@@ -1,0 +1,26 @@
+/* ociruntime shim: one thin wrapper per syscall Python cannot make (or cannot make safely).
+ * No policy lives here: every function does exactly one kernel call and returns -1 with errno
+ * set on failure, like the syscall itself. Policy (what to call, in which order) is Python's. */
+#include <stdint.h>
+#include <stddef.h>
+
+int oci_unshare(int flags);
+int oci_setns(int fd, int nstype);
+int oci_mount(const char *source, const char *target, const char *fstype,
+              unsigned long flags, const char *data);
+int oci_umount2(const char *target, int flags);
+int oci_pivot_root(const char *new_root, const char *put_old);
+int oci_sethostname(const char *name, size_t len);
+int oci_setdomainname(const char *name, size_t len);
+int oci_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
+int oci_capget(uint32_t sets[6]);
+int oci_capset(const uint32_t sets[6]);
+int oci_pidfd_send_signal(int pidfd, int sig);
+int oci_mount_setattr(int dfd, const char *path, unsigned int flags,
+                      uint64_t attr_set, uint64_t attr_clr, uint64_t propagation);
+int oci_open_tree(int dfd, const char *path, unsigned int flags);
+int oci_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path,
+                   unsigned int flags);
+int oci_openat2(int dfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+int oci_seccomp_set_filter(unsigned int flags, const void *prog, size_t len);
+int oci_setgroups(size_t n, const uint32_t *gids);

@@ -1,0 +1,554 @@
+"""The container lifecycle: creating -> created -> running -> stopped, every transition here.
+
+`create` builds the container and returns once its init is blocked before the user program;
+`start` releases it; `state`, `kill` and `delete` read the state dir and ask the kernel.
+Everything `create` makes is undone, in reverse order, if any later step fails."""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+
+from ociruntime import jsonio, log, state, timing
+from ociruntime.errors import InvalidState, OciError, SetupError
+from ociruntime.state import EXEC_FIFO, StateDir
+
+
+class CreateOptions:
+    __slots__ = (
+        "bundle",
+        "console_socket",
+        "foreground",
+        "no_new_keyring",
+        "no_pivot",
+        "pid_file",
+        "preserve_fds",
+        "rootless",
+        "systemd_cgroup",
+    )
+
+    def __init__(self, opts: dict[str, object], gopts: dict[str, object], foreground: bool) -> None:
+        self.bundle = str(opts.get("bundle") or ".")
+        self.pid_file = str(opts["pid_file"]) if opts.get("pid_file") else None
+        self.console_socket = str(opts["console_socket"]) if opts.get("console_socket") else None
+        self.no_pivot = bool(opts.get("no_pivot"))
+        self.no_new_keyring = bool(opts.get("no_new_keyring"))
+        self.preserve_fds = _non_negative(opts.get("preserve_fds"), "--preserve-fds")
+        self.systemd_cgroup = bool(gopts.get("systemd_cgroup"))
+        self.rootless = str(gopts.get("rootless") or "auto")
+        self.foreground = foreground
+
+
+def _non_negative(value: object, flag: str) -> int:
+    if value is None:
+        return 0
+    text = str(value)
+    if not text.isdigit():
+        raise OciError(f"{flag}: {text!r} is not a non-negative number")
+    return int(text)
+
+
+def rfc3339_now() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def public_state(cid: str, data: dict, status: str) -> dict:
+    """The spec's State plus runc's extra fields, in runc's order."""
+    doc = {
+        "ociVersion": data.get("ociVersion", ""), "id": cid,
+        "pid": data.get("pid", 0) if status != "stopped" else 0,
+        "status": status, "bundle": data.get("bundle", ""), "rootfs": data.get("rootfs", ""),
+        "created": data.get("created", ""), "owner": "",
+    }
+    if data.get("annotations"):
+        doc["annotations"] = data["annotations"]
+    return doc
+
+
+# --- create --------------------------------------------------------------------------------
+class Creation:
+    """One `create` in progress: what exists so far, so a failure can undo exactly that."""
+
+    def __init__(self, root: str, cid: str, opts: CreateOptions) -> None:
+        self.root = root
+        self.cid = cid
+        self.opts = opts
+        self.sd: StateDir | None = None
+        self.cgroup = None
+        self.stage1_pid = 0
+        self.init_pid = 0
+        self.data: dict = {}
+
+    def undo(self) -> None:
+        if self.init_pid:
+            _kill_and_wait(self.init_pid)
+        if self.stage1_pid:
+            try:
+                os.kill(self.stage1_pid, 9)
+                os.waitpid(self.stage1_pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        if self.cgroup is not None:
+            _kill_cgroup(self.cgroup)
+            try:
+                self.cgroup.destroy()
+            except OciError as e:
+                log.warning(f"cleanup: {e}")
+        if self.sd is not None:
+            self.sd.remove()
+
+
+def create(root: str, cid: str, opts: CreateOptions) -> Creation:
+    from ociruntime import bundle
+
+    config = bundle.load(opts.bundle, systemd_cgroup=opts.systemd_cgroup)
+    timing.mark("load+validate")
+    _check_terminal(config.process.terminal, opts)
+    c = Creation(root, cid, opts)
+    c.sd = StateDir.create(root, cid)
+    try:
+        _build(c, config)
+    except BaseException:
+        c.undo()
+        raise
+    c.sd.unlock()
+    return c
+
+
+def _check_terminal(terminal: bool, opts: CreateOptions) -> None:
+    if terminal and not opts.console_socket:
+        raise OciError("process.terminal is true: --console-socket is required (the pty master "
+                       "is sent there)")
+    if not terminal and opts.console_socket:
+        raise OciError("--console-socket was given but process.terminal is false")
+
+
+def _listen_fds() -> int:
+    """Socket activation (sd_listen_fds): fds handed to us are passed on, as runc does."""
+    if os.environ.get("LISTEN_PID") not in (None, str(os.getpid())):
+        return 0
+    value = os.environ.get("LISTEN_FDS", "")
+    return int(value) if value.isdigit() else 0
+
+
+def _build(c: Creation, config) -> None:
+    from ociruntime.linux import cgroups, namespaces, sync
+    from ociruntime.linux.init import InitArgs, stage1
+
+    sd = c.sd
+    assert sd is not None
+    a = InitArgs(config, os.path.abspath(c.opts.bundle), namespaces.NamespacePlan(config.linux))
+    a.no_pivot = c.opts.no_pivot
+    listen = _listen_fds()
+    a.keep_fds = listen + c.opts.preserve_fds
+    if listen:
+        a.extra_env = [f"LISTEN_FDS={listen}", "LISTEN_PID=1"]
+    if config.linux.seccomp:
+        from ociruntime.linux.seccomp import compile_filter
+
+        a.seccomp = compile_filter(config.linux.seccomp)
+        timing.mark("seccomp")
+    os.mkfifo(sd.file(EXEC_FIFO), 0o600)
+    # O_RDWR never blocks on a FIFO; the init inherits this fd and reads `start`'s byte from it.
+    a.fifo_fd = os.open(sd.file(EXEC_FIFO), os.O_RDWR | os.O_CLOEXEC)
+    if config.process.terminal:
+        from ociruntime.linux.terminal import connect_console_socket
+
+        a.console_fd = connect_console_socket(c.opts.console_socket)
+    c.cgroup = cgroups.manager(config.linux.cgroups_path, c.cid, systemd=c.opts.systemd_cgroup,
+                               rootless=c.opts.rootless == "true")
+    a.cgroup_paths = c.cgroup.paths() if _wants_cgroup_mount(config) else None
+    parent_fd, a.sync_fd = sync.socketpair()
+    try:
+        c.stage1_pid = os.fork()
+        if c.stage1_pid == 0:
+            os.close(parent_fd)
+            stage1(a)
+        for fd in (a.sync_fd, a.fifo_fd, a.console_fd):
+            if fd >= 0:
+                os.close(fd)
+        timing.mark("clone")
+        c.cgroup.apply(c.stage1_pid)
+        c.cgroup.set(_resources_with_default_devices(config))
+        timing.mark("cgroups")
+        sync.send(parent_fd, "go")
+        _drive(c, config, parent_fd)
+    finally:
+        os.close(parent_fd)
+    if c.opts.pid_file:
+        state.write_atomic(os.path.abspath(c.opts.pid_file), f"{c.init_pid}".encode())
+    timing.mark("state")
+
+
+def _resources_with_default_devices(config) -> dict:
+    from ociruntime.linux.cgroups import with_default_devices
+
+    resources = dict(config.linux.resources or {})
+    devices = (config.raw.get("linux") or {}).get("devices")
+    resources["devices"] = with_default_devices(resources.get("devices"), devices)
+    return resources
+
+
+def _wants_cgroup_mount(config) -> bool:
+    return any(m.type == "cgroup" for m in config.mounts)
+
+
+def _drive(c: Creation, config, fd: int) -> None:
+    """Answer the children's requests until the init reports `ready`."""
+    from ociruntime import SPEC_VERSION, hooks
+    from ociruntime.linux import namespaces, sync
+
+    while True:
+        msg = sync.recv(fd)
+        if msg is None:
+            raise SetupError("container init exited during set-up without reporting an error")
+        kind = msg["t"]
+        if kind == "error":
+            raise SetupError(str(msg.get("msg")))
+        if kind == "userns":
+            namespaces.write_id_maps(c.stage1_pid, config.linux)
+            sync.send(fd, "idmaps")
+        elif kind == "pid":
+            c.init_pid = int(msg["pid"])
+            os.waitpid(c.stage1_pid, 0)
+            c.stage1_pid = 0
+            c.data = _state_data(c, config, SPEC_VERSION)
+            c.sd.save(c.data)
+            sync.send(fd, "state", state=hook_state(c.cid, c.data, "creating"))
+        elif kind == "createRuntime":
+            _run_create_hooks(c, config, hooks)
+            sync.send(fd, "createContainer")
+        elif kind == "ready":
+            timing.merge(msg.get("timings") or [])
+            return
+
+
+def _run_create_hooks(c: Creation, config, hooks) -> None:
+    st = hook_state(c.cid, c.data, "creating")
+    try:
+        hooks.run_hooks("prestart", config.hooks["prestart"], st)
+        hooks.run_hooks("createRuntime", config.hooks["createRuntime"], st)
+    except OciError:
+        _poststop_after_failure(config.hooks["poststop"], c.cid, c.data)
+        raise
+
+
+def _poststop_after_failure(poststop: list, cid: str, data: dict) -> None:
+    """A failed hook stops the container and the lifecycle goes on at delete: poststop runs."""
+    from ociruntime import hooks
+
+    try:
+        hooks.run_hooks("poststop", poststop, hook_state(cid, data, "stopped"))
+    except OciError as e:
+        log.warning(str(e))
+
+
+def _state_data(c: Creation, config, spec_version: str) -> dict:
+    return {
+        "ociVersion": spec_version, "id": c.cid, "pid": c.init_pid,
+        "start_time": state.process_start_time(c.init_pid) or -1,
+        "bundle": os.path.abspath(c.opts.bundle), "rootfs": config.root_path,
+        "created": rfc3339_now(), "annotations": config.annotations,
+        "cgroup": c.cgroup.to_state(),
+        "pid_namespace": "pid" in {n.type for n in config.linux.namespaces},
+        "hooks": {k: config.raw.get("hooks", {}).get(k) or [] for k in ("poststart", "poststop")},
+    }
+
+
+def hook_state(cid: str, data: dict, status: str) -> dict:
+    doc = {"ociVersion": data.get("ociVersion", ""), "id": cid, "status": status,
+           "pid": data.get("pid", 0), "bundle": data.get("bundle", "")}
+    if data.get("annotations"):
+        doc["annotations"] = data["annotations"]
+    return doc
+
+
+def _hooks_from(data: dict, kind: str) -> list:
+    from ociruntime.config import Hook
+
+    return [Hook(h) for h in data.get("hooks", {}).get(kind) or []]
+
+
+# --- start / state / kill / delete ----------------------------------------------------------
+def start(root: str, cid: str) -> None:
+    sd = StateDir.open(root, cid)
+    try:
+        data = sd.load()
+        status = state.status_of(sd, data)
+        if status != "created":
+            raise InvalidState(f"cannot start container {cid!r}: it is {status}, not created")
+        _release_init(sd, cid)
+        os.unlink(sd.file(EXEC_FIFO))
+        poststart = _hooks_from(data, "poststart")
+        if poststart:
+            _run_poststart(cid, data, poststart)
+    finally:
+        sd.unlock()
+
+
+def _release_init(sd: StateDir, cid: str) -> None:
+    """Write one byte to exec.fifo, then wait until the init has exec'd the user program
+    (its copy of the fifo closes at execve, which shows here as POLLHUP)."""
+    fifo = sd.file(EXEC_FIFO)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        wfd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            os.write(wfd, b"0")
+        finally:
+            os.close(wfd)
+        poller = select.poll()
+        poller.register(rfd, select.POLLHUP)
+        while not any(ev & select.POLLHUP for _, ev in poller.poll()):
+            time.sleep(0.0002)  # the init has not read the byte yet; it is about to
+        try:
+            leftover = os.read(rfd, 1)
+        except BlockingIOError:
+            leftover = b""
+        if leftover:
+            raise SetupError(f"container {cid!r}: the init exited before it could be started")
+    finally:
+        os.close(rfd)
+
+
+def _run_poststart(cid: str, data: dict, poststart: list) -> None:
+    from ociruntime import hooks
+
+    try:
+        hooks.run_hooks("poststart", poststart, hook_state(cid, data, "running"))
+    except OciError:
+        # runtime-spec 1.3.0: a failing poststart hook is an error and stops the container.
+        _kill_and_wait(int(data["pid"]))
+        raise
+
+
+def state_json(root: str, cid: str) -> str:
+    sd = StateDir(root, cid)
+    data = sd.load()
+    return jsonio.dumps_pretty(public_state(cid, data, state.status_of(sd, data)))
+
+
+def kill(root: str, cid: str, sig: str, all_processes: bool) -> None:
+    from ociruntime.signals import parse_signal
+
+    number = parse_signal(sig)
+    sd = StateDir.open(root, cid)
+    try:
+        data = sd.load()
+        status = state.status_of(sd, data)
+        if status == "stopped" and not all_processes:
+            raise InvalidState(f"cannot kill container {cid!r}: it is not running")
+        if all_processes:
+            _signal_cgroup(data, number)
+        else:
+            _signal_init(int(data["pid"]), int(data["start_time"]), number)
+    finally:
+        sd.unlock()
+
+
+def _signal_init(pid: int, start_time: int, number: int) -> None:
+    from ociruntime.linux.sys import check, lib
+
+    # A pidfd pins the process: once it is checked, a recycled pid can never be signalled.
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise InvalidState("container is not running") from None
+    try:
+        if not state.is_same_process(pid, start_time):
+            raise InvalidState("container is not running")
+        check(lib.oci_pidfd_send_signal(pidfd, number), f"send signal {number} to pid {pid}")
+    finally:
+        os.close(pidfd)
+
+
+def _signal_cgroup(data: dict, number: int) -> None:
+    from ociruntime.linux import cgroups
+
+    for pid in cgroups.from_state(data["cgroup"]).pids():
+        try:
+            os.kill(pid, number)
+        except ProcessLookupError:
+            pass
+
+
+def delete(root: str, cid: str, force: bool) -> None:
+    sd = StateDir.open(root, cid)
+    try:
+        data = sd.load()
+        status = state.status_of(sd, data)
+        if status in ("running", "paused") and not force:
+            raise InvalidState(f"cannot delete container {cid!r}: it is {status} (stop it first, "
+                               "or use delete --force)")
+        if status != "stopped":
+            # runc deletes a `created` container without --force; callers rely on it.
+            _kill_and_wait(int(data["pid"]), int(data["start_time"]))
+        destroy(sd, cid, data)
+    finally:
+        sd.unlock()
+
+
+def destroy(sd: StateDir, cid: str, data: dict) -> None:
+    from ociruntime import hooks
+    from ociruntime.linux import cgroups
+
+    if data.get("cgroup"):
+        cg = cgroups.from_state(data["cgroup"])
+        _kill_cgroup(cg)
+        cg.destroy()
+    sd.remove()
+    try:
+        hooks.run_hooks("poststop", _hooks_from(data, "poststop"), hook_state(cid, data, "stopped"))
+    except OciError as e:
+        log.warning(f"poststop hook failed (the container is deleted anyway): {e}")
+
+
+def _kill_cgroup(cg) -> None:
+    """SIGKILL whatever is left in the cgroup (processes outside a pid namespace survive init)."""
+    for _ in range(50):
+        pids = cg.pids()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        _wait_gone(pids, 0.1)
+    raise SetupError("processes in the container's cgroup survive SIGKILL")
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    poller = select.poll()
+    fds = []
+    for pid in pids:
+        try:
+            fds.append(os.pidfd_open(pid))
+            poller.register(fds[-1], select.POLLIN)
+        except ProcessLookupError:
+            pass
+    try:
+        deadline = time.monotonic() + timeout
+        remaining = len(fds)
+        while remaining and time.monotonic() < deadline:
+            remaining -= len(poller.poll(max(1, int((deadline - time.monotonic()) * 1000))))
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _kill_and_wait(pid: int, start_time: int | None = None) -> None:
+    """SIGKILL the init and wait (pidfd, no sleep-polling) until it has exited."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if start_time is not None and not state.is_same_process(pid, start_time):
+            return
+        from ociruntime.linux.sys import lib
+
+        lib.oci_pidfd_send_signal(pidfd, 9)
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(10_000):
+            raise SetupError(f"container init (pid {pid}) did not die within 10 s of SIGKILL")
+    finally:
+        os.close(pidfd)
+
+
+# --- list ----------------------------------------------------------------------------------
+def list_containers(root: str, fmt: str, quiet: bool) -> str:
+    entries = []
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        names = []
+    except NotADirectoryError:
+        raise OciError(f"--root {root}: not a directory") from None
+    for name in names:
+        sd = StateDir(root, name)
+        try:
+            data = sd.load()
+        except OciError:
+            continue  # being created or deleted right now
+        doc = public_state(name, data, state.status_of(sd, data))
+        doc["owner"] = _owner(sd.path)
+        entries.append(doc)
+    if quiet:
+        return "".join(e["id"] + "\n" for e in entries)
+    if fmt == "json":
+        return (jsonio.dumps(entries) if entries else "null") + "\n"
+    rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+    rows += [[e["id"], str(e["pid"]), e["status"], e["bundle"], e["created"], e["owner"]]
+             for e in entries]
+    return _table(rows)
+
+
+def _owner(path: str) -> str:
+    import pwd
+
+    uid = os.stat(path).st_uid
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"
+
+
+def _table(rows: list[list[str]]) -> str:
+    """Columns padded like runc's tabwriter (min width 12, padding 3)."""
+    widths = [max(12, max(len(r[i]) for r in rows) + 3) for i in range(len(rows[0]) - 1)]
+    return "".join("".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + r[-1] + "\n" for r in rows)
+
+
+# --- run -----------------------------------------------------------------------------------
+def run(root: str, cid: str, opts: CreateOptions, detach: bool, subreaper: bool = True) -> int:
+    from ociruntime.linux import security
+
+    if not detach and subreaper:
+        # The init is our grandchild: as a subreaper we can wait for it and get its status.
+        security.prctl(security.PR_SET_CHILD_SUBREAPER, 1, "prctl(PR_SET_CHILD_SUBREAPER)")
+    c = create(root, cid, opts)
+    try:
+        start(root, cid)
+    except BaseException:
+        _delete_quietly(root, cid)
+        raise
+    if detach:
+        return 0
+    return _wait_foreground(root, cid, c.init_pid)
+
+
+def _wait_foreground(root: str, cid: str, pid: int) -> int:
+    import _signal
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in (1, 2, 3, 10, 12, 15, 28):
+        _signal.signal(signum, forward)
+    status = 0
+    while True:
+        try:
+            reaped, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if reaped == pid:
+            status = st
+            break
+    _delete_quietly(root, cid)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _delete_quietly(root: str, cid: str) -> None:
+    try:
+        delete(root, cid, force=True)
+    except OciError as e:
+        log.warning(f"delete {cid}: {e}")

@@ -1,0 +1,49 @@
+"""Typed errors. The library raises these; only the CLI turns them into messages and exit codes."""
+
+
+class OciError(Exception):
+    """Base of every error the runtime reports to its caller (exit status 1, one log line)."""
+
+    exit_code = 1
+
+
+class UsageError(OciError):
+    """Bad command line: unknown flag, missing argument, bad container ID or signal."""
+
+
+class ConfigError(OciError):
+    """config.json (or process.json) cannot be run; `problems` lists every one found."""
+
+    def __init__(self, problems: list[str], source: str = "config.json") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source}: {problems[0]}" if problems else source)
+
+    def details(self) -> list[str]:
+        return [f"{self.source}: {p}" for p in self.problems]
+
+
+class ContainerNotFound(OciError):
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"container {container_id!r} does not exist")
+
+
+class ContainerExists(OciError):
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"container {container_id!r} already exists")
+
+
+class InvalidState(OciError):
+    """The operation is not allowed in the container's current status (runtime.md)."""
+
+
+class SetupError(OciError):
+    """A step of building the container failed (a syscall, a hook, a cgroup write)."""
+
+
+class CgroupError(SetupError):
+    pass
+
+
+class HookError(SetupError):
+    pass

@@ -1,0 +1,95 @@
+"""The six hook kinds (config.md "POSIX-platform Hooks"): run each with the state on stdin,
+honour `timeout`, and report a failure with the hook's path, status and output."""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+
+from ociruntime import jsonio, log
+from ociruntime.config import Hook
+from ociruntime.errors import HookError
+
+MAX_OUTPUT = 4096
+
+
+def run_hooks(kind: str, hooks: list[Hook], state: dict) -> None:
+    """Run hooks in order; the first failure raises HookError (callers decide what it means)."""
+    if not hooks:
+        return
+    payload = jsonio.dumps(state).encode()
+    for i, hook in enumerate(hooks):
+        run_hook(f"{kind}[{i}]", hook, payload)
+
+
+def run_hook(name: str, hook: Hook, payload: bytes) -> None:
+    started = time.monotonic()
+    stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        try:
+            pid = os.posix_spawn(hook.path, hook.args, hook.env, file_actions=[
+                (os.POSIX_SPAWN_DUP2, stdin_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+                (os.POSIX_SPAWN_DUP2, out_w, 2)])
+        except OSError as e:
+            raise HookError(f"hook {name} {hook.path}: cannot run: {e.strerror}") from None
+        os.close(stdin_r)
+        os.close(out_w)
+        stdin_r = out_w = -1
+        _feed(stdin_w, payload)
+        os.close(stdin_w)
+        stdin_w = -1
+        status, output = _wait(pid, out_r, hook.timeout, name, hook.path)
+    finally:
+        for fd in (stdin_r, stdin_w, out_r, out_w):
+            if fd >= 0:
+                os.close(fd)
+    log.debug(f"hook {name} {hook.path}: {(time.monotonic() - started) * 1000:.1f} ms")
+    if status != 0:
+        detail = f", output: {output.decode(errors='replace').strip()[:MAX_OUTPUT]!r}" if output.strip() else ""
+        raise HookError(f"hook {name} {hook.path} failed: {_describe(status)}{detail}")
+
+
+def _feed(fd: int, payload: bytes) -> None:
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view):]
+    except BrokenPipeError:
+        pass  # a hook need not read its stdin
+
+
+def _wait(pid: int, out_fd: int, timeout: int | None, name: str, path: str) -> tuple[int, bytes]:
+    """Collect output while waiting for exit; kill the hook when its timeout passes."""
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    poller.register(out_fd, select.POLLIN)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    output = b""
+    try:
+        while True:
+            wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            events = poller.poll(wait_ms)
+            if not events:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                raise HookError(f"hook {name} {path}: timed out after {timeout}s (killed)")
+            for fd, _ in events:
+                if fd == out_fd:
+                    chunk = os.read(out_fd, 65536)
+                    if not chunk:
+                        poller.unregister(out_fd)
+                    elif len(output) < MAX_OUTPUT:
+                        output += chunk
+                elif fd == pidfd:
+                    return os.waitpid(pid, 0)[1], output
+    finally:
+        os.close(pidfd)
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.WEXITSTATUS(status)}"

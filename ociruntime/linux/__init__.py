@@ -1,0 +1,1 @@
+"""Linux-specific parts of the runtime: one module per kernel concern."""

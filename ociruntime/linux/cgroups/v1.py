@@ -1,0 +1,518 @@
+"""cgroup v1 driver (also hybrid hosts: the unified hierarchy is joined as well, key "").
+
+One directory per mounted hierarchy; each controller's settings go to the hierarchy that carries
+it. A setting whose controller is not mounted is an error (runc: "cannot set X limit"), except
+in hybrid mode where a controller bound to the unified hierarchy (hugetlb on some hosts) is
+driven through its v2 files.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ociruntime.linux.cgroups import (
+    CgroupError,
+    CgroupManager,
+    mkdirs,
+    read_file,
+    read_int,
+    read_kv,
+    read_procs,
+    remove_parents,
+    rmdir_tree,
+    write_file,
+)
+
+EINVAL = 22
+
+# Seconds of USER_HZ (cpuacct.stat ticks) -> nanoseconds. USER_HZ is 100 on every Linux ABI.
+_TICK_NS = 10_000_000
+
+
+class V1Manager(CgroupManager):
+    driver = "v1"
+
+    def __init__(self, dirs: dict[str, str], *, unified_mount: str | None = None,
+                 rootless: bool = False, made: dict[str, int] | None = None) -> None:
+        super().__init__()
+        self.dirs = dirs                      # hierarchy key -> cgroup directory
+        self.unified_mount = unified_mount    # hybrid: the cgroup2 mount point
+        self.rootless = rootless
+        self.made = made or {}                # hierarchy key -> directories apply() created
+        self.skipped: set[str] = set()        # rootless: hierarchies we could not create/join
+
+    # ------------------------------------------------------------ state
+
+    def to_state(self) -> dict:
+        return {"driver": self.driver, "paths": dict(self.dirs), "made": dict(self.made),
+                "unified_mount": self.unified_mount, "rootless": self.rootless,
+                "skipped": sorted(self.skipped)}
+
+    @classmethod
+    def from_state(cls, data: dict) -> V1Manager:
+        mgr = cls(dict(data["paths"]), unified_mount=data.get("unified_mount"),
+                  rootless=bool(data.get("rootless")), made=dict(data.get("made") or {}))
+        mgr.skipped = set(data.get("skipped") or ())
+        return mgr
+
+    def paths(self) -> dict[str, str]:
+        return {k: v for k, v in self.dirs.items() if k not in self.skipped}
+
+    def _key(self, controller: str) -> str | None:
+        for key in self.dirs:
+            if controller in key.split(",") and key not in self.skipped:
+                return key
+        return None
+
+    def _dir(self, controller: str) -> str:
+        key = self._key(controller)
+        if key is None:
+            why = ("container could not join or create cgroup" if self.rootless
+                   else f"the {controller} controller is not mounted")
+            raise CgroupError(f"cgroup: cannot set {controller} limit: {why}")
+        return self.dirs[key]
+
+    # ------------------------------------------------------------ lifecycle
+
+    def create(self) -> None:
+        """Create the directories (no process moves). Idempotent; a later exec's apply()
+        finds them existing and keeps the counts from the first call."""
+        for key, path in self.dirs.items():
+            if key in self.skipped:
+                continue
+            made = 0
+            try:
+                made = mkdirs(path)
+                if made:
+                    self.made[key] = made
+                if made and "cpuset" in key.split(","):
+                    _fill_cpuset(path, made)
+            except CgroupError as e:
+                self._skip_or_raise(key, e, made)
+
+    def procs_files(self) -> list[str]:
+        """The cgroup.procs files to join: a process can write "0" to each to join itself
+        (so the parent need not block on the migration, see apply())."""
+        return [path + "/cgroup.procs" for key, path in self.dirs.items()
+                if key not in self.skipped]
+
+    def apply(self, pid: int) -> None:
+        """create(), then write pid to cgroup.procs of every hierarchy.
+
+        The first migration of a process costs one RCU grace period in the kernel (~10 ms here,
+        cgroup_threadgroup_rwsem), whatever the hierarchy; the others take microseconds."""
+        self.create()
+        procs = str(pid)
+        for key, path in self.dirs.items():
+            if key in self.skipped:
+                continue
+            try:
+                write_file(path + "/cgroup.procs", procs)
+            except CgroupError as e:
+                self._skip_or_raise(key, e, self.made.get(key, 0))
+
+    def _skip_or_raise(self, key: str, err: CgroupError, made: int) -> None:
+        # Rootless runtimes may only use the hierarchies delegated to them (EPERM/EACCES/EROFS).
+        if not (self.rootless and getattr(err, "errno", None) in (1, 13, 30)):
+            raise err
+        self.skipped.add(key)
+        if made:
+            path = self.dirs[key]
+            rmdir_tree(path)
+            remove_parents(path, made - 1)
+
+    def destroy(self) -> None:
+        for key, path in self.dirs.items():
+            if key in self.skipped:
+                continue
+            rmdir_tree(path)
+            remove_parents(path, self.made.get(key, 1) - 1)
+
+    def pids(self) -> list[int]:
+        for ctrl in ("freezer", "pids", "memory", "devices", "cpu"):
+            key = self._key(ctrl)
+            if key is not None:
+                return read_procs(self.dirs[key])
+        paths = self.paths()
+        return read_procs(next(iter(paths.values()))) if paths else []
+
+    def freeze(self) -> None:
+        """FROZEN, then wait until freezer.state reads FROZEN. A task that forks while being
+        frozen can leave the cgroup in FREEZING; writing FROZEN again retries, so re-write on a
+        short bounded back-off (about 2 s in all) and roll back to THAWED on failure."""
+        import time
+
+        state = self._dir("freezer") + "/freezer.state"
+        delay = 0.0002
+        waited = 0.0
+        write_file(state, "FROZEN")
+        while True:
+            if read_file(state).strip() == "FROZEN":
+                return
+            if waited > 2.0:
+                write_file(state, "THAWED")
+                raise CgroupError(f"cgroup: freeze {state}: still FREEZING after {waited:.1f}s")
+            time.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.05)
+            write_file(state, "FROZEN")
+
+    def thaw(self) -> None:
+        write_file(self._dir("freezer") + "/freezer.state", "THAWED")
+
+    def frozen(self) -> bool:
+        key = self._key("freezer")
+        if key is None:
+            return False
+        try:
+            return read_file(self.dirs[key] + "/freezer.state").strip() != "THAWED"
+        except CgroupError:
+            return False
+
+    # ------------------------------------------------------------ resources
+
+    def set(self, resources: dict | None) -> None:
+        if not resources:
+            return
+        if resources.get("devices") is not None:
+            self._devices(resources["devices"])
+        if resources.get("memory"):
+            self._memory(resources["memory"])
+        if resources.get("cpu"):
+            self._cpu(resources["cpu"])
+        if (resources.get("pids") or {}).get("limit"):
+            limit = resources["pids"]["limit"]
+            write_file(self._dir("pids") + "/pids.max", str(limit) if limit > 0 else "max")
+        if resources.get("blockIO"):
+            self._blkio(resources["blockIO"])
+        if resources.get("hugepageLimits"):
+            self._hugetlb(resources["hugepageLimits"])
+        if resources.get("network"):
+            self._network(resources["network"])
+        if resources.get("rdma"):
+            from ociruntime.linux.cgroups.v2 import rdma_lines
+
+            path = self._dir("rdma") + "/rdma.max"
+            for line in rdma_lines(resources["rdma"]):
+                write_file(path, line)
+        if resources.get("unified"):
+            self._unified(resources["unified"])
+
+    def _memory(self, mem: dict) -> None:
+        limit, swap = mem.get("limit") or 0, mem.get("swap") or 0
+        if mem.get("kernel"):
+            self.warnings.append("linux.resources.memory.kernel is deprecated and ignored")
+        swappiness = mem.get("swappiness")
+        if not (limit or swap or mem.get("reservation") or mem.get("kernelTCP")
+                or mem.get("disableOOMKiller") or swappiness not in (None, -1)):
+            return
+        d = self._dir("memory")
+        if mem.get("checkBeforeUpdate") and limit > 0:
+            usage = read_int(d + "/memory.usage_in_bytes")
+            if usage > limit:
+                raise CgroupError(f"cgroup: memory limit {limit} is below the current usage "
+                                  f"{usage} of {d}")
+        memsw = d + "/memory.memsw.limit_in_bytes"
+        if limit:
+            try:
+                write_file(d + "/memory.limit_in_bytes", str(limit))
+            except CgroupError as e:
+                # memory.limit_in_bytes may never exceed memsw: raising both needs memsw first.
+                if not swap or getattr(e, "errno", None) != EINVAL:
+                    raise
+                write_file(memsw, str(swap))
+                write_file(d + "/memory.limit_in_bytes", str(limit))
+        if swap and not (swap == -1 and not os.path.exists(memsw)):
+            write_file(memsw, str(swap))
+        if mem.get("reservation"):
+            write_file(d + "/memory.soft_limit_in_bytes", str(mem["reservation"]))
+        if mem.get("kernelTCP"):
+            write_file(d + "/memory.kmem.tcp.limit_in_bytes", str(mem["kernelTCP"]))
+        if swappiness is not None and swappiness != -1:
+            if not 0 <= swappiness <= 100:
+                raise CgroupError(f"cgroup: invalid memory swappiness {swappiness}: "
+                                  "valid range is 0-100")
+            write_file(d + "/memory.swappiness", str(swappiness))
+        if mem.get("disableOOMKiller"):
+            write_file(d + "/memory.oom_control", "1")
+
+    def _cpu(self, cpu: dict) -> None:
+        if cpu.get("cpus") or cpu.get("mems"):
+            d = self._dir("cpuset")
+            # mems before cpus is irrelevant to the kernel; both must be non-empty for tasks.
+            if cpu.get("cpus"):
+                write_file(d + "/cpuset.cpus", cpu["cpus"])
+            if cpu.get("mems"):
+                write_file(d + "/cpuset.mems", cpu["mems"])
+        keys = ("shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod")
+        if not any(cpu.get(k) for k in keys) and cpu.get("idle") is None:
+            return
+        d = self._dir("cpu")
+        if cpu.get("shares"):
+            write_file(d + "/cpu.shares", str(cpu["shares"]))
+        if cpu.get("realtimePeriod"):
+            write_file(d + "/cpu.rt_period_us", str(cpu["realtimePeriod"]))
+        if cpu.get("realtimeRuntime"):
+            write_file(d + "/cpu.rt_runtime_us", str(cpu["realtimeRuntime"]))
+        quota, period, burst = cpu.get("quota") or 0, cpu.get("period") or 0, cpu.get("burst")
+        if burst and quota > 0 and burst > quota:
+            raise CgroupError(f"cgroup: cpu burst {burst} is larger than quota {quota}")
+        if period:
+            try:
+                write_file(d + "/cpu.cfs_period_us", str(period))
+            except CgroupError as e:
+                # A new period can conflict with the old quota (or the burst); set quota first.
+                if not quota or getattr(e, "errno", None) != EINVAL:
+                    raise
+                write_file(d + "/cpu.cfs_quota_us", str(quota))
+                write_file(d + "/cpu.cfs_period_us", str(period))
+        if quota:
+            write_file(d + "/cpu.cfs_quota_us", str(quota))
+        if burst is not None:
+            write_file(d + "/cpu.cfs_burst_us", str(burst))
+        if cpu.get("idle") is not None:
+            write_file(d + "/cpu.idle", str(cpu["idle"]))
+
+    def _blkio(self, bio: dict) -> None:
+        from ociruntime.linux.cgroups.v2 import dev
+
+        lists = ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
+                 "throttleReadIOPSDevice", "throttleWriteIOPSDevice")
+        if not (bio.get("weight") or bio.get("leafWeight") or any(bio.get(k) for k in lists)):
+            return
+        d = self._dir("blkio")
+        # BFQ (the only proportional scheduler on current kernels) exposes blkio.bfq.weight;
+        # CFQ-era kernels had blkio.weight. Use whichever exists.
+        bfq = os.path.exists(d + "/blkio.bfq.weight")
+        weight_file = "/blkio.bfq.weight" if bfq else "/blkio.weight"
+        if bio.get("weight"):
+            write_file(d + weight_file, str(bio["weight"]))
+        if bio.get("leafWeight"):
+            write_file(d + "/blkio.leaf_weight", str(bio["leafWeight"]))
+        for wd in bio.get("weightDevice") or ():
+            if wd.get("weight"):
+                write_file(d + weight_file + "_device", f"{dev(wd)} {wd['weight']}")
+            if wd.get("leafWeight"):
+                write_file(d + "/blkio.leaf_weight_device", f"{dev(wd)} {wd['leafWeight']}")
+        for key, name in (("throttleReadBpsDevice", "read_bps_device"),
+                          ("throttleWriteBpsDevice", "write_bps_device"),
+                          ("throttleReadIOPSDevice", "read_iops_device"),
+                          ("throttleWriteIOPSDevice", "write_iops_device")):
+            for td in bio.get(key) or ():
+                write_file(f"{d}/blkio.throttle.{name}", f"{dev(td)} {td['rate']}")
+
+    def _hugetlb(self, limits: list) -> None:
+        key = self._key("hugetlb")
+        if key is None and self._unified_has("hugetlb"):
+            # Hybrid host with hugetlb bound to cgroup2: use the v2 files.
+            from ociruntime.linux.cgroups.v2 import set_hugetlb
+
+            self._enable_unified({"hugetlb"})
+            set_hugetlb(self.dirs[""], limits)
+            return
+        d = self._dir("hugetlb")
+        for entry in limits:
+            size, limit = entry["pageSize"], str(entry["limit"])
+            write_file(f"{d}/hugetlb.{size}.limit_in_bytes", limit)
+            # Reservation accounting (spec: preferred when the kernel has it).
+            rsvd = f"{d}/hugetlb.{size}.rsvd.limit_in_bytes"
+            if os.path.exists(rsvd):
+                write_file(rsvd, limit)
+
+    def _network(self, net: dict) -> None:
+        if net.get("classID"):
+            write_file(self._dir("net_cls") + "/net_cls.classid", str(net["classID"]))
+        for prio in net.get("priorities") or ():
+            write_file(self._dir("net_prio") + "/net_prio.ifpriomap",
+                       f"{prio['name']} {prio['priority']}")
+
+    def _unified(self, unified: dict) -> None:
+        """cgroup v2 keys. On pure v1 that is an error (runc's too); on a hybrid host the keys
+        of controllers bound to the unified hierarchy can be honoured."""
+        wanted = {k.split(".", 1)[0] for k in unified} - {"cgroup"}
+        missing = sorted(c for c in wanted if not self._unified_has(c))
+        if "" not in self.dirs or "" in self.skipped or missing:
+            what = ", ".join(missing) if missing else "cgroup2"
+            raise CgroupError(f"cgroup: cannot use linux.resources.unified on cgroup v1 "
+                              f"({what} not available in the unified hierarchy)")
+        from ociruntime.linux.cgroups.v2 import set_unified
+
+        self._enable_unified(wanted)
+        set_unified(self.dirs[""], unified)
+
+    def _unified_has(self, controller: str) -> bool:
+        if not self.unified_mount or "" not in self.dirs:
+            return False
+        try:
+            available = read_file(self.unified_mount + "/cgroup.controllers").split()
+        except CgroupError:
+            return False
+        return controller in available
+
+    def _enable_unified(self, controllers: set[str]) -> None:
+        from ociruntime.linux.cgroups.v2 import enable_controllers
+
+        assert self.unified_mount is not None
+        enable_controllers(self.unified_mount, self.dirs[""], controllers)
+
+    def _devices(self, rules: list) -> None:
+        d = self._dir("devices")
+        for target, line in device_writes(rules):
+            write_file(f"{d}/devices.{target}", line)
+
+    # ------------------------------------------------------------ stats
+
+    def stats(self) -> dict:
+        """runc's `events --stats` data shape (cpu, memory, pids, blkio, hugetlb)."""
+        out: dict = {}
+        for name, fn in (("cpu", self._cpu_stats), ("memory", self._memory_stats),
+                         ("pids", self._pids_stats), ("blkio", self._blkio_stats),
+                         ("hugetlb", self._hugetlb_stats)):
+            try:
+                value = fn()
+            except (CgroupError, ValueError, KeyError):
+                continue
+            if value is not None:
+                out[name] = value
+        return out
+
+    def _cpu_stats(self) -> dict | None:
+        acct = self._key("cpuacct")
+        if acct is None:
+            return None
+        d = self.dirs[acct]
+        ticks = read_kv(d + "/cpuacct.stat")
+        usage = {"total": read_int(d + "/cpuacct.usage"),
+                 "percpu": [int(x) for x in read_file(d + "/cpuacct.usage_percpu").split()],
+                 "kernel": ticks.get("system", 0) * _TICK_NS,
+                 "user": ticks.get("user", 0) * _TICK_NS}
+        out: dict = {"usage": usage, "throttling": {}}
+        cpu = self._key("cpu")
+        if cpu is not None:
+            st = read_kv(self.dirs[cpu] + "/cpu.stat")
+            out["throttling"] = {"periods": st.get("nr_periods", 0),
+                                 "throttled_periods": st.get("nr_throttled", 0),
+                                 "throttled_time": st.get("throttled_time", 0)}
+        return out
+
+    def _memory_stats(self) -> dict | None:
+        key = self._key("memory")
+        if key is None:
+            return None
+        d = self.dirs[key]
+        raw = read_kv(d + "/memory.stat")
+
+        def entry(prefix: str) -> dict:
+            try:
+                return {"usage": read_int(f"{d}/{prefix}.usage_in_bytes"),
+                        "max": read_int(f"{d}/{prefix}.max_usage_in_bytes"),
+                        "failcnt": read_int(f"{d}/{prefix}.failcnt"),
+                        "limit": read_int(f"{d}/{prefix}.limit_in_bytes")}
+            except CgroupError:
+                return {}
+
+        return {"cache": raw.get("total_cache", raw.get("cache", 0)),
+                "usage": entry("memory"), "swap_usage": entry("memory.memsw"),
+                "kernel_usage": entry("memory.kmem"), "kernel_tcp_usage": entry("memory.kmem.tcp"),
+                "use_hierarchy": True, "stats": raw}
+
+    def _pids_stats(self) -> dict | None:
+        key = self._key("pids")
+        if key is None:
+            return None
+        d = self.dirs[key]
+        return {"current": read_int(d + "/pids.current"), "limit": read_int(d + "/pids.max")}
+
+    def _blkio_stats(self) -> dict | None:
+        key = self._key("blkio")
+        if key is None:
+            return None
+        d = self.dirs[key]
+        return {"ioServiceBytesRecursive":
+                _blkio_entries(d + "/blkio.throttle.io_service_bytes_recursive"),
+                "ioServicedRecursive": _blkio_entries(d + "/blkio.throttle.io_serviced_recursive")}
+
+    def _hugetlb_stats(self) -> dict | None:
+        key = self._key("hugetlb")
+        if key is None:
+            if self._unified_has("hugetlb"):
+                from ociruntime.linux.cgroups.v2 import hugetlb_stats
+
+                return hugetlb_stats(self.dirs[""])
+            return None
+        d = self.dirs[key]
+        out = {}
+        for name in os.listdir(d):
+            if name.startswith("hugetlb.") and name.endswith(".usage_in_bytes") \
+                    and ".rsvd." not in name:
+                size = name[8:-15]
+                out[size] = {"usage": read_int(f"{d}/{name}"),
+                             "max": read_int(f"{d}/hugetlb.{size}.max_usage_in_bytes"),
+                             "failcnt": read_int(f"{d}/hugetlb.{size}.failcnt")}
+        return out
+
+
+def _fill_cpuset(path: str, made: int) -> None:
+    """A new v1 cpuset cgroup starts with empty cpus/mems and refuses tasks (ENOSPC) until they
+    are set: copy them from the nearest pre-existing ancestor into each level we created."""
+    levels = [path]
+    for _ in range(made - 1):
+        levels.append(os.path.dirname(levels[-1]))
+    parent = os.path.dirname(levels[-1])
+    cpus = read_file(parent + "/cpuset.cpus").strip()
+    mems = read_file(parent + "/cpuset.mems").strip()
+    for level in reversed(levels):
+        write_file(level + "/cpuset.cpus", cpus)
+        write_file(level + "/cpuset.mems", mems)
+
+
+def _blkio_entries(path: str) -> list[dict]:
+    out = []
+    for line in read_file(path).splitlines():
+        parts = line.split()
+        if len(parts) == 3 and ":" in parts[0]:
+            major, _, minor = parts[0].partition(":")
+            out.append({"major": int(major), "minor": int(minor), "op": parts[1],
+                        "value": int(parts[2])})
+    return out
+
+
+def _rule_lines(rule: dict) -> list[str]:
+    """Kernel devices.allow/deny lines for one spec rule. Type "a" with a specific major/minor
+    cannot be said to the kernel ("a" always means everything), so it becomes a "c" and a "b"
+    line."""
+    kind = rule.get("type") or "a"
+    major, minor = rule.get("major"), rule.get("minor")
+    access = rule.get("access") or "rwm"
+    wild = lambda n: "*" if n is None or n < 0 else str(n)
+    if kind == "a" and (wild(major) != "*" or wild(minor) != "*"):
+        return [f"{k} {wild(major)}:{wild(minor)} {access}" for k in ("c", "b")]
+    return [f"{kind} {wild(major)}:{wild(minor)} {access}"]
+
+
+def _is_catch_all(rule: dict) -> bool:
+    return ((rule.get("type") or "a") == "a" and rule.get("major") in (None, -1)
+            and rule.get("minor") in (None, -1) and set(rule.get("access") or "rwm") >= set("rwm"))
+
+
+def device_writes(rules: list) -> list[tuple[str, str]]:
+    """[(allow|deny, line)] to bring a v1 devices cgroup to the state `rules` describe.
+
+    Rules apply in order, so only the last catch-all rule ("all devices, rwm") and what follows
+    it matter; that rule is written as "a" to devices.allow or devices.deny, which resets the
+    cgroup's default and drops every exception, then the later rules add (or remove)
+    exceptions. Without any catch-all the cgroup keeps its inherited default (allow-all below
+    an unrestricted parent), which is also what the spec's rule order means."""
+    start = 0
+    for i, rule in enumerate(rules):
+        if _is_catch_all(rule):
+            start = i
+    out: list[tuple[str, str]] = []
+    for i, rule in enumerate(rules[start:]):
+        target = "allow" if rule.get("allow") else "deny"
+        if i == 0 and _is_catch_all(rule):
+            out.append((target, "a"))
+            continue
+        out.extend((target, line) for line in _rule_lines(rule))
+    return out
+

@@ -1,0 +1,466 @@
+"""cgroup v2 (unified hierarchy) driver, after Documentation/admin-guide/cgroup-v2.rst.
+
+One directory. Controllers must be enabled in every ancestor's cgroup.subtree_control before
+their files appear in the container's cgroup; apply() enables everything the parent offers on
+each level it walks (failures are ignored there -- e.g. the no-internal-process rule -- and show
+up later as a missing file naming the controller). v1 settings are converted where the kernel
+has an equivalent (cpu.weight, io.weight, memory.swap.max, ...); settings v2 has no place for
+are reported in `warnings` or raise when silently dropping them would be wrong.
+
+The helpers at module level are shared with the v1 driver for hybrid hosts.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ociruntime.linux.cgroups import (
+    CgroupError,
+    CgroupManager,
+    mkdirs,
+    read_file,
+    read_int,
+    read_kv,
+    read_procs,
+    remove_parents,
+    rmdir_tree,
+    write_file,
+)
+
+
+class V2Manager(CgroupManager):
+    driver = "v2"
+
+    def __init__(self, path: str, mount: str, *, rootless: bool = False, made: int = 0) -> None:
+        super().__init__()
+        self.path = path
+        self.mount = mount
+        self.rootless = rootless
+        self.made = made
+        self.skipped = False  # rootless and the cgroup could not be created/joined
+
+    # ------------------------------------------------------------ state
+
+    def to_state(self) -> dict:
+        return {"driver": self.driver, "path": self.path, "mount": self.mount, "made": self.made,
+                "rootless": self.rootless, "skipped": self.skipped}
+
+    @classmethod
+    def from_state(cls, data: dict) -> V2Manager:
+        mgr = cls(data["path"], data["mount"], rootless=bool(data.get("rootless")),
+                  made=int(data.get("made") or 0))
+        mgr.skipped = bool(data.get("skipped"))
+        return mgr
+
+    def paths(self) -> dict[str, str]:
+        return {} if self.skipped else {"": self.path}
+
+    def _dir(self, what: str) -> str:
+        if self.skipped:
+            raise CgroupError(f"cgroup: cannot set {what} limit: container could not join or "
+                              "create cgroup")
+        return self.path
+
+    # ------------------------------------------------------------ lifecycle
+
+    def create(self) -> None:
+        """Create the directory and enable controllers for it; no process moves. After this a
+        child can be cloned straight into the cgroup (clone3 CLONE_INTO_CGROUP with an fd of
+        self.path), which skips the costly migration apply() does."""
+        if self.skipped:
+            return
+        made = 0
+        try:
+            made = mkdirs(self.path)
+            if made:
+                self.made = made
+                enable_controllers(self.mount, self.path, None)
+        except CgroupError as e:
+            self._skip_or_raise(e, made)
+
+    def procs_files(self) -> list[str]:
+        return [] if self.skipped else [self.path + "/cgroup.procs"]
+
+    def apply(self, pid: int) -> None:
+        self.create()
+        if self.skipped:
+            return
+        try:
+            write_file(self.path + "/cgroup.procs", str(pid))
+        except CgroupError as e:
+            self._skip_or_raise(e, self.made)
+
+    def _skip_or_raise(self, err: CgroupError, made: int) -> None:
+        if not (self.rootless and getattr(err, "errno", None) in (1, 13, 30)):
+            raise err
+        self.skipped = True
+        if made:
+            rmdir_tree(self.path)
+            remove_parents(self.path, made - 1)
+
+    def destroy(self) -> None:
+        if self.skipped:
+            return
+        rmdir_tree(self.path)
+        remove_parents(self.path, self.made - 1)
+
+    def pids(self) -> list[int]:
+        return [] if self.skipped else read_procs(self.path)
+
+    def freeze(self) -> None:
+        path = self._dir("freezer")
+        write_file(path + "/cgroup.freeze", "1")
+        try:
+            wait_event(path, "frozen", 1, timeout=5.0)
+        except CgroupError:
+            write_file(path + "/cgroup.freeze", "0")
+            raise
+
+    def thaw(self) -> None:
+        path = self._dir("freezer")
+        write_file(path + "/cgroup.freeze", "0")
+        wait_event(path, "frozen", 0, timeout=5.0)
+
+    def frozen(self) -> bool:
+        try:
+            return read_kv(self.path + "/cgroup.events").get("frozen") == 1
+        except CgroupError:
+            return False
+
+    # ------------------------------------------------------------ resources
+
+    def set(self, resources: dict | None) -> None:
+        if not resources:
+            return
+        if resources.get("devices") is not None:
+            self._devices(resources["devices"])
+        if resources.get("memory"):
+            self._memory(resources["memory"])
+        if resources.get("cpu"):
+            self._cpu(resources["cpu"])
+        if (resources.get("pids") or {}).get("limit"):
+            limit = resources["pids"]["limit"]
+            write_file(self._dir("pids") + "/pids.max", str(limit) if limit > 0 else "max")
+        if resources.get("blockIO"):
+            self._io(resources["blockIO"])
+        if resources.get("hugepageLimits"):
+            set_hugetlb(self._dir("hugetlb"), resources["hugepageLimits"])
+        net = resources.get("network") or {}
+        if net.get("classID") or net.get("priorities"):
+            self.warnings.append("linux.resources.network (net_cls/net_prio) does not exist "
+                                 "on cgroup v2 and is ignored")
+        if resources.get("rdma"):
+            path = self._dir("rdma") + "/rdma.max"
+            for line in rdma_lines(resources["rdma"]):
+                write_file(path, line)
+        if resources.get("unified"):
+            # Last, so explicit v2 keys override the converted v1-style settings.
+            set_unified(self._dir("unified"), resources["unified"])
+
+    def _devices(self, rules: list) -> None:
+        from ociruntime.linux.cgroups import ebpf
+
+        ebpf.set_device_rules(self._dir("devices"), rules)
+
+    def _memory(self, mem: dict) -> None:
+        limit, swap = mem.get("limit") or 0, mem.get("swap") or 0
+        for key in ("kernel", "kernelTCP", "disableOOMKiller"):
+            if mem.get(key):
+                self.warnings.append(f"linux.resources.memory.{key} has no cgroup v2 "
+                                     "equivalent and is ignored")
+        if mem.get("swappiness") not in (None, -1):
+            self.warnings.append("linux.resources.memory.swappiness has no cgroup v2 "
+                                 "equivalent and is ignored")
+        if not (limit or swap or mem.get("reservation")):
+            return
+        d = self._dir("memory")
+        if mem.get("checkBeforeUpdate") and limit > 0:
+            usage = read_int(d + "/memory.current")
+            if usage > limit:
+                raise CgroupError(f"cgroup: memory limit {limit} is below the current usage "
+                                  f"{usage} of {d}")
+        swap_max = swap_to_v2(limit, swap)
+        if swap_max is not None:
+            # Written before memory.max: the pair must never let a lowered memory.max push
+            # the excess into swap that the old swap.max still allowed.
+            write_file(d + "/memory.swap.max", swap_max)
+        if limit:
+            write_file(d + "/memory.max", _max(limit))
+        if mem.get("reservation"):
+            write_file(d + "/memory.low", _max(mem["reservation"]))
+
+    def _cpu(self, cpu: dict) -> None:
+        if cpu.get("realtimeRuntime") or cpu.get("realtimePeriod"):
+            raise CgroupError("cgroup: linux.resources.cpu.realtimeRuntime/realtimePeriod are "
+                              "not supported on cgroup v2")
+        d = None
+        if cpu.get("cpus") or cpu.get("mems"):
+            d = self._dir("cpuset")
+            if cpu.get("cpus"):
+                write_file(d + "/cpuset.cpus", cpu["cpus"])
+            if cpu.get("mems"):
+                write_file(d + "/cpuset.mems", cpu["mems"])
+        quota, period, burst = cpu.get("quota") or 0, cpu.get("period") or 0, cpu.get("burst")
+        if not (cpu.get("shares") or quota or period or burst is not None
+                or cpu.get("idle") is not None):
+            return
+        d = self._dir("cpu")
+        if cpu.get("shares"):
+            write_file(d + "/cpu.weight", str(shares_to_weight(cpu["shares"])))
+        if burst and quota > 0 and burst > quota:
+            raise CgroupError(f"cgroup: cpu burst {burst} is larger than quota {quota}")
+        if quota or period:
+            # cpu.max is "$MAX $PERIOD"; with only a period keep the current quota.
+            text = _max(quota) if quota else read_file(d + "/cpu.max").split()[0]
+            write_file(d + "/cpu.max", f"{text} {period}" if period else text)
+        if burst is not None:
+            write_file(d + "/cpu.max.burst", str(burst))
+        if cpu.get("idle") is not None:
+            write_file(d + "/cpu.idle", str(cpu["idle"]))
+
+    def _io(self, bio: dict) -> None:
+        if bio.get("leafWeight") or any(w.get("leafWeight") for w in bio.get("weightDevice") or ()):
+            self.warnings.append("linux.resources.blockIO leafWeight has no cgroup v2 "
+                                 "equivalent and is ignored")
+        weights = [w for w in bio.get("weightDevice") or () if w.get("weight")]
+        throttle = io_max_lines(bio)
+        if not (bio.get("weight") or weights or throttle):
+            return
+        d = self._dir("io")
+        # BFQ takes blkio's 1..1000 scale as is; io.weight is 1..10000.
+        bfq = os.path.exists(d + "/io.bfq.weight")
+        if bio.get("weight"):
+            if bfq:
+                write_file(d + "/io.bfq.weight", str(bio["weight"]))
+            else:
+                write_file(d + "/io.weight", f"default {blkio_to_io_weight(bio['weight'])}")
+        for w in weights:
+            if bfq:
+                write_file(d + "/io.bfq.weight", f"{dev(w)} {w['weight']}")
+            else:
+                write_file(d + "/io.weight", f"{dev(w)} {blkio_to_io_weight(w['weight'])}")
+        for line in throttle:
+            write_file(d + "/io.max", line)
+
+    # ------------------------------------------------------------ stats
+
+    def stats(self) -> dict:
+        """runc's `events --stats` data shape, from the v2 files (missing controllers are
+        left out)."""
+        out: dict = {}
+        for name, fn in (("cpu", self._cpu_stats), ("memory", self._memory_stats),
+                         ("pids", self._pids_stats), ("blkio", self._io_stats),
+                         ("hugetlb", lambda: hugetlb_stats(self.path))):
+            try:
+                value = fn()
+            except (CgroupError, ValueError, KeyError, IndexError):
+                continue
+            if value:
+                out[name] = value
+        return out
+
+    def _cpu_stats(self) -> dict:
+        st = read_kv(self.path + "/cpu.stat")
+        return {"usage": {"total": st.get("usage_usec", 0) * 1000,
+                          "kernel": st.get("system_usec", 0) * 1000,
+                          "user": st.get("user_usec", 0) * 1000, "percpu": []},
+                "throttling": {"periods": st.get("nr_periods", 0),
+                               "throttled_periods": st.get("nr_throttled", 0),
+                               "throttled_time": st.get("throttled_usec", 0) * 1000}}
+
+    def _memory_stats(self) -> dict:
+        d = self.path
+        raw = read_kv(d + "/memory.stat")
+        events = read_kv(d + "/memory.events")
+        usage = read_int(d + "/memory.current")
+        limit = read_int(d + "/memory.max")
+        peak = read_int(d + "/memory.peak") if os.path.exists(d + "/memory.peak") else 0
+        out = {"cache": raw.get("file", 0), "stats": raw,
+               "usage": {"usage": usage, "max": peak, "limit": limit,
+                         "failcnt": events.get("max", 0)},
+               "use_hierarchy": True}
+        if os.path.exists(d + "/memory.swap.current"):
+            swap = read_int(d + "/memory.swap.current")
+            swap_limit = read_int(d + "/memory.swap.max")
+            # runc reports swap as memory+swap, the v1 memsw meaning.
+            out["swap_usage"] = {"usage": usage + swap,
+                                 "limit": limit + swap_limit if limit and swap_limit else 0}
+        return out
+
+    def _pids_stats(self) -> dict:
+        return {"current": read_int(self.path + "/pids.current"),
+                "limit": read_int(self.path + "/pids.max")}
+
+    def _io_stats(self) -> dict:
+        served, serviced = [], []
+        for line in read_file(self.path + "/io.stat").splitlines():
+            devno, *pairs = line.split()
+            major, _, minor = devno.partition(":")
+            kv = dict(p.split("=", 1) for p in pairs)
+            for key, op, target in (("rbytes", "Read", served), ("wbytes", "Write", served),
+                                    ("rios", "Read", serviced), ("wios", "Write", serviced)):
+                if key in kv:
+                    target.append({"major": int(major), "minor": int(minor), "op": op,
+                                   "value": int(kv[key])})
+        return {"ioServiceBytesRecursive": served, "ioServicedRecursive": serviced}
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def _max(value: int) -> str:
+    """v2 spells 'unlimited' as max; the spec as -1."""
+    return "max" if value < 0 else str(value)
+
+
+def dev(entry: dict) -> str:
+    return f"{entry['major']}:{entry['minor']}"
+
+
+def shares_to_weight(shares: int) -> int:
+    """cpu.shares [2, 262144] -> cpu.weight [1, 10000], linearly (the mapping the OCI runtimes
+    share, so a config means the same under runc, crun and us)."""
+    shares = min(max(shares, 2), 262144)
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def blkio_to_io_weight(weight: int) -> int:
+    """blkio weight [10, 1000] -> io.weight [1, 10000], linearly."""
+    weight = min(max(weight, 10), 1000)
+    return 1 + ((weight - 10) * 9999) // 990
+
+
+def swap_to_v2(limit: int, swap: int) -> str | None:
+    """The spec's swap is memory+swap (v1 memsw); memory.swap.max is swap alone."""
+    if not swap:
+        return None
+    if swap == -1 or limit == -1:
+        return "max"
+    if not limit:
+        raise CgroupError("cgroup: linux.resources.memory.swap needs memory.limit on cgroup v2")
+    if swap < limit:
+        raise CgroupError(f"cgroup: memory+swap limit {swap} is smaller than the memory limit "
+                          f"{limit}")
+    return str(swap - limit)
+
+
+def io_max_lines(bio: dict) -> list[str]:
+    """One io.max line per device ("8:0 rbps=1 wiops=2"): the kernel takes a device per write."""
+    per_dev: dict[str, list[str]] = {}
+    for key, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
+                      ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
+        for td in bio.get(key) or ():
+            per_dev.setdefault(dev(td), []).append(f"{name}={td['rate']}")
+    return [f"{d} {' '.join(kv)}" for d, kv in per_dev.items()]
+
+
+def rdma_lines(rdma: dict) -> list[str]:
+    out = []
+    for device, lim in rdma.items():
+        parts = []
+        if lim.get("hcaHandles") is not None:
+            parts.append(f"hca_handle={lim['hcaHandles']}")
+        if lim.get("hcaObjects") is not None:
+            parts.append(f"hca_object={lim['hcaObjects']}")
+        if parts:
+            out.append(f"{device} {' '.join(parts)}")
+    return out
+
+
+def set_hugetlb(path: str, limits: list) -> None:
+    for entry in limits:
+        size, limit = entry["pageSize"], str(entry["limit"])
+        write_file(f"{path}/hugetlb.{size}.max", limit)
+        # Reservation accounting, which the spec prefers where the kernel has it.
+        rsvd = f"{path}/hugetlb.{size}.rsvd.max"
+        if os.path.exists(rsvd):
+            write_file(rsvd, limit)
+
+
+def hugetlb_stats(path: str) -> dict:
+    out = {}
+    for name in os.listdir(path):
+        if name.startswith("hugetlb.") and name.endswith(".current") and ".rsvd." not in name:
+            size = name[8:-8]
+            events = read_kv(f"{path}/hugetlb.{size}.events")
+            out[size] = {"usage": read_int(f"{path}/{name}"), "max": 0,
+                         "failcnt": events.get("max", 0)}
+    return out
+
+
+def set_unified(path: str, unified: dict) -> None:
+    """linux.resources.unified: each key is a file of the container's cgroup, written as given
+    (one write per line: keyed files like io.max take one entry per write)."""
+    available: list[str] | None = None
+    for key, value in unified.items():
+        if "/" in key or key.startswith("."):
+            raise CgroupError(f"cgroup: invalid linux.resources.unified key {key!r}")
+        ctrl = key.split(".", 1)[0]
+        if ctrl != "cgroup":
+            if available is None:
+                available = read_file(path + "/cgroup.controllers").split()
+            if ctrl not in available:
+                raise CgroupError(f"cgroup: unified key {key}: controller {ctrl} is not "
+                                  f"enabled for {path} (see its cgroup.controllers)")
+        lines = [ln for ln in str(value).split("\n") if ln.strip()] or [str(value)]
+        for line in lines:
+            write_file(f"{path}/{key}", line)
+
+
+def enable_controllers(mount: str, leaf: str, wanted: set[str] | None) -> None:
+    """Enable controllers in cgroup.subtree_control from the mount root down to the leaf's
+    parent: `wanted`, or everything each level offers when None. A level that refuses (a
+    non-root cgroup with member processes, a threaded subtree, ...) is tolerated; the missing
+    controller is reported when one of its files is written."""
+    rel = leaf[len(mount):].strip("/").split("/")[:-1]
+    level = mount
+    for part in [""] + rel:
+        if part:
+            level = level + "/" + part
+        enabled = set(read_file(level + "/cgroup.subtree_control").split())
+        offered = set(read_file(level + "/cgroup.controllers").split())
+        missing = (offered if wanted is None else wanted & offered) - enabled
+        if not missing:
+            continue
+        path = level + "/cgroup.subtree_control"
+        try:
+            write_file(path, " ".join("+" + c for c in sorted(missing)))
+        except CgroupError:
+            # The write is all-or-nothing; retry one by one to get what can be had.
+            for ctrl in sorted(missing):
+                try:
+                    write_file(path, "+" + ctrl)
+                except CgroupError:
+                    pass
+
+
+def wait_event(path: str, key: str, value: int, timeout: float) -> None:
+    """Wait until cgroup.events shows key == value. The kernel signals a change of the file
+    to poll() as POLLPRI (kernfs notify); reading re-arms it. No sleeping loop."""
+    import select
+    import time
+
+    events = path + "/cgroup.events"
+    try:
+        fd = os.open(events, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        from ociruntime.linux.cgroups import fail
+
+        raise fail(f"open {events}", e) from e
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLPRI | select.POLLERR)
+        deadline = time.monotonic() + timeout
+        while True:
+            os.lseek(fd, 0, os.SEEK_SET)
+            for line in os.read(fd, 4096).decode().splitlines():
+                name, _, current = line.partition(" ")
+                if name == key and current.strip() == str(value):
+                    return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CgroupError(f"cgroup: {events}: {key} did not become {value} within "
+                                  f"{timeout:g}s")
+            poller.poll(left * 1000)
+    finally:
+        os.close(fd)

@@ -1,0 +1,270 @@
+"""Child-side code: everything between fork and execve, in the order the kernel requires.
+
+stage1 (forked by the runtime): joins namespaces given by path (user first), creates a user
+namespace and waits while the runtime writes its id maps, unshares the other namespaces, then
+forks the init -- a pid namespace only applies to children -- reports its pid and exits.
+init: builds the rootfs, asks the runtime to run the runtime-namespace hooks, pivots, drops to
+the container's credentials, reports `ready`, and blocks on exec.fifo until `start`.
+
+Nothing here prints: failures travel to the runtime as an `error` message."""
+
+from __future__ import annotations
+
+import os
+
+from ociruntime import hooks, timing
+from ociruntime.config import Config
+from ociruntime.errors import OciError, SetupError
+from ociruntime.linux import devices, namespaces, rootfs, security, sync
+from ociruntime.linux.seccomp import Filter
+
+
+class InitArgs:
+    """What the runtime hands its children (inherited through fork, never serialised)."""
+
+    __slots__ = (
+        "bundle",
+        "cgroup_paths",
+        "config",
+        "console_fd",
+        "exec_path",
+        "extra_env",
+        "fifo_fd",
+        "keep_fds",
+        "no_pivot",
+        "plan",
+        "seccomp",
+        "sync_fd",
+    )
+
+    def __init__(self, config: Config, bundle: str, plan: namespaces.NamespacePlan) -> None:
+        self.config = config
+        self.bundle = bundle
+        self.plan = plan
+        self.sync_fd = -1
+        self.fifo_fd = -1
+        self.console_fd = -1
+        self.keep_fds = 0  # fds 3 .. 3+keep_fds-1 pass into the container
+        self.extra_env: list[str] = []
+        self.no_pivot = False
+        self.cgroup_paths: dict[str, str] | None = None
+        self.seccomp: Filter | None = None
+        self.exec_path = ""
+
+
+def _fail(a: InitArgs, err: BaseException) -> None:
+    msg = str(err) if isinstance(err, OciError) else f"{type(err).__name__}: {err}"
+    try:
+        sync.send(a.sync_fd, "error", msg=msg)
+    except OSError:
+        # After `ready` nobody listens: the container's stderr is all that is left.
+        os.write(2, f"ociruntime: {msg}\n".encode(errors="replace"))
+
+
+def stage1(a: InitArgs) -> None:
+    """Runs in the first child; never returns."""
+    code = 1
+    try:
+        close_inherited_fds(a)
+        sync.expect(a.sync_fd, "go", "waiting for the runtime")
+        security.set_dumpable(False)
+        enter_namespaces(a)
+        pid = os.fork()
+        if pid == 0:
+            init(a)
+        sync.send(a.sync_fd, "pid", pid=pid)
+        code = 0
+    except BaseException as err:
+        _fail(a, err)
+    os._exit(code)
+
+
+def close_inherited_fds(a: InitArgs) -> None:
+    """Drop every fd of the runtime's we do not need: above all the state dir's lock, whose
+    flock would otherwise be held by the waiting init until `start`."""
+    from ociruntime import log
+
+    keep = {a.sync_fd, a.fifo_fd, a.console_fd, log.fd()} | set(range(3 + a.keep_fds))
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the directory fd listdir itself used
+
+
+def enter_namespaces(a: InitArgs) -> None:
+    plan = a.plan
+    for ns_type, path in plan.join:
+        namespaces.join_namespace(ns_type, path)
+    if plan.new_user:
+        namespaces.unshare(namespaces.CLONE_FLAGS["user"], "user namespace")
+        sync.send(a.sync_fd, "userns")
+        sync.expect(a.sync_fd, "idmaps", "waiting for uid/gid maps")
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    if plan.unshare_flags:
+        names = ", ".join(sorted(plan.new_types - {"user"}))
+        namespaces.unshare(plan.unshare_flags, f"namespaces ({names})")
+    if "time" in plan.new_types and plan.time_offsets:
+        namespaces.write_time_offsets(plan.time_offsets)
+
+
+def init(a: InitArgs) -> None:
+    """The container's first process; never returns (execve or _exit)."""
+    try:
+        state = sync.expect(a.sync_fd, "state", "waiting for the container state")["state"]
+        prepare_container(a, state)
+        sync.send(a.sync_fd, "ready", timings=timing.marks())
+    except BaseException as err:
+        _fail(a, err)
+        os._exit(1)
+    try:
+        wait_for_start(a)
+        state["status"] = "created"
+        hooks.run_hooks("startContainer", a.config.hooks["startContainer"], state)
+        exec_process(a)
+    except BaseException as err:
+        os.write(2, f"ociruntime: {err}\n".encode(errors="replace"))
+    os._exit(1)
+
+
+def prepare_container(a: InitArgs, state: dict) -> None:
+    config = a.config
+    process = config.process
+    assert process is not None
+    in_userns = config.linux.namespace("user") is not None
+    if "mount" not in a.plan.new_types:
+        raise SetupError("linux.namespaces: a new mount namespace is required to build the rootfs")
+    timing.mark("namespaces")
+    if "network" in a.plan.new_types:
+        from ociruntime.linux.network import loopback_up
+
+        loopback_up()
+    if "uts" in a.plan.new_types:
+        set_names(config)
+    build_rootfs(a, in_userns)
+    if any(config.hooks[k] for k in ("prestart", "createRuntime", "createContainer")):
+        sync.send(a.sync_fd, "createRuntime")
+        sync.expect(a.sync_fd, "createContainer", "waiting for createRuntime hooks")
+        hooks.run_hooks("createContainer", config.hooks["createContainer"], state)
+        timing.mark("hooks")
+    if a.no_pivot:
+        rootfs.move_root(config.root_path)
+    else:
+        rootfs.pivot_root(config.root_path)
+    timing.mark("pivot_root")
+    finish_rootfs(a, in_userns)
+    set_process_attributes(a)
+
+
+def set_names(config: Config) -> None:
+    from ociruntime.linux.sys import check, lib
+
+    if config.hostname is not None:
+        name = config.hostname.encode()
+        check(lib.oci_sethostname(name, len(name)), f"sethostname {config.hostname!r}")
+    if config.domainname is not None:
+        name = config.domainname.encode()
+        check(lib.oci_setdomainname(name, len(name)), f"setdomainname {config.domainname!r}")
+
+
+def build_rootfs(a: InitArgs, in_userns: bool) -> None:
+    config = a.config
+    rootfs.prepare_root(config)
+    root = rootfs.Rootfs(config.root_path, in_userns)
+    try:
+        for m in config.mounts:
+            root.mount(m, a.bundle, a.cgroup_paths)
+        if devices.needs_dev_setup(config):
+            devices.populate_dev(root, config, in_userns)
+        assert config.process is not None
+        os.close(root.make_target(config.process.cwd, True))
+    finally:
+        root.close()
+    timing.mark("mounts")
+
+
+def finish_rootfs(a: InitArgs, in_userns: bool) -> None:
+    config = a.config
+    write_sysctls(config.linux.sysctl)
+    rootfs.mask_paths(config.linux.masked_paths)
+    rootfs.readonly_paths(config.linux.readonly_paths, in_userns)
+    assert config.process is not None
+    if config.process.terminal:
+        from ociruntime.linux import terminal
+
+        terminal.setup(a.console_fd, config.process.console_size)
+        os.close(a.console_fd)
+        a.console_fd = -1
+    if config.root_readonly:
+        rootfs.readonly_root(in_userns)
+    rootfs.set_root_propagation(config.linux.rootfs_propagation)
+
+
+def write_sysctls(sysctl: dict[str, str]) -> None:
+    for key, value in sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise SetupError(f"linux.sysctl: write {value!r} to {path}: {e.strerror}") from None
+
+
+def set_process_attributes(a: InitArgs) -> None:
+    process = a.config.process
+    assert process is not None
+    if process.oom_score_adj is not None:
+        security.set_oom_score_adj(process.oom_score_adj)
+    security.set_rlimits(process)
+    try:
+        os.chdir(process.cwd)
+    except OSError as e:
+        raise SetupError(f"process.cwd {process.cwd}: {e.strerror}") from None
+    if a.seccomp is not None and not process.no_new_privileges:
+        # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
+        a.seccomp.load()
+    security.apply_credentials(process)
+    if process.no_new_privileges:
+        security.no_new_privileges()
+    a.exec_path = find_executable(process.args, process.path_env())
+
+
+def find_executable(args: list[str], path_env: str) -> str:
+    """execvp's lookup, done before `ready` so a missing program fails `create`, like runc."""
+    if not args:
+        raise SetupError("process.args: must name a program to run")
+    name = args[0]
+    candidates = [name] if "/" in name else [f"{d or '.'}/{name}" for d in path_env.split(":")]
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    if "/" in name:
+        raise SetupError(f"exec {name!r}: no such executable file in the container")
+    raise SetupError(f"exec {name!r}: executable file not found in $PATH ({path_env})")
+
+
+def wait_for_start(a: InitArgs) -> None:
+    os.close(a.sync_fd)
+    a.sync_fd = -1
+    if not os.read(a.fifo_fd, 1):
+        os._exit(1)
+
+
+def exec_process(a: InitArgs) -> None:
+    process = a.config.process
+    assert process is not None
+    # execve takes a mapping; entries without '=' cannot be expressed and were refused earlier.
+    env = dict(e.split("=", 1) for e in process.env + a.extra_env if "=" in e)
+    for fd in range(3, 3 + a.keep_fds):
+        os.set_inheritable(fd, True)
+    # Only stdio and the preserved fds may reach the container program.
+    os.closerange(3 + a.keep_fds, 1 << 20)
+    if a.seccomp is not None and process.no_new_privileges:
+        a.seccomp.load()
+    os.execve(a.exec_path, process.args, env)

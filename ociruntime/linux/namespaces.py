@@ -1,0 +1,78 @@
+"""Namespaces: which to create, which to join (and in what order), user ns id maps, time offsets."""
+
+from __future__ import annotations
+
+import os
+
+from ociruntime.config import IdMapping, Linux
+from ociruntime.errors import SetupError
+from ociruntime.linux.sys import check, lib
+
+CLONE_FLAGS = {
+    "mount": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000, "user": 0x10000000,
+    "pid": 0x20000000, "network": 0x40000000, "cgroup": 0x02000000, "time": 0x00000080,
+}
+# Joining order: the user namespace first (it decides what we may do in the others), the
+# mount namespace last (joining it changes how every later path resolves).
+JOIN_ORDER = ("user", "pid", "uts", "ipc", "network", "cgroup", "time", "mount")
+
+
+class NamespacePlan:
+    __slots__ = ("join", "new_types", "new_user", "time_offsets", "unshare_flags")
+
+    def __init__(self, linux: Linux) -> None:
+        by_type = {n.type: n for n in linux.namespaces}
+        self.new_user = "user" in by_type and not by_type["user"].path
+        self.join = [(t, by_type[t].path) for t in JOIN_ORDER if t in by_type and by_type[t].path]
+        self.new_types = {t for t, n in by_type.items() if not n.path}
+        self.unshare_flags = 0
+        for t in self.new_types - {"user"}:
+            self.unshare_flags |= CLONE_FLAGS[t]
+        self.time_offsets = linux.time_offsets
+
+
+def join_namespace(ns_type: str, path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise SetupError(f"join {ns_type} namespace {path}: {e.strerror}") from None
+    try:
+        check(lib.oci_setns(fd, CLONE_FLAGS[ns_type]), f"setns {ns_type} namespace {path}")
+    finally:
+        os.close(fd)
+
+
+def unshare(flags: int, what: str) -> None:
+    check(lib.oci_unshare(flags), f"unshare {what}")
+
+
+def id_map_text(mappings: list[IdMapping]) -> bytes:
+    return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings).encode()
+
+
+def write_id_maps(pid: int, linux: Linux) -> None:
+    """Written by the parent, outside the new user namespace (user_namespaces(7))."""
+    for name, mappings in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
+        path = f"/proc/{pid}/{name}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, id_map_text(mappings))
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise SetupError(f"write {path}: {e.strerror}") from None
+
+
+def write_time_offsets(offsets: dict) -> None:
+    """Must happen after unshare(CLONE_NEWTIME) and before any process enters the namespace."""
+    lines = "".join(f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n"
+                    for clock, o in offsets.items())
+    try:
+        fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, lines.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise SetupError(f"write /proc/self/timens_offsets: {e.strerror}") from None

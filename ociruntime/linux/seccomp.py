@@ -1,0 +1,127 @@
+"""linux.seccomp: compiled once per create (in the parent, with libseccomp) to a BPF program;
+the init loads that program with seccomp(2) just before execve."""
+
+from __future__ import annotations
+
+import os
+
+from ociruntime.errors import ConfigError, SetupError
+from ociruntime.linux.sys import check, ffi, lib
+
+ACTIONS = {
+    "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000,
+    "SCMP_ACT_KILL_PROCESS": 0x80000000, "SCMP_ACT_TRAP": 0x00030000,
+    "SCMP_ACT_ERRNO": 0x00050000, "SCMP_ACT_TRACE": 0x7FF00000,
+    "SCMP_ACT_LOG": 0x7FFC0000, "SCMP_ACT_ALLOW": 0x7FFF0000,
+}
+ACTIONS_WITH_ERRNO = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
+OPERATORS = {
+    "SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
+    "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7,
+}
+ARCHITECTURES = (
+    "SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_RISCV64",
+)
+FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
+         "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
+SCMP_FLTATR_CTL_NNP = 3
+EPERM = 1
+
+
+def libseccomp_version() -> str:
+    v = lib.seccomp_version()
+    return f"{v.major}.{v.minor}.{v.micro}"
+
+
+def _action(name: str, errno_ret: int | None) -> int:
+    base = ACTIONS[name]
+    if name in ACTIONS_WITH_ERRNO:
+        return base | ((EPERM if errno_ret is None else errno_ret) & 0xFFFF)
+    return base
+
+
+class Filter:
+    """A compiled filter: the BPF bytes and the seccomp(2) flags to load it with."""
+
+    __slots__ = ("bpf", "flags")
+
+    def __init__(self, bpf: bytes, flags: int) -> None:
+        self.bpf = bpf
+        self.flags = flags
+
+    def load(self) -> None:
+        buf = ffi.from_buffer(self.bpf)
+        check(lib.oci_seccomp_set_filter(self.flags, buf, len(self.bpf)), "load seccomp filter")
+
+
+def compile_filter(spec: dict) -> Filter:
+    default = _action(spec["defaultAction"], spec.get("defaultErrnoRet"))
+    ctx = lib.seccomp_init(default)
+    if ctx == ffi.NULL:
+        raise SetupError("seccomp: cannot initialise a filter")
+    try:
+        # We set no_new_privs ourselves, when process.noNewPrivileges says so.
+        lib.seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)
+        for arch in spec.get("architectures") or []:
+            token = lib.seccomp_arch_resolve_name(arch[len("SCMP_ARCH_"):].lower().encode())
+            if token == 0:
+                raise ConfigError([f"linux.seccomp.architectures: {arch} is unknown to libseccomp"])
+            rc = lib.seccomp_arch_add(ctx, token)
+            if rc < 0 and rc != -17:  # -EEXIST: the native arch is always there
+                raise SetupError(f"seccomp: add architecture {arch}: {os.strerror(-rc)}")
+        for i, rule in enumerate(spec.get("syscalls") or []):
+            _add_rule(ctx, default, rule, i)
+        return Filter(_export(ctx), _flags(spec.get("flags") or []))
+    finally:
+        lib.seccomp_release(ctx)
+
+
+def _flags(names: list[str]) -> int:
+    value = 0
+    for name in names:
+        value |= FLAGS[name]
+    return value
+
+
+def _add_rule(ctx: object, default: int, rule: dict, index: int) -> None:
+    action = _action(rule["action"], rule.get("errnoRet"))
+    if action == default:
+        return  # libseccomp refuses rules equal to the default action; they change nothing
+    args = rule.get("args") or []
+    # Several conditions on the same argument are alternatives (OR): one rule for each.
+    groups: list[list[dict]] = [[]]
+    for arg in args:
+        if any(a["index"] == arg["index"] for a in groups[-1]):
+            groups.append([])
+        groups[-1].append(arg)
+    for name in rule["names"]:
+        number = lib.seccomp_syscall_resolve_name(name.encode())
+        if number < 0:
+            continue  # a syscall this kernel/libseccomp does not know: nothing to filter
+        for group in groups:
+            cmp = ffi.new("struct scmp_arg_cmp[]", max(len(group), 1))
+            for j, arg in enumerate(group):
+                cmp[j].arg = arg["index"]
+                cmp[j].op = OPERATORS[arg["op"]]
+                cmp[j].datum_a = arg.get("value", 0)
+                cmp[j].datum_b = arg.get("valueTwo", 0)
+            rc = lib.seccomp_rule_add_array(ctx, action, number, len(group), cmp)
+            if rc < 0:
+                raise SetupError(f"linux.seccomp.syscalls[{index}]: add rule for {name}: "
+                                 f"{os.strerror(-rc)}")
+
+
+def _export(ctx: object) -> bytes:
+    # A memfd, not a pipe: a large profile's program would fill a pipe and block the export.
+    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+    try:
+        rc = lib.seccomp_export_bpf(ctx, fd)
+        if rc < 0:
+            raise SetupError(f"seccomp: export BPF: {os.strerror(-rc)}")
+        size = os.lseek(fd, 0, os.SEEK_CUR)
+        return os.pread(fd, size, 0)
+    finally:
+        os.close(fd)

@@ -1,0 +1,124 @@
+"""Process credentials and limits: rlimits, oom_score_adj, user and groups, capabilities, no_new_privs."""
+
+from __future__ import annotations
+
+import os
+import resource
+
+from ociruntime import log
+from ociruntime.config import Capabilities, Process
+from ociruntime.errors import SetupError
+from ociruntime.linux.caps import CAPABILITIES
+from ociruntime.linux.sys import check, ffi, lib
+
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def prctl(option: int, a2: int = 0, what: str = "prctl") -> None:
+    check(lib.oci_prctl(option, a2, 0, 0, 0), what)
+
+
+def set_dumpable(on: bool) -> None:
+    """Non-dumpable until execve: nothing in the container can ptrace or read our /proc files."""
+    prctl(PR_SET_DUMPABLE, 1 if on else 0, "prctl(PR_SET_DUMPABLE)")
+
+
+def set_rlimits(process: Process) -> None:
+    for r in process.rlimits:
+        number = getattr(resource, r.type, None)
+        if number is None:
+            raise SetupError(f"process.rlimits: {r.type} is not supported on this kernel")
+        try:
+            resource.setrlimit(number, (r.soft, r.hard))
+        except (ValueError, OSError) as e:
+            raise SetupError(f"setrlimit {r.type} soft={r.soft} hard={r.hard}: {e}") from None
+
+
+def set_oom_score_adj(value: int) -> None:
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(value).encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise SetupError(f"write {value} to /proc/self/oom_score_adj: {e.strerror}") from None
+
+
+def cap_mask(names: list[str]) -> int:
+    """Unknown names were already warned about at validation (the spec says: not fatal)."""
+    last = _last_cap()
+    mask = 0
+    for name in names:
+        number = CAPABILITIES.get(name)
+        if number is not None and number <= last:
+            mask |= 1 << number
+    return mask
+
+
+_LAST_CAP: list[int] = []
+
+
+def _last_cap() -> int:
+    if not _LAST_CAP:
+        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+            _LAST_CAP.append(int(f.read()))
+    return _LAST_CAP[0]
+
+
+def drop_bounding(keep: int) -> None:
+    for number in range(_last_cap() + 1):
+        if not keep & (1 << number):
+            prctl(PR_CAPBSET_DROP, number, f"drop capability {number} from the bounding set")
+
+
+def switch_user(process: Process) -> None:
+    """setgroups, setgid, setuid, keeping capabilities across the uid change (we set them next)."""
+    user = process.user
+    prctl(PR_SET_KEEPCAPS, 1, "prctl(PR_SET_KEEPCAPS)")
+    gids = ffi.new("uint32_t[]", user.additional_gids or [0])
+    check(lib.oci_setgroups(len(user.additional_gids), gids),
+          f"setgroups {user.additional_gids}")
+    try:
+        os.setresgid(user.gid, user.gid, user.gid)
+    except OSError as e:
+        raise SetupError(f"setresgid {user.gid}: {e.strerror}") from None
+    try:
+        os.setresuid(user.uid, user.uid, user.uid)
+    except OSError as e:
+        raise SetupError(f"setresuid {user.uid}: {e.strerror}") from None
+    prctl(PR_SET_KEEPCAPS, 0, "prctl(PR_SET_KEEPCAPS)")
+    if user.umask is not None:
+        os.umask(user.umask)
+
+
+def set_capabilities(caps: Capabilities) -> None:
+    eff, perm, inh = cap_mask(caps.effective), cap_mask(caps.permitted), cap_mask(caps.inheritable)
+    sets = ffi.new("uint32_t[6]", [eff & 0xFFFFFFFF, perm & 0xFFFFFFFF, inh & 0xFFFFFFFF,
+                                   eff >> 32, perm >> 32, inh >> 32])
+    check(lib.oci_capset(sets), "capset (effective/permitted/inheritable)")
+    check(lib.oci_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient set")
+    ambient = cap_mask(caps.ambient)
+    for number in range(_last_cap() + 1):
+        if ambient & (1 << number):
+            if lib.oci_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, number, 0, 0) < 0:
+                # Ambient needs the cap in permitted and inheritable; runc warns and goes on.
+                log.warning(f"process.capabilities.ambient: cannot raise capability {number}: "
+                            f"{os.strerror(ffi.errno)}")
+
+
+def apply_credentials(process: Process) -> None:
+    drop_bounding(cap_mask(process.capabilities.bounding))
+    switch_user(process)
+    set_capabilities(process.capabilities)
+
+
+def no_new_privileges() -> None:
+    prctl(PR_SET_NO_NEW_PRIVS, 1, "prctl(PR_SET_NO_NEW_PRIVS)")

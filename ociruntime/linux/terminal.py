@@ -1,0 +1,86 @@
+"""process.terminal: a pty made in the container's devpts, its master sent to --console-socket.
+
+Like runc: one sendmsg on the unix socket, one fd in SCM_RIGHTS, the pty's name as the data."""
+
+from __future__ import annotations
+
+import _socket
+import fcntl
+import os
+import struct
+
+from ociruntime.errors import SetupError
+from ociruntime.linux import mountflags as mf
+from ociruntime.linux.rootfs import _mount
+
+TIOCGPTN = 0x80045430
+TIOCSPTLCK = 0x40045431
+TIOCSCTTY = 0x540E
+TIOCSWINSZ = 0x5414
+
+
+def connect_console_socket(path: str) -> int:
+    """Connected by the parent, before any namespace change, so the path is the caller's."""
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise SetupError(f"--console-socket {path}: connect: {e.strerror}") from None
+    return sock.detach()
+
+
+def open_pty() -> tuple[int, str]:
+    """Open the container's /dev/ptmx; returns (master fd, slave path)."""
+    try:
+        master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        raise SetupError(f"open /dev/ptmx: {e.strerror}") from None
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0\0\0\0"))[0]
+    return master, f"/dev/pts/{number}"
+
+
+def send_master(console_fd: int, master: int) -> None:
+    sock = _socket.socket(fileno=console_fd)
+    try:
+        sock.sendmsg([b"/dev/ptmx"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                       struct.pack("i", master))])
+    except OSError as e:
+        raise SetupError(f"send pty master to console socket: {e.strerror}") from None
+    finally:
+        sock.close()
+
+
+def become_terminal(slave_path: str, size: dict | None) -> None:
+    """Make the pty slave our controlling terminal and stdio (we are a new session leader)."""
+    try:
+        slave = os.open(slave_path, os.O_RDWR)
+    except OSError as e:
+        raise SetupError(f"open {slave_path}: {e.strerror}") from None
+    if size:
+        fcntl.ioctl(slave, TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0),
+                                                   size.get("width", 0), 0, 0))
+    os.setsid()
+    fcntl.ioctl(slave, TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+
+
+def bind_console(slave_path: str) -> None:
+    """/dev/console is the container's terminal (after pivot_root: plain container paths)."""
+    if not os.path.exists("/dev/console"):
+        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+    _mount(slave_path, "/dev/console", None, mf.MS_BIND, None, f"bind {slave_path} on /dev/console")
+
+
+def setup(console_fd: int, size: dict | None) -> None:
+    master, slave = open_pty()
+    try:
+        bind_console(slave)
+        send_master(console_fd, master)
+    finally:
+        os.close(master)
+    become_terminal(slave, size)

@@ -1,0 +1,56 @@
+#!/bin/bash
+# The job, run in the guest as root by ociruntime-vm-job.service (via ociruntime-vm-boot) from the
+# runner's job share: wire up the output channels, mount the project tree at the host's path,
+# install the project's current code with scripts/install.sh, run the command there, and leave its
+# exit status in the job share for the runner. Always exits 0: the runner reads the status from
+# the share, and the unit powers off either way.
+job=/run/ociruntime-vm/job
+
+finish() {
+    echo "$1" > "$job/rc.new" && mv "$job/rc.new" "$job/rc"
+    sync
+    exit 0
+}
+
+# udev names the virtio console ports a moment after the unit may start.
+for _ in $(seq 100); do
+    [ -e /dev/virtio-ports/ociruntime.stdout ] && [ -e /dev/virtio-ports/ociruntime.stderr ] && break
+    sleep 0.1
+done
+exec >/dev/virtio-ports/ociruntime.stdout 2>/dev/virtio-ports/ociruntime.stderr </dev/null ||
+    finish 125
+
+# Sets PROJECT, INSTALL, the environment to pass through, and the command as "$@".
+# shellcheck source=/dev/null
+. "$job/job.env"
+
+export HOME=/root LANG=C.UTF-8 TERM=dumb
+export PATH=/opt/ociruntime/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+# The same path as on the host, so paths in test output and tracebacks read the same.
+mkdir -p "$PROJECT"
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 project "$PROJECT"; then
+    echo "vm: ERROR: cannot mount the project tree at $PROJECT" >&2
+    finish 125
+fi
+date +%s.%N > "$job/t_mounted"
+
+if [ "$INSTALL" = 1 ]; then
+    # Built from a copy on the guest disk: pip builds in the source tree, and its build/ and
+    # *.egg-info must not land in the host's tree. install.sh finds every Debian package and
+    # Python dependency already in the image; pip only reads the image's wheel directory.
+    src=/var/tmp/ociruntime-src
+    rm -rf "$src" && mkdir -p "$src"
+    tar -C "$PROJECT" -cf - --exclude=./.git --exclude=./tests/vm/cache --exclude=./build \
+        --exclude='*.egg-info' --exclude=__pycache__ --exclude=.hypothesis --exclude=.pytest_cache \
+        --exclude=./bench/results . | tar -C "$src" -xf -
+    if ! PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/ociruntime-wheels sh "$src/scripts/install.sh" >&2; then
+        echo "vm: ERROR: scripts/install.sh failed in the guest" >&2
+        finish 125
+    fi
+    date +%s.%N > "$job/t_installed"
+fi
+
+cd "$PROJECT" || finish 125
+"$@"
+finish $?
