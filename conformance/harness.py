@@ -194,14 +194,14 @@ class Context:
     def run(self, b: Bundle, cid: str | None = None, timeout: float = 20.0,
             env_oom: int | None = None) -> Proc:
         """`run` in the foreground: the container's stdout/stderr come back in the Proc."""
-        cid = cid or self.new_id("run")
+        cid = self.new_id("run") if cid is None else cid
         self.containers.append(cid)
         b.write()
         return self._stdio_call(["run", "--bundle", str(b.path), cid], cid, timeout, env_oom)
 
     def create(self, b: Bundle, cid: str | None = None, timeout: float = 20.0,
                env_oom: int | None = None, extra: tuple[str, ...] = ()) -> tuple[str, Proc]:
-        cid = cid or self.new_id("cr")
+        cid = self.new_id("cr") if cid is None else cid
         self.containers.append(cid)
         b.write()
         proc = self._stdio_call(["create", *extra, "--bundle", str(b.path), cid], cid + ".create",
@@ -264,7 +264,7 @@ class Context:
         for fn in reversed(self.cleanups):
             try:
                 fn()
-            except Exception as e:  # noqa: BLE001 - cleanup must go on whatever happens
+            except Exception as e:  # cleanup must go on whatever one step raised
                 problems.append(f"cleanup hook: {e}")
         for cid in self.containers:
             pid = _state_pid(self.cmd("state", cid))
@@ -279,6 +279,7 @@ class Context:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        problems += _kill_stragglers(self.tmp)
         _rmtree(self.tmp)
         return problems
 
@@ -290,6 +291,28 @@ def _state_pid(cmd: list[str]) -> int:
         return int(json.loads(r.stdout).get("pid") or 0) if r.returncode == 0 else 0
     except (subprocess.TimeoutExpired, ValueError, json.JSONDecodeError):
         return 0
+
+
+def _kill_stragglers(tmp: Path) -> list[str]:
+    """Runtime processes still naming this check's private temp dir (say a created
+    container's init that delete --force missed) would outlive the run: kill them. The temp
+    dir is unique to this check, so nothing else can match."""
+    found = []
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(tmp).encode() in cmdline:
+            found.append(entry.name)
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return [f"killed leftover process(es) {', '.join(found)}"] if found else []
 
 
 def _alive(pid: int) -> bool:

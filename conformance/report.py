@@ -39,7 +39,7 @@ def totals_table(vs: list[Verdict]) -> list[str]:
 def markdown(binary: str, version: str, outcomes: list[Outcome], vs: list[Verdict],
              external: list[Outcome] | None = None) -> str:
     checks = Counter(o.status for o in outcomes)
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"# Conformance report: `{binary}`",
         "",

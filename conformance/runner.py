@@ -18,7 +18,11 @@ from typing import TextIO
 from conformance import bundle as bundlelib
 from conformance import checks  # noqa: F401 - importing registers every check
 from conformance.harness import (
-    CHECKS, EXTRA_ROOTFS_DIRS, CheckFailed, CheckSkipped, Context,
+    CHECKS,
+    EXTRA_ROOTFS_DIRS,
+    CheckFailed,
+    CheckSkipped,
+    Context,
 )
 from conformance.requirements import REQUIREMENTS, Requirement
 
@@ -67,7 +71,7 @@ def run_one(binary: str, check_id: str, workdir: Path, base_rootfs: Path) -> Out
         status, detail = "fail", str(e)
     except CheckSkipped as e:
         status, detail = "skip", str(e)
-    except Exception as e:  # noqa: BLE001 - a broken check is reported, not fatal
+    except Exception as e:  # a broken check is reported as a failure, not fatal to the run
         status, detail = "fail", f"check error: {type(e).__name__}: {e}"
     finally:
         problems = ctx.cleanup()

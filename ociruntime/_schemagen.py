@@ -138,7 +138,7 @@ class _Compiler:
             return f"(isinstance({v}, str) and {v} == {value!r})"
         if key == "required":
             return " and ".join(f"{p!r} in {v}" for p in value) or "True"
-        ops = {"minimum": "<", "maximum": ">=", "exclusiveMinimum": "<=", "exclusiveMaximum": ">="}
+        ops = {"minimum": "<", "maximum": ">", "exclusiveMinimum": "<=", "exclusiveMaximum": ">="}
         if key in ops:
             # Written as jsonschema does ("fails if x < minimum"), so NaN behaves the same.
             return f"not ({v} {ops[key]} {value!r})"
@@ -192,8 +192,8 @@ class _Compiler:
         if key == "properties":
             lines = []
             for prop, sub in value.items():
-                lines += [f"v = x.get({prop!r}, _MISSING)", f"if v is not _MISSING and not {self.expr(sub, root, 'v')}:"]
-                lines.append("    return False")
+                test = self.expr(sub, root, "v")
+                lines += [f"v = x.get({prop!r}, _MISSING)", f"if v is not _MISSING and not {test}:", "    return False"]
             return lines
         if key == "additionalProperties":
             known = self._const(list(node.get("properties", {})))

@@ -177,6 +177,7 @@ def _build(c: Creation, config) -> None:
         _drive(c, config, parent_fd)
     finally:
         os.close(parent_fd)
+    sd.save(c.data)
     if c.opts.pid_file:
         state.write_atomic(os.path.abspath(c.opts.pid_file), f"{c.init_pid}".encode())
     timing.mark("state")
@@ -215,7 +216,8 @@ def _drive(c: Creation, config, fd: int) -> None:
             os.waitpid(c.stage1_pid, 0)
             c.stage1_pid = 0
             c.data = _state_data(c, config, SPEC_VERSION)
-            c.sd.save(c.data)
+            # Saved now so that even a create killed half-way can be cleaned up by delete -f.
+            c.sd.save({**c.data, "creating": True})
             sync.send(fd, "state", state=hook_state(c.cid, c.data, "creating"))
         elif kind == "createRuntime":
             _run_create_hooks(c, config, hooks)

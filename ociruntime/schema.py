@@ -84,7 +84,7 @@ def explain(doc: object, kind: str) -> list[str]:
         return [f"(root): cannot be validated: {_sanitize(str(exc))}"]
     if len(messages) > MAX_MESSAGES:
         more = len(messages) - (MAX_MESSAGES - 1)
-        messages = messages[: MAX_MESSAGES - 1] + [f"... and {more} more problems"]
+        messages = [*messages[: MAX_MESSAGES - 1], f"... and {more} more problems"]
     return messages
 
 

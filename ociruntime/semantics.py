@@ -12,15 +12,15 @@ from __future__ import annotations
 import errno
 import os
 
+from ociruntime.linux.caps import CAPABILITIES
+from ociruntime.schema import format_path, show
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing imports re (~5 ms): annotations only
     from collections.abc import Sequence
     from typing import Any
 
     Path = Sequence[str | int]
-
-from ociruntime.linux.caps import CAPABILITIES
-from ociruntime.schema import format_path, show
 
 SUPPORTED_MAJOR = 1
 SUPPORTED_MINOR = 3
@@ -126,11 +126,13 @@ def _check_version(r: _Report, version: str) -> None:
         return
     major = parsed[0] if parsed else int(major_text)
     if major != SUPPORTED_MAJOR:
-        r.error(["ociVersion"], f"{show(version)} is not supported: expected a 1.x version (this runtime implements 1.3.0)")
+        r.error(["ociVersion"],
+                f"{show(version)} is not supported: expected a 1.x version (this runtime implements 1.3.0)")
     elif parsed is None:
         r.warn(["ociVersion"], f"{show(version)} is not a SemVer 2.0.0 version (expected e.g. 1.3.0)")
     elif parsed[1] > SUPPORTED_MINOR:
-        r.warn(["ociVersion"], f"{show(version)} is newer than 1.3.0: properties this runtime does not know are ignored")
+        r.warn(["ociVersion"],
+               f"{show(version)} is newer than 1.3.0: properties this runtime does not know are ignored")
 
 
 def _check_root(r: _Report, doc: dict[str, Any]) -> None:
@@ -360,7 +362,8 @@ def _check_user_namespace(r: _Report, linux: dict[str, Any], namespaces: dict[st
     has_maps = bool(linux.get("uidMappings") or linux.get("gidMappings"))
     user = namespaces.get("user")
     if user is None and has_maps:
-        r.error(["linux", "uidMappings"], 'uid/gid mappings need a user namespace: add {"type": "user"} to linux.namespaces')
+        r.error(["linux", "uidMappings"],
+                'uid/gid mappings need a user namespace: add {"type": "user"} to linux.namespaces')
     elif user is not None and "path" not in user:
         for field in ("uidMappings", "gidMappings"):
             if not linux.get(field):

@@ -16,12 +16,13 @@ SIGRTMIN, SIGRTMAX = 34, 64
 
 
 def parse_signal(text: str) -> int:
-    """'9', 'KILL', 'SIGKILL', 'sigkill', 'RTMIN+3' -> number; UsageError otherwise."""
+    """'9', 'KILL', 'SIGKILL', 'sigkill', 'RTMIN+3' -> number; UsageError otherwise.
+    0 is accepted, as runc does: it only checks that the process exists."""
     if text.isdigit():
         number = int(text)
-        if 1 <= number <= SIGRTMAX:
+        if 0 <= number <= SIGRTMAX:
             return number
-        raise UsageError(f"invalid signal {text!r}: numbers run from 1 to {SIGRTMAX}")
+        raise UsageError(f"invalid signal {text!r}: numbers run from 0 to {SIGRTMAX}")
     name = text.upper()
     name = name[3:] if name.startswith("SIG") else name
     if name in SIGNALS:

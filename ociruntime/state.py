@@ -166,9 +166,12 @@ def is_same_process(pid: int, start_time: int) -> bool:
 
 
 def status_of(d: StateDir, data: dict) -> str:
-    """created / running / stopped, from the kernel; never the recorded status."""
+    """creating / created / running / stopped, from the kernel; never a recorded status.
+    `creating` marks a state file written while `create` is still building the container."""
     if not is_same_process(int(data.get("pid", 0)), int(data.get("start_time", -1))):
         return "stopped"
+    if data.get("creating"):
+        return "creating"
     if os.path.exists(d.file(EXEC_FIFO)):
         return "created"
     return "running"

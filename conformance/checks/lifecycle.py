@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
 from conformance.harness import (
-    Context, bind_mount, check, expect, fail, host_cgroup_dir, skip,
+    Context,
+    bind_mount,
+    check,
+    expect,
+    fail,
+    host_cgroup_dir,
+    skip,
 )
 
 SLEEPER = ["sleep", "60"]
@@ -72,11 +79,8 @@ def create_applies_config(ctx: Context) -> None:
     expect(pid > 0, "no pid in state after create")
     for ns in ("uts", "net", "ipc", "pid", "mnt"):
         mine = os.readlink(f"/proc/self/ns/{ns}")
-        theirs = os.readlink(f"/proc/{pid}/ns/{ns}")
-        if ns == "pid":
-            theirs = os.readlink(f"/proc/{pid}/ns/pid_for_children") if theirs == mine else theirs
-        expect(theirs != mine, f"{ns} namespace not created at create time")
-    import subprocess
+        expect(os.readlink(f"/proc/{pid}/ns/{ns}") != mine,
+               f"{ns} namespace not created at create time")
     r = subprocess.run(["nsenter", "-t", str(pid), "-u", "hostname"], capture_output=True,
                        text=True, timeout=5)
     expect(r.stdout.strip() == "conf-created",

@@ -9,8 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conformance.harness import (
-    Bundle, Context, MountInfo, bind_mount, check, expect, fail, mount_at, parse_mountinfo,
-    skip, tmpfs_mount,
+    Bundle,
+    Context,
+    MountInfo,
+    bind_mount,
+    check,
+    expect,
+    fail,
+    mount_at,
+    parse_mountinfo,
+    skip,
+    tmpfs_mount,
 )
 
 MI = "cat /proc/self/mountinfo"

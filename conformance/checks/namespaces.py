@@ -6,7 +6,15 @@ import os
 from pathlib import Path
 
 from conformance.harness import (
-    Bundle, Context, check, expect, fail, kv_lines, mount_at, parse_mountinfo, skip,
+    Bundle,
+    Context,
+    check,
+    expect,
+    fail,
+    kv_lines,
+    mount_at,
+    parse_mountinfo,
+    skip,
 )
 
 NS_FILES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",

@@ -13,7 +13,16 @@ import time
 from pathlib import Path
 
 from conformance.harness import (
-    Context, check, expect, fail, kv_lines, mount_at, parse_mountinfo, skip,
+    Context,
+    MountInfo,
+    Proc,
+    check,
+    expect,
+    fail,
+    kv_lines,
+    mount_at,
+    parse_mountinfo,
+    skip,
 )
 
 MKDIR_RULE = {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}
@@ -31,7 +40,7 @@ def sysctl(ctx: Context) -> None:
     expect(got.get("F") == "1" and got.get("S") == "1", f"values: {got}")
 
 
-def _seccomp_run(ctx: Context, seccomp: dict, script: str):  # noqa: ANN202 - Proc
+def _seccomp_run(ctx: Context, seccomp: dict, script: str) -> Proc:
     b = ctx.sh_bundle(script, out_mount=False)
     b.config["mounts"].append({"destination": "/mnt/a", "type": "tmpfs", "source": "tmpfs"})
     b.config["linux"]["seccomp"] = seccomp
@@ -170,7 +179,7 @@ def listener_unreachable(ctx: Context) -> None:
     expect(not r.ok, "the container started although the seccomp state could not be sent")
 
 
-def _root_mount(ctx: Context, prop: str, shared_parent: bool = False):  # noqa: ANN202
+def _root_mount(ctx: Context, prop: str, shared_parent: bool = False) -> MountInfo:
     b = ctx.bundle(["cat", "/proc/self/mountinfo"], out_mount=False)
     if shared_parent:
         # Make the bundle its own shared mount on the host side, so a slave rootfs has a

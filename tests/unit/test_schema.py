@@ -254,7 +254,9 @@ def test_without_generated_module_jsonschema_alone_decides(
     assert schema.validate(runc_config, "config") == ["ociVersion: expected a string, got integer"]
 
 
-def test_typical_config_validates_in_well_under_a_millisecond(runc_config: dict[str, Any], gen: types.ModuleType) -> None:
+def test_typical_config_validates_in_well_under_a_millisecond(
+    runc_config: dict[str, Any], gen: types.ModuleType
+) -> None:
     best = float("inf")
     for _ in range(5):
         start = time.perf_counter()
@@ -266,11 +268,12 @@ def test_typical_config_validates_in_well_under_a_millisecond(runc_config: dict[
 
 def _import_cost_us(tmp_path: Any, module: str, setup: str = "") -> tuple[int, set[str]]:
     """Cumulative -X importtime of `module` (best of 5) and the modules that importing it loaded."""
-    code = f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {REPO!r}]; {setup}before = set(sys.modules); import {module}; " \
-           "print(' '.join(sorted(set(sys.modules) - before)))"
+    code = (f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {REPO!r}]; {setup}"
+            f"before = set(sys.modules); import {module}; print(' '.join(sorted(set(sys.modules) - before)))")
     best, loaded = 10**9, set()
     for _ in range(5):
-        run = subprocess.run([PYTHON, "-I", "-S", "-X", "importtime", "-c", code], capture_output=True, text=True, check=True)
+        cmd = [PYTHON, "-I", "-S", "-X", "importtime", "-c", code]
+        run = subprocess.run(cmd, capture_output=True, text=True, check=True)
         line = [x for x in run.stderr.splitlines() if x.rstrip().endswith(f"| {module}")][-1]
         best = min(best, int(line.split("|")[1]))
         loaded = set(run.stdout.split())

@@ -140,7 +140,8 @@ def _delete(path: str) -> Callable[[dict[str, Any]], None]:
 UPSTREAM_STRICTER = [
     ("U2", _set("linux.resources.pids", {}), True, False),
     ("U3", _set("linux.rootfsPropagation", "rprivate"), True, False),
-    ("U4", _set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_M68K"]}), True, False),
+    ("U4", _set("linux.seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_M68K"]}),
+     True, False),
     ("U5", _set("linux.namespaces.0", {"type": "time"}), True, False),
     ("U6", _set("linux.intelRdt", {"memBwSchema": "L3:0=1"}), True, True),
     ("U7", _set("linux.resources.hugepageLimits", [{"pageSize": "2M", "limit": 1}]), True, True),

@@ -153,7 +153,10 @@ def test_user_namespace_and_mappings(doc: dict[str, Any]) -> None:
     assert warnings_of(doc) == [
         "linux.uidMappings: ignored: the user namespace is joined by path and keeps its own mappings"
     ]
-    doc["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 4294967295, "size": 2}, {"containerID": 0, "hostID": 0, "size": 0}]
+    doc["linux"]["uidMappings"] = [
+        {"containerID": 0, "hostID": 4294967295, "size": 2},
+        {"containerID": 0, "hostID": 0, "size": 0},
+    ]
     assert errors_of(doc) == [
         "linux.uidMappings[0]: hostID 4294967295 + size 2 goes past 4294967296",
         "linux.uidMappings[1].size: must be at least 1",

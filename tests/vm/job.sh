@@ -6,10 +6,18 @@
 # the share, and the unit powers off either way.
 job=/run/ociruntime-vm/job
 
+# The share is uncached 9p: once the rename is done, the host sees the status. Nothing on the
+# guest disk needs syncing: it is a snapshot, thrown away at poweroff.
 finish() {
     echo "$1" > "$job/rc.new" && mv "$job/rc.new" "$job/rc"
-    sync
     exit 0
+}
+
+# The job's own failures (not the command's) are told to the runner, which fails loudly.
+infra_error() {
+    echo "vm: ERROR: $1" >&2
+    echo "$1" > "$job/error"
+    finish 125
 }
 
 # udev names the virtio console ports a moment after the unit may start.
@@ -18,7 +26,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 exec >/dev/virtio-ports/ociruntime.stdout 2>/dev/virtio-ports/ociruntime.stderr </dev/null ||
-    finish 125
+    infra_error "the guest's output ports did not appear"
 
 # Sets PROJECT, INSTALL, the environment to pass through, and the command as "$@".
 # shellcheck source=/dev/null
@@ -29,10 +37,8 @@ export PATH=/opt/ociruntime/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 # The same path as on the host, so paths in test output and tracebacks read the same.
 mkdir -p "$PROJECT"
-if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 project "$PROJECT"; then
-    echo "vm: ERROR: cannot mount the project tree at $PROJECT" >&2
-    finish 125
-fi
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 project "$PROJECT" ||
+    infra_error "cannot mount the project tree at $PROJECT in the guest"
 date +%s.%N > "$job/t_mounted"
 
 if [ "$INSTALL" = 1 ]; then
@@ -44,13 +50,11 @@ if [ "$INSTALL" = 1 ]; then
     tar -C "$PROJECT" -cf - --exclude=./.git --exclude=./tests/vm/cache --exclude=./build \
         --exclude='*.egg-info' --exclude=__pycache__ --exclude=.hypothesis --exclude=.pytest_cache \
         --exclude=./bench/results . | tar -C "$src" -xf -
-    if ! PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/ociruntime-wheels sh "$src/scripts/install.sh" >&2; then
-        echo "vm: ERROR: scripts/install.sh failed in the guest" >&2
-        finish 125
-    fi
+    PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/ociruntime-wheels sh "$src/scripts/install.sh" >&2 ||
+        infra_error "scripts/install.sh failed in the guest (its output is above)"
     date +%s.%N > "$job/t_installed"
 fi
 
-cd "$PROJECT" || finish 125
+cd "$PROJECT" || infra_error "cannot enter $PROJECT in the guest"
 "$@"
 finish $?

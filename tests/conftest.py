@@ -1,0 +1,189 @@
+"""Fixtures shared by every test that creates real containers.
+
+Each test gets its own --root, unique container IDs and a bundle made from busybox-static;
+whatever it created is deleted afterwards even when the test fails (delete -f, then a check
+that no state dir, cgroup or process is left)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from conformance.bundle import default_config, make_bundle, make_rootfs
+
+OCIRUNTIME = os.environ.get("OCIRUNTIME", "/usr/local/bin/ociruntime")
+RUNC = shutil.which("runc") or "/usr/sbin/runc"
+
+
+@pytest.fixture(scope="session")
+def base_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_rootfs(tmp_path_factory.mktemp("base") / "rootfs")
+
+
+class Runtime:
+    """One runtime binary with a private --root; remembers the containers it made."""
+
+    def __init__(self, binary: str, root: Path) -> None:
+        self.binary = binary
+        self.root = root
+        self.ids: list[str] = []
+
+    def new_id(self, prefix: str = "t") -> str:
+        cid = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        self.ids.append(cid)
+        return cid
+
+    def cmd(self, *args: str, log_json: Path | None = None) -> list[str]:
+        extra = ["--log", str(log_json), "--log-format", "json"] if log_json else []
+        return [self.binary, "--root", str(self.root), *extra, *args]
+
+    def run(self, *args: str, check: bool = False, timeout: float = 30, input: bytes | None = None,
+            log_json: Path | None = None, **kw: object) -> subprocess.CompletedProcess:
+        # Files, not pipes: after `create` or `run -d` the container keeps our stdio open, and
+        # waiting for EOF on a pipe would wait for the container to exit.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            res = subprocess.run(self.cmd(*args, log_json=log_json), stdout=out, stderr=err,
+                                 timeout=timeout, input=input, **kw)
+            out.seek(0)
+            err.seek(0)
+            res.stdout, res.stderr = out.read(), err.read()
+        if check and res.returncode != 0:
+            raise AssertionError(f"{args} failed ({res.returncode}): {res.stderr.decode()}")
+        return res
+
+    def state(self, cid: str) -> dict:
+        return json.loads(self.run("state", cid, check=True).stdout)
+
+    def cleanup(self) -> None:
+        for cid in self.ids:
+            subprocess.run([self.binary, "--root", str(self.root), "delete", "-f", cid],
+                           capture_output=True, timeout=30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def oci(tmp_path: Path) -> Iterator[Runtime]:
+    rt = Runtime(OCIRUNTIME, tmp_path / "state-oci")
+    yield rt
+    rt.cleanup()
+
+
+@pytest.fixture
+def runc(tmp_path: Path) -> Iterator[Runtime]:
+    if not os.path.exists(RUNC):
+        pytest.fail("runc is not installed: scripts/test.sh installs it (apt-get install runc)")
+    rt = Runtime(RUNC, tmp_path / "state-runc")
+    yield rt
+    rt.cleanup()
+
+
+class BundleFactory:
+    def __init__(self, tmp: Path, base: Path) -> None:
+        self.tmp = tmp
+        self.base = base
+        self.n = 0
+
+    def __call__(self, args: list[str] | None = None, config: dict | None = None,
+                 edit=None) -> Path:
+        self.n += 1
+        cfg = config if config is not None else default_config(args or ["true"])
+        if edit is not None:
+            edit(cfg)
+        return make_bundle(self.tmp / f"bundle{self.n}", config=cfg, rootfs_from=self.base)
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, base_rootfs: Path) -> BundleFactory:
+    return BundleFactory(tmp_path, base_rootfs)
+
+
+def host_cgroup_dirs(cid: str) -> list[str]:
+    """Any cgroup directory named after the container, in any hierarchy."""
+    found = []
+    for top in Path("/sys/fs/cgroup").iterdir():
+        for dirpath, dirnames, _ in os.walk(top):
+            found += [os.path.join(dirpath, d) for d in dirnames if d == cid]
+    return found
+
+
+def host_mounts_mentioning(text: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if text in line]
+
+
+# --- helpers for the error-path and leak tests (tests/integration/test_lifecycle_errors.py,
+# test_cli_input.py, test_bad_bundles.py, test_hooks.py) ------------------------------------
+def error_lines(res: subprocess.CompletedProcess) -> list[str]:
+    """The non-empty lines a failed command wrote to stderr."""
+    return [ln for ln in res.stderr.decode(errors="replace").splitlines() if ln.strip()]
+
+
+def assert_clean_error(res: subprocess.CompletedProcess, *mentions: str) -> str:
+    """A failure the user can act on: exit 1, no traceback anywhere, exactly one stderr line,
+    naming the problem (each of `mentions`, case-insensitive). Returns that line."""
+    out = res.stdout.decode(errors="replace") + res.stderr.decode(errors="replace")
+    assert res.returncode == 1, f"exit {res.returncode}, expected 1; output: {out!r}"
+    assert "Traceback" not in out, out
+    assert "internal error" not in out, f"an internal error is a bug: {out!r}"
+    lines = error_lines(res)
+    assert len(lines) == 1, f"expected one error line on stderr, got {len(lines)}: {lines}"
+    for word in mentions:
+        assert word.lower() in lines[0].lower(), f"{word!r} not named in {lines[0]!r}"
+    return lines[0]
+
+
+def assert_json_error_log(path: Path) -> dict:
+    """runc's --log-format json contract: the last line is {"level":"error","msg":..,"time":..}."""
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    assert lines, f"{path} is empty"
+    entry = json.loads(lines[-1])
+    assert entry.get("level") == "error", entry
+    assert isinstance(entry.get("msg"), str) and entry["msg"], entry
+    assert isinstance(entry.get("time"), str) and entry["time"], entry
+    assert "Traceback" not in entry["msg"]
+    return entry
+
+
+def processes_using(path: str) -> list[str]:
+    """Processes whose root, cwd or any mount (in their own mount namespace) is under `path`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            links = [os.readlink(f"/proc/{pid}/root"), os.readlink(f"/proc/{pid}/cwd")]
+            with open(f"/proc/{pid}/mountinfo") as f:
+                mounts = f.read()
+        except OSError:
+            continue  # exited meanwhile, or a kernel thread
+        if any(link.startswith(path) for link in links) or f" {path}" in mounts:
+            found.append(pid)
+    return found
+
+
+def leaks(root: Path, cid: str, bundle_dir: Path) -> list[str]:
+    """Everything a failed create may have left on the host (issue 3 point 7)."""
+    problems = []
+    if (root / cid).exists():
+        problems.append(f"state dir {root / cid} exists: {sorted(os.listdir(root / cid))}")
+    if root.is_dir():
+        for dirpath, _, files in os.walk(root):
+            for name in files:
+                p = os.path.join(dirpath, name)
+                if name.endswith((".fifo", ".sock")) or not os.path.isfile(p):
+                    problems.append(f"leftover fifo/socket {p}")
+    problems += [f"cgroup {d}" for d in host_cgroup_dirs(cid)]
+    bpath = str(bundle_dir.resolve())
+    problems += [f"host mount {m.strip()}" for m in host_mounts_mentioning(bpath)]
+    problems += [f"process {pid} uses the bundle" for pid in processes_using(bpath)]
+    return problems
