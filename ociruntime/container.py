@@ -102,8 +102,13 @@ class Creation:
 
 def create(root: str, cid: str, opts: CreateOptions) -> Creation:
     from ociruntime import bundle
+    from ociruntime.errors import ConfigError
+    from ociruntime.features import unsupported
 
     config = bundle.load(opts.bundle, systemd_cgroup=opts.systemd_cgroup)
+    problems = unsupported(config)
+    if problems:
+        raise ConfigError(problems)
     timing.mark("load+validate")
     _check_terminal(config.process.terminal, opts)
     c = Creation(root, cid, opts)

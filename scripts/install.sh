@@ -23,9 +23,13 @@ fi
 "$PREFIX/bin/pip" install -q --disable-pip-version-check -r requirements-dev.txt
 "$PREFIX/bin/pip" install -q --disable-pip-version-check --no-build-isolation --no-deps --force-reinstall .
 
+site=$("$PREFIX/bin/python3" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# The tests import ociruntime from this tree: give it the same compiled shim and generated
+# validator as the installed copy (both git-ignored build products).
+cp -f "$site"/ociruntime/_shim*.so "$site"/ociruntime/_validators.py ociruntime/
+
 # The launcher: -I -S skips site-packages scanning and .pth files (tens of ms per call);
 # the venv's own site-packages is added explicitly, so only cached bytecode is imported.
-site=$("$PREFIX/bin/python3" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 cat > /usr/local/bin/ociruntime.new <<EOT
 #!$PREFIX/bin/python3 -IS
 import sys

@@ -484,7 +484,10 @@ def _rule_lines(rule: dict) -> list[str]:
     kind = rule.get("type") or "a"
     major, minor = rule.get("major"), rule.get("minor")
     access = rule.get("access") or "rwm"
-    wild = lambda n: "*" if n is None or n < 0 else str(n)
+
+    def wild(n: int | None) -> str:
+        return "*" if n is None or n < 0 else str(n)
+
     if kind == "a" and (wild(major) != "*" or wild(minor) != "*"):
         return [f"{k} {wild(major)}:{wild(minor)} {access}" for k in ("c", "b")]
     return [f"{kind} {wild(major)}:{wild(minor)} {access}"]

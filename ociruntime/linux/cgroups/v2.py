@@ -414,7 +414,7 @@ def enable_controllers(mount: str, leaf: str, wanted: set[str] | None) -> None:
     controller is reported when one of its files is written."""
     rel = leaf[len(mount):].strip("/").split("/")[:-1]
     level = mount
-    for part in [""] + rel:
+    for part in ["", *rel]:
         if part:
             level = level + "/" + part
         enabled = set(read_file(level + "/cgroup.subtree_control").split())

@@ -1,0 +1,973 @@
+"""Side-by-side benchmark of OCI runtimes (ociruntime, runc, crun) on one busybox bundle.
+
+A benchmark, not a test: it measures, prints a markdown table of medians and ratios, and can write
+every sample as JSON. See bench/README.md for what each row means and how it is measured.
+
+Design notes (why it looks the way it does):
+- Runtimes are measured interleaved (A, B, C, A, B, C, ...) so that drift on a shared 2-core machine
+  (page cache, CPU frequency, other tenants) hits all of them alike.
+- Each CLI call is timed with perf_counter_ns around os.posix_spawn + os.wait4: no subprocess
+  module, no pipes, no threads in the measured interval; wait4 also gives the child's ru_maxrss.
+- The benchmark makes itself a child subreaper, so a container's init is re-parented to it when the
+  runtime's `create` exits and "wait for exit" is a plain wait4 of the init, as containerd's shim
+  does it.
+- crun refuses this host's hybrid cgroup layout (cgroup2 at /sys/fs/cgroup/unified carries hugetlb),
+  so the whole run happens in a private mount namespace with that mount removed: all three runtimes
+  then see the same pure cgroup v1 layout. The program re-executes itself under
+  `flock LOCK unshare -m --propagation private` (os.unshare only exists from Python 3.12).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import datetime
+import json
+import math
+import os
+import platform
+import resource
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from conformance.bundle import default_config, make_bundle, make_rootfs, write_config  # noqa: E402
+
+# Shared with the test suites and the VM runner: never load the 2 cores concurrently.
+LOCK_FILE = "/tmp/ociruntime-heavy.lock"
+INNER_ENV = "OCIBENCH_INNER"
+UNIFIED = "/sys/fs/cgroup/unified"
+DEFAULT_RUNTIMES = [
+    ("ociruntime", "/usr/local/bin/ociruntime"),
+    ("runc", "/usr/sbin/runc"),
+    ("crun", "/usr/bin/crun"),
+]
+MEASUREMENTS = ["baseline", "cmds", "lifecycle", "run", "throughput", "memlimit", "podman"]
+CLI_TIMEOUT_S = 30.0
+# What the spawned runtimes see: a fixed, small environment so nothing from the caller's shell
+# (pyenv shims, PYTHON* variables) changes what is measured.
+CHILD_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+}
+PR_SET_CHILD_SUBREAPER = 36
+MEM_LO = 256 * 1024
+MEM_HI = 64 * 1024 * 1024
+PAGE = 4096
+
+
+# --------------------------------------------------------------------------------------------
+# Spawning and timing
+
+
+class Watchdog:
+    """Kills children that exceed their deadline, without putting a timer in the measured path.
+
+    The measured path is a blocking wait4; this single daemon thread wakes twice a second and
+    SIGKILLs overdue children through a pidfd (no pid-reuse race: a pidfd names one process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[int, tuple[int, float]] = {}  # pid -> (pidfd, deadline)
+        self._thread = threading.Thread(target=self._loop, name="watchdog", daemon=True)
+        self._thread.start()
+
+    def add(self, pid: int, timeout: float) -> None:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return  # already gone: nothing to guard
+        with self._lock:
+            self._entries[pid] = (pidfd, time.monotonic() + timeout)
+
+    def remove(self, pid: int) -> None:
+        with self._lock:
+            entry = self._entries.pop(pid, None)
+        if entry is not None:
+            os.close(entry[0])
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(0.5)
+            now = time.monotonic()
+            with self._lock:
+                overdue = [fd for fd, deadline in self._entries.values() if deadline < now]
+                for fd in overdue:
+                    with contextlib.suppress(OSError):
+                        signal.pidfd_send_signal(fd, signal.SIGKILL)
+
+
+@dataclass
+class Result:
+    rc: int  # exit status, or -signal
+    ns: int  # wall time of spawn..reap
+    maxrss_kib: int  # ru_maxrss of the child (KiB on Linux)
+    output: str = ""  # what the child wrote (only read on failure)
+
+
+class Spawner:
+    """posix_spawn + wait4 with the child's stdout/stderr in one scratch file.
+
+    A regular file rather than a pipe: a detached container's init inherits the `create` call's
+    stdio and would hold a pipe open; a file needs no reader and cannot block anyone."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.devnull = os.open(os.devnull, os.O_RDONLY)
+        self.out_path = workdir / "child-output"
+        self.out = os.open(self.out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o644)
+        self.watchdog = Watchdog()
+        self._lock = threading.Lock()
+
+    def call(self, argv: list[str], timeout: float = CLI_TIMEOUT_S, capture: bool = True) -> Result:
+        # The scratch file is shared by parallel callers, so only sequential callers truncate and
+        # read it; parallel callers (capture=False) only get rc/time/rss.
+        if capture:
+            os.ftruncate(self.out, 0)
+        actions = [
+            (os.POSIX_SPAWN_DUP2, self.devnull, 0),
+            (os.POSIX_SPAWN_DUP2, self.out, 1),
+            (os.POSIX_SPAWN_DUP2, self.out, 2),
+        ]
+        t0 = time.perf_counter_ns()
+        pid = os.posix_spawn(argv[0], argv, CHILD_ENV, file_actions=actions)
+        self.watchdog.add(pid, timeout)
+        _, status, usage = os.wait4(pid, 0)
+        t1 = time.perf_counter_ns()
+        self.watchdog.remove(pid)
+        rc = os.waitstatus_to_exitcode(status)
+        output = ""
+        if capture and rc != 0:
+            output = self.out_path.read_text(errors="replace")[-4000:]
+        return Result(rc, t1 - t0, usage.ru_maxrss, output)
+
+    def text(self, argv: list[str], timeout: float = 20.0) -> tuple[int, str]:
+        """Untimed helper for setup/teardown: run and return (rc, stdout+stderr)."""
+        try:
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=timeout, env=CHILD_ENV)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return 127, str(e)
+        return p.returncode, (p.stdout + p.stderr)
+
+
+def first_error_line(output: str) -> str:
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for ln in lines:
+        if "error" in ln.lower() or "fail" in ln.lower():
+            return ln[:300]
+    return (lines[-1] if lines else "no output")[:300]
+
+
+def wait_exit(pid: int, timeout: float = CLI_TIMEOUT_S) -> int:
+    """Wait for a container init to exit; returns its exit code (or -1 if unknown).
+
+    We are a child subreaper, so the init is normally our child once `create` has returned and
+    wait4 reaps it. If a runtime kept it parented elsewhere, fall back to polling a pidfd."""
+    try:
+        _, status, _ = os.wait4(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+    except ChildProcessError:
+        pass
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return -1
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    return -1
+
+
+def reap_strays() -> None:
+    """Reap re-parented orphans (conmon, runtime intermediates). Only called at points where no
+    measured child is outstanding, so it never steals a wait4 from the timed path."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+# --------------------------------------------------------------------------------------------
+# Runtimes and containers
+
+
+@dataclass
+class Runtime:
+    name: str
+    path: str
+    root: Path
+    version: str = ""
+    exec_error: str | None = None  # set when `exec` does not work: reported as n/a
+    podman_error: str | None = None
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.path, "--root", str(self.root), *args]
+
+    def add(self, metric: str, value: float) -> None:
+        self.samples.setdefault(metric, []).append(value)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.sp = Spawner(workdir)
+        self.runtimes: list[Runtime] = []
+        for name, path in args.runtime:
+            root = workdir / f"root-{name}"
+            root.mkdir()
+            self.runtimes.append(Runtime(name, path, root))
+        self._seq = 0
+        self._seq_lock = threading.Lock()
+        self.live: set[tuple[str, str]] = set()  # (runtime name, id) possibly existing
+        self.podman_names: set[str] = set()
+        self.errors: list[str] = []
+        self.rootfs = make_rootfs(workdir / "rootfs")
+        self.bundle_true = self._bundle("bundle-true", ["true"])
+        self.bundle_sleep = self._bundle("bundle-sleep", ["sleep", "3600"])
+
+    # ---- helpers
+
+    def _bundle(self, name: str, args: list[str], config: dict | None = None) -> Path:
+        # Hard-linked copies of one rootfs: the same files for every runtime, cheap to make.
+        return make_bundle(self.workdir / name, args, config=config, rootfs_from=self.rootfs)
+
+    def new_id(self, rt: Runtime) -> str:
+        with self._seq_lock:
+            self._seq += 1
+            cid = f"ocibench-{os.getpid()}-{self._seq}"
+            self.live.add((rt.name, cid))
+        return cid
+
+    def by_name(self, name: str) -> Runtime:
+        return next(rt for rt in self.runtimes if rt.name == name)
+
+    def force_delete(self, rt: Runtime, cid: str) -> None:
+        """Untimed cleanup; tolerant of a container that is already gone."""
+        if (rt.root / cid).exists():
+            rc, out = self.sp.text(rt.argv("delete", "--force", cid))
+            if rc != 0 and (rt.root / cid).exists():
+                self.errors.append(f"{rt.name}: delete --force {cid}: {first_error_line(out)}")
+        self.live.discard((rt.name, cid))
+
+    def fail(self, rt: Runtime, what: str, res: Result) -> None:
+        msg = f"{rt.name}: {what} exited {res.rc}: {first_error_line(res.output)}"
+        if msg not in self.errors:
+            self.errors.append(msg)
+
+    def read_pid(self, pidfile: Path) -> int:
+        return int(pidfile.read_text().strip())
+
+    # ---- one runtime, one round
+
+    def one_cmds(self, rt: Runtime, record: bool) -> None:
+        """create, state, start, exec, kill, delete of a `sleep` container, each timed; the waiting
+        init's memory between create and start."""
+        cid = self.new_id(rt)
+        pidfile = self.workdir / f"{cid}.pid"
+        try:
+            r = self.sp.call(rt.argv("create", "--bundle", str(self.bundle_sleep),
+                                     "--pid-file", str(pidfile), cid))
+            if r.rc != 0:
+                self.fail(rt, "create", r)
+                return
+            pid = self.read_pid(pidfile)
+            # Memory of the init blocked on the exec fifo: what every created-but-not-started
+            # container costs the host.
+            hwm, pss = init_memory(pid)
+            timings = {"create": r}
+            for cmd, argv in (
+                ("state", rt.argv("state", cid)),
+                ("start", rt.argv("start", cid)),
+            ):
+                timings[cmd] = self.sp.call(argv)
+                if timings[cmd].rc != 0:
+                    self.fail(rt, cmd, timings[cmd])
+                    return
+            if rt.exec_error is None:
+                re_ = self.sp.call(rt.argv("exec", cid, "true"))
+                if re_.rc == 0:
+                    timings["exec"] = re_
+                else:
+                    rt.exec_error = first_error_line(re_.output)
+            timings["kill"] = self.sp.call(rt.argv("kill", cid, "KILL"))
+            if timings["kill"].rc != 0:
+                self.fail(rt, "kill", timings["kill"])
+                return
+            wait_exit(pid)
+            timings["delete"] = self.sp.call(rt.argv("delete", cid))
+            if timings["delete"].rc != 0:
+                self.fail(rt, "delete", timings["delete"])
+                return
+            self.live.discard((rt.name, cid))
+            if record:
+                for cmd, res in timings.items():
+                    rt.add(f"{cmd}_ms", res.ns / 1e6)
+                    rt.add(f"{cmd}_rss_mib", res.maxrss_kib / 1024)
+                if hwm is not None:
+                    rt.add("init_hwm_mib", hwm / 1024)
+                if pss is not None:
+                    rt.add("init_pss_mib", pss / 1024)
+        finally:
+            self.force_delete(rt, cid)
+            with contextlib.suppress(FileNotFoundError):
+                pidfile.unlink()
+            reap_strays()
+
+    def lifecycle(self, rt: Runtime, capture: bool = True) -> tuple[bool, int]:
+        """create -> start -> wait for exit -> delete of `true`; returns (ok, ns)."""
+        cid = self.new_id(rt)
+        pidfile = self.workdir / f"{cid}.pid"
+        ok = False
+        t0 = time.perf_counter_ns()
+        try:
+            r = self.sp.call(rt.argv("create", "--bundle", str(self.bundle_true),
+                                     "--pid-file", str(pidfile), cid), capture=capture)
+            if r.rc != 0:
+                if capture:
+                    self.fail(rt, "lifecycle create", r)
+                return False, 0
+            pid = self.read_pid(pidfile)
+            r = self.sp.call(rt.argv("start", cid), capture=capture)
+            if r.rc != 0:
+                if capture:
+                    self.fail(rt, "lifecycle start", r)
+                return False, 0
+            wait_exit(pid)
+            r = self.sp.call(rt.argv("delete", cid), capture=capture)
+            if r.rc != 0:
+                if capture:
+                    self.fail(rt, "lifecycle delete", r)
+                return False, 0
+            ok = True
+            self.live.discard((rt.name, cid))
+            return True, time.perf_counter_ns() - t0
+        finally:
+            if not ok:
+                self.force_delete(rt, cid)
+            with contextlib.suppress(FileNotFoundError):
+                pidfile.unlink()
+
+    def one_lifecycle(self, rt: Runtime, record: bool) -> None:
+        ok, ns = self.lifecycle(rt)
+        reap_strays()
+        if ok and record:
+            rt.add("lifecycle_ms", ns / 1e6)
+
+    def one_run(self, rt: Runtime, record: bool) -> None:
+        cid = self.new_id(rt)
+        try:
+            r = self.sp.call(rt.argv("run", "--bundle", str(self.bundle_true), cid))
+            if r.rc != 0:
+                self.fail(rt, "run", r)
+                return
+            if record:
+                rt.add("run_ms", r.ns / 1e6)
+                rt.add("run_rss_mib", r.maxrss_kib / 1024)
+        finally:
+            self.force_delete(rt, cid)
+            reap_strays()
+
+    def one_throughput(self, rt: Runtime, parallel: int) -> None:
+        """N lifecycles with `parallel` workers; records containers/s and failures."""
+        n = self.args.throughput_n
+        counter = iter(range(n))
+        counter_lock = threading.Lock()
+        failures = [0]
+
+        def worker() -> None:
+            while True:
+                with counter_lock:
+                    if next(counter, None) is None:
+                        return
+                ok, _ = self.lifecycle(rt, capture=False)
+                if not ok:
+                    with counter_lock:
+                        failures[0] += 1
+
+        t0 = time.perf_counter_ns()
+        threads = [threading.Thread(target=worker) for _ in range(parallel)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = (time.perf_counter_ns() - t0) / 1e9
+        reap_strays()
+        key = "seq" if parallel == 1 else f"par{parallel}"
+        if failures[0]:
+            self.errors.append(f"{rt.name}: {failures[0]}/{n} lifecycles failed ({key} throughput)")
+        rt.add(f"throughput_{key}_cps", (n - failures[0]) / wall)
+
+    def one_baseline(self, python: str, holder: Runtime, record: bool) -> None:
+        # The interpreter our launcher runs, started the way the launcher starts it: the floor
+        # under every ociruntime CLI call (issue 4 asks for start/state/kill/delete within 3 ms).
+        r = self.sp.call([python, "-I", "-S", "-c", "pass"])
+        if r.rc == 0 and record:
+            holder.add("bare_python_ms", r.ns / 1e6)
+            holder.add("bare_python_rss_mib", r.maxrss_kib / 1024)
+
+    # ---- memory limit
+
+    def mem_probe(self, rt: Runtime, limit: int) -> bool:
+        """Does `run` of `true` succeed under linux.resources.memory.limit = limit?"""
+        bundle = self.workdir / f"bundle-mem-{rt.name}"
+        config = default_config(["true"])
+        config["linux"]["resources"]["memory"] = {"limit": limit}
+        if bundle.exists():
+            write_config(bundle, config)
+        else:
+            self._bundle(bundle.name, ["true"], config)
+        cid = self.new_id(rt)
+        try:
+            r = self.sp.call(rt.argv("run", "--bundle", str(bundle), cid), timeout=20)
+            return r.rc == 0
+        finally:
+            self.force_delete(rt, cid)
+            reap_strays()
+
+    def memlimit(self) -> None:
+        """Bisect the smallest memory limit (log scale, page aligned) per runtime, interleaved."""
+        bounds: dict[str, list[int]] = {}
+        for rt in self.runtimes:
+            if self.mem_probe(rt, MEM_LO):
+                rt.notes["memlimit_min"] = f"<= {MEM_LO // 1024} KiB"
+                rt.samples["memlimit_min_kib"] = [MEM_LO / 1024]
+            elif not self.mem_probe(rt, MEM_HI):
+                rt.notes["memlimit_min"] = f"> {MEM_HI // 1048576} MiB"
+            else:
+                bounds[rt.name] = [MEM_LO, MEM_HI]  # [fails, succeeds]
+        for _ in range(self.args.bisect_steps):
+            for rt in self.runtimes:
+                if rt.name not in bounds:
+                    continue
+                lo, hi = bounds[rt.name]
+                mid = int(math.sqrt(lo * hi)) // PAGE * PAGE
+                if mid <= lo or mid >= hi:
+                    continue
+                if self.mem_probe(rt, mid):
+                    bounds[rt.name][1] = mid
+                else:
+                    bounds[rt.name][0] = mid
+        for rt in self.runtimes:
+            if rt.name in bounds:
+                lo, hi = bounds[rt.name]
+                rt.samples["memlimit_min_kib"] = [hi / 1024]
+                rt.notes["memlimit_min"] = f"{fmt_kib(lo / 1024)} fails, {fmt_kib(hi / 1024)} starts"
+        # The issue's acceptance point, probed directly (a bisection can straddle a flaky edge).
+        for _ in range(self.args.mem4_tries):
+            for rt in self.runtimes:
+                rt.add("mem4mib_ok", 1.0 if self.mem_probe(rt, 4 * 1024 * 1024) else 0.0)
+
+    # ---- podman
+
+    def podman_setup(self) -> str | None:
+        """Returns why podman cannot be measured, or None."""
+        podman = shutil.which("podman", path=CHILD_ENV["PATH"])
+        if podman is None:
+            return "podman is not installed (apt-get install podman)"
+        self.podman = podman
+        # podman writes /etc/hosts, /etc/resolv.conf, /run/.containerenv mount points into a
+        # --rootfs tree: give it its own copy so the runtime bundles stay pristine.
+        self.podman_rootfs = self.workdir / "podman-rootfs"
+        shutil.copytree(self.rootfs, self.podman_rootfs, symlinks=True, copy_function=os.link)
+        # No systemd here (pid 1 is not systemd) and no journald: cgroupfs manager, file events.
+        # No registry is reachable: --rootfs. --network none: measure the runtime, not netavark.
+        # podman's default ulimits (nofile/nproc 1048576) exceed this sandbox's hard limits and
+        # CAP_SYS_RESOURCE is not in the bounding set: ask for limits the host allows.
+        nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        nproc_hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+        nofile = min(1024, nofile_hard) if nofile_hard > 0 else 1024
+        nproc = min(4096, nproc_hard) if nproc_hard > 0 else 4096
+        self.podman_global = [podman]
+        if not Path("/run/systemd/system").is_dir():
+            self.podman_global += ["--cgroup-manager", "cgroupfs"]
+        self.podman_global += ["--events-backend", "file"]
+        self.podman_run_flags = ["--network", "none", "--ulimit", f"nofile={nofile}:{nofile}",
+                                 "--ulimit", f"nproc={nproc}:{nproc}"]
+        return None
+
+    def one_podman(self, rt: Runtime, record: bool) -> None:
+        if rt.podman_error is not None:
+            return
+        with self._seq_lock:
+            self._seq += 1
+            name = f"ocibench-{os.getpid()}-p{self._seq}"
+        self.podman_names.add(name)
+        try:
+            r = self.sp.call([*self.podman_global, "run", "--rm", "--name", name,
+                              "--runtime", rt.path, *self.podman_run_flags,
+                              "--rootfs", str(self.podman_rootfs), "true"], timeout=60)
+            if r.rc != 0:
+                rt.podman_error = first_error_line(r.output)
+                return
+            if record:
+                rt.add("podman_ms", r.ns / 1e6)
+        finally:
+            self.podman_rm(name)
+            reap_strays()
+
+    def podman_rm(self, name: str) -> None:
+        rc, _ = self.sp.text([*self.podman_global, "container", "exists", name])
+        if rc == 0:
+            self.sp.text([*self.podman_global, "rm", "--force", name], timeout=60)
+        self.podman_names.discard(name)
+
+    # ---- orchestration
+
+    def interleaved(self, label: str, fn: Callable[[Runtime, bool], None], rounds: int) -> None:
+        """One unrecorded warm-up round (page cache, first-run setup), then `rounds` rounds of
+        A, B, C."""
+        for i in range(rounds + 1):
+            for rt in self.runtimes:
+                fn(rt, i > 0)
+        progress(f"{label}: done")
+
+    def run_all(self) -> None:
+        only = self.args.only
+        python = launcher_interpreter(self.runtimes[0].path)
+        if "baseline" in only and python:
+            self.interleaved("baseline", lambda rt, rec: self.one_baseline(python, rt, rec)
+                             if rt is self.runtimes[0] else None, self.args.iterations)
+        if "cmds" in only:
+            self.interleaved("cmds", self.one_cmds, self.args.iterations)
+        if "lifecycle" in only:
+            self.interleaved("lifecycle", self.one_lifecycle, self.args.iterations)
+        if "run" in only:
+            self.interleaved("run", self.one_run, self.args.iterations)
+        if "throughput" in only:
+            for _ in range(self.args.throughput_rounds):
+                for rt in self.runtimes:
+                    self.one_throughput(rt, 1)
+                for rt in self.runtimes:
+                    self.one_throughput(rt, 2)
+            progress("throughput: done")
+        if "memlimit" in only:
+            self.memlimit()
+            progress("memlimit: done")
+        if "podman" in only:
+            why = self.podman_setup()
+            if why is not None:
+                for rt in self.runtimes:
+                    rt.podman_error = why
+            else:
+                self.interleaved("podman", self.one_podman, self.args.podman_iterations)
+
+    def cleanup(self) -> None:
+        for name, cid in list(self.live):
+            self.force_delete(self.by_name(name), cid)
+        # Anything a runtime left in its private root (a create that died half way).
+        for rt in self.runtimes:
+            for entry in rt.root.iterdir() if rt.root.exists() else []:
+                if entry.name.startswith("ocibench-"):
+                    self.force_delete(rt, entry.name)
+        for name in list(self.podman_names):
+            self.podman_rm(name)
+        reap_strays()
+
+
+# --------------------------------------------------------------------------------------------
+# Measurements of processes and the machine
+
+
+def init_memory(pid: int) -> tuple[int | None, int | None]:
+    """(VmHWM, Pss) in KiB of a process; None where unreadable."""
+    hwm = pss = None
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    return hwm, pss
+
+
+def launcher_interpreter(path: str) -> str | None:
+    """The interpreter named in a script's #! line (our launcher), or None for a binary."""
+    try:
+        with open(path, "rb") as f:
+            head = f.readline()
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    parts = head[2:].decode().split()
+    return parts[0] if parts and "python" in parts[0] else None
+
+
+def machine_info(bench: Bench) -> dict[str, Any]:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for rt in bench.runtimes:
+        rc, out = bench.sp.text([rt.path, "--version"])
+        rt.version = out.strip().splitlines()[0] if out.strip() else f"unknown (rc {rc})"
+        versions[rt.name] = out.strip()
+    rc, podman_v = bench.sp.text(["podman", "--version"])
+    rc_git, git = bench.sp.text(["git", "-C", str(REPO), "describe", "--always", "--dirty"])
+    mem_kib = 0
+    with contextlib.suppress(OSError, ValueError):
+        mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "kernel": platform.release(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "mem_gib": round(mem_kib / 1048576, 1),
+        "os": distro(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+        "podman": podman_v.strip() if rc == 0 else None,
+        "git": git.strip() if rc_git == 0 else None,
+        "cgroups": "v1 (hybrid host; cgroup2 at /sys/fs/cgroup/unified unmounted in the "
+                   "benchmark's private mount namespace)",
+    }
+
+
+def distro() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+# (metric key, label, unit, lower_is_better)
+ROWS: list[tuple[str, str, str, bool]] = [
+    ("bare_python_ms", "bare interpreter `python3 -I -S -c pass` (floor of our CLI)", "ms", True),
+    ("create_ms", "`create` (sleep container)", "ms", True),
+    ("start_ms", "`start`", "ms", True),
+    ("state_ms", "`state` (created)", "ms", True),
+    ("exec_ms", "`exec ID true` (running)", "ms", True),
+    ("kill_ms", "`kill ID KILL` (running)", "ms", True),
+    ("delete_ms", "`delete` (stopped)", "ms", True),
+    ("lifecycle_ms", "lifecycle create→start→wait→delete of `true`", "ms", True),
+    ("run_ms", "foreground `run` of `true`", "ms", True),
+    ("throughput_seq_cps", "lifecycles sequential", "containers/s", False),
+    ("throughput_par2_cps", "lifecycles 2-way parallel", "containers/s", False),
+    ("podman_ms", "`podman run --rm` of `true`", "ms", True),
+    ("create_rss_mib", "peak RSS `create`", "MiB", True),
+    ("start_rss_mib", "peak RSS `start`", "MiB", True),
+    ("state_rss_mib", "peak RSS `state`", "MiB", True),
+    ("exec_rss_mib", "peak RSS `exec`", "MiB", True),
+    ("kill_rss_mib", "peak RSS `kill`", "MiB", True),
+    ("delete_rss_mib", "peak RSS `delete`", "MiB", True),
+    ("run_rss_mib", "peak RSS `run`", "MiB", True),
+    ("init_hwm_mib", "waiting init VmHWM (between create and start)", "MiB", True),
+    ("init_pss_mib", "waiting init Pss (between create and start)", "MiB", True),
+    ("memlimit_min_kib", "smallest memory.limit that runs `true`", "KiB", True),
+    ("mem4mib_ok", "runs `true` under a 4 MiB limit (success rate)", "", False),
+]
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def fmt_kib(kib: float) -> str:
+    return f"{kib / 1024:.2f} MiB" if kib >= 1024 else f"{kib:.0f} KiB"
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "KiB":
+        return fmt_kib(value)
+    if unit == "":
+        return f"{value:.0%}"
+    if unit == "MiB":
+        return f"{value:.1f}"
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def na_reason(rt: Runtime, key: str) -> str:
+    if key.startswith("exec") and rt.exec_error:
+        return "n/a"
+    if key == "podman_ms" and rt.podman_error:
+        return "n/a"
+    if key == "memlimit_min_kib" and "memlimit_min" in rt.notes and key not in rt.samples:
+        return rt.notes["memlimit_min"]
+    return "n/a" if key != "bare_python_ms" else "—"
+
+
+def summary(bench: Bench) -> dict[str, dict[str, float | None]]:
+    return {rt.name: {k: median(v) for k, v in rt.samples.items()} for rt in bench.runtimes}
+
+
+def markdown(bench: Bench, meta: dict[str, Any], elapsed: float) -> str:
+    rts = bench.runtimes
+    ours = rts[0]
+    others = rts[1:]
+    med = summary(bench)
+    out: list[str] = []
+    out.append(f"Date {meta['date']}; {meta['os']}; kernel {meta['kernel']}; CPU {meta['cpu']} "
+               f"x {meta['cpus']}; {meta['mem_gib']} GiB; {meta['cgroups']}.")
+    out.append("")
+    out.append("Versions: " + "; ".join(f"{rt.name}: {rt.version}" for rt in rts)
+               + (f"; {meta['podman']}" if meta.get("podman") else "")
+               + (f"; repo {meta['git']}" if meta.get("git") else "") + ".")
+    out.append("")
+    a = bench.args
+    out.append(f"Medians of {a.iterations} interleaved rounds (after one warm-up round); "
+               f"throughput: {a.throughput_n} lifecycles x {a.throughput_rounds} round(s); "
+               f"podman: {a.podman_iterations} rounds; run took {elapsed:.0f} s.")
+    out.append("")
+    header = ["metric", *[rt.name for rt in rts], *[f"{ours.name}/{o.name}" for o in others]]
+    out.append("| " + " | ".join(header) + " |")
+    out.append("|" + "---|" * len(header))
+    for key, label, unit, _lower in ROWS:
+        if not any(key in rt.samples for rt in rts) and not (
+                key.startswith("exec") and any(rt.exec_error for rt in rts)) and not (
+                key == "podman_ms" and any(rt.podman_error for rt in rts)):
+            continue
+        cells = [f"{label} ({unit})" if unit else label]
+        for rt in rts:
+            v = med[rt.name].get(key)
+            cells.append(fmt(v, unit) if v is not None else na_reason(rt, key))
+        for o in others:
+            a_, b_ = med[ours.name].get(key), med[o.name].get(key)
+            cells.append(f"{a_ / b_:.2f}" if a_ is not None and b_ else "—")
+        out.append("| " + " | ".join(cells) + " |")
+    notes = []
+    for rt in rts:
+        if rt.exec_error:
+            notes.append(f"- {rt.name} `exec`: n/a — {rt.exec_error}")
+        if rt.podman_error:
+            notes.append(f"- {rt.name} under podman: n/a — {rt.podman_error}")
+        if "memlimit_min" in rt.notes:
+            notes.append(f"- {rt.name} memory limit bisection: {rt.notes['memlimit_min']}")
+    for err in bench.errors:
+        notes.append(f"- error: {err}")
+    if notes:
+        out.append("")
+        out.extend(notes)
+    targets = target_lines(bench)
+    if targets:
+        out.append("")
+        out.append(f"Issue 4 targets ({ours.name} vs runc):")
+        out.append("")
+        out.extend(targets)
+    return "\n".join(out) + "\n"
+
+
+def target_lines(bench: Bench) -> list[str]:
+    """Issue 4's acceptance targets, evaluated on this run's medians."""
+    med = summary(bench)
+    ours = bench.runtimes[0].name
+    if "runc" not in med:
+        return []
+    o, r = med[ours], med["runc"]
+    lines: list[str] = []
+
+    def check(label: str, ok: bool | None, detail: str) -> None:
+        mark = "n/a" if ok is None else ("met" if ok else "NOT met")
+        lines.append(f"- {label}: **{mark}** ({detail})")
+
+    def ratio(key: str) -> float | None:
+        return o[key] / r[key] if o.get(key) is not None and r.get(key) else None
+
+    x = ratio("run_ms")
+    check("foreground `run` ≤ 0.7 x runc", None if x is None else x <= 0.7,
+          f"{x:.2f} x" if x is not None else "not measured")
+    x = ratio("lifecycle_ms")
+    check("lifecycle ≤ 1.0 x runc", None if x is None else x <= 1.0,
+          f"{x:.2f} x" if x is not None else "not measured")
+    x = ratio("throughput_par2_cps")
+    check("2-way parallel throughput ≥ runc", None if x is None else x >= 1.0,
+          f"{x:.2f} x" if x is not None else "not measured")
+    bare = o.get("bare_python_ms")
+    for cmd in ("start", "state", "kill", "delete"):
+        x = ratio(f"{cmd}_ms")
+        if x is None:
+            check(f"`{cmd}` ≤ 1.5 x runc and ≤ bare interpreter + 3 ms", None, "not measured")
+            continue
+        over = o[f"{cmd}_ms"] - bare if bare is not None else None
+        ok = x <= 1.5 and (over is None or over <= 3.0)
+        detail = f"{x:.2f} x runc" + (f", bare + {over:.1f} ms" if over is not None else "")
+        check(f"`{cmd}` ≤ 1.5 x runc and ≤ bare interpreter + 3 ms", ok, detail)
+    worst = None
+    for cmd in ("create", "start", "state", "kill", "delete", "run"):
+        x = ratio(f"{cmd}_rss_mib")
+        if x is not None and (worst is None or x > worst[1]):
+            worst = (cmd, x)
+    check("CLI peak RSS ≤ runc", None if worst is None else worst[1] <= 1.0,
+          f"worst: `{worst[0]}` {worst[1]:.2f} x" if worst else "not measured")
+    x = ratio("init_pss_mib")
+    check("waiting-init Pss ≤ runc", None if x is None else x <= 1.0,
+          f"{x:.2f} x" if x is not None else "not measured")
+    m4 = o.get("mem4mib_ok")
+    check("starts `true` under a 4 MiB memory limit", None if m4 is None else m4 == 1.0,
+          f"success rate {m4:.0%}" if m4 is not None else "not measured")
+    return lines
+
+
+def to_json(bench: Bench, meta: dict[str, Any], elapsed: float) -> dict[str, Any]:
+    return {
+        "meta": meta,
+        "elapsed_s": round(elapsed, 1),
+        "args": {k: v for k, v in vars(bench.args).items() if k not in ("json", "markdown")},
+        "medians": summary(bench),
+        "samples": {rt.name: rt.samples for rt in bench.runtimes},
+        "notes": {rt.name: {**rt.notes, "exec_error": rt.exec_error,
+                            "podman_error": rt.podman_error} for rt in bench.runtimes},
+        "errors": bench.errors,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Entry
+
+
+def progress(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="bench/run", description="Benchmark ociruntime against runc and crun (interleaved).")
+    p.add_argument("-n", "--iterations", type=int, default=15,
+                   help="recorded rounds for per-command, lifecycle, run (default 15)")
+    p.add_argument("--throughput-n", type=int, default=50, help="lifecycles per throughput batch")
+    p.add_argument("--throughput-rounds", type=int, default=1,
+                   help="throughput batches per runtime and mode (default 1)")
+    p.add_argument("--podman-iterations", type=int, default=5)
+    p.add_argument("--bisect-steps", type=int, default=6,
+                   help="memory-limit bisection steps in log2 space (6: within ~9%%)")
+    p.add_argument("--mem4-tries", type=int, default=3, help="direct probes of a 4 MiB limit")
+    p.add_argument("--only", default=",".join(MEASUREMENTS),
+                   help=f"comma-separated subset of: {','.join(MEASUREMENTS)}")
+    p.add_argument("--runtime", action="append", metavar="NAME=PATH",
+                   help="runtime to measure (repeatable; first is 'ours' in ratios; "
+                        "default ociruntime, runc, crun)")
+    p.add_argument("--json", metavar="FILE", help="write all samples and medians as JSON")
+    p.add_argument("--markdown", metavar="FILE", help="also write the markdown report here")
+    p.add_argument("--keep-unified", action="store_true",
+                   help="do not unmount /sys/fs/cgroup/unified (crun will then fail here)")
+    args = p.parse_args(argv)
+    args.only = [m.strip() for m in args.only.split(",") if m.strip()]
+    unknown = set(args.only) - set(MEASUREMENTS)
+    if unknown:
+        p.error(f"--only: unknown measurement(s) {', '.join(sorted(unknown))}")
+    if args.runtime:
+        pairs = []
+        for spec in args.runtime:
+            name, sep, path = spec.partition("=")
+            if not sep:
+                p.error(f"--runtime {spec!r}: expected NAME=PATH")
+            pairs.append((name, path))
+        args.runtime = pairs
+    else:
+        args.runtime = list(DEFAULT_RUNTIMES)
+    for name, path in args.runtime:
+        if not os.access(path, os.X_OK):
+            p.error(f"runtime {name}: {path} is not executable")
+    return args
+
+
+def reexec_isolated(argv: list[str]) -> None:
+    """Take the shared heavy lock and enter a private mount namespace, then run this file again."""
+    for tool in ("flock", "unshare"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: {tool}(1) is required (util-linux)")
+    # The inner process checks it really is in another mount namespace before unmounting.
+    env = dict(os.environ, **{INNER_ENV: os.readlink("/proc/self/ns/mnt")})
+    cmd = ["flock", LOCK_FILE, "unshare", "--mount", "--propagation", "private",
+           sys.executable, "-I", os.path.abspath(__file__), *argv]
+    progress(f"waiting for {LOCK_FILE}, then entering a private mount namespace")
+    os.execvpe("flock", cmd, env)
+
+
+def prepare_namespace(keep_unified: bool) -> None:
+    # Sanity: we must not be in the host's mount namespace, or the umount below would be global.
+    if os.readlink("/proc/self/ns/mnt") == os.environ.get(INNER_ENV):
+        sys.exit("bench: refusing to run in the host mount namespace (use bench/run)")
+    if not keep_unified and os.path.ismount(UNIFIED):
+        subprocess.run(["umount", UNIFIED], check=True)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        sys.exit(f"bench: prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}")
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM/SIGHUP unwind like ctrl-C so that cleanup runs."""
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("bench: must run as root (the runtimes create namespaces and cgroups)")
+    if not os.environ.get(INNER_ENV):
+        reexec_isolated(argv)
+    prepare_namespace(args.keep_unified)
+    workdir = Path(tempfile.mkdtemp(prefix="ocibench-"))
+    bench: Bench | None = None
+    started = time.monotonic()
+    rc = 0
+    with terminate_as_interrupt():
+        try:
+            bench = Bench(args, workdir)
+            meta = machine_info(bench)
+            progress("versions: " + "; ".join(rt.version for rt in bench.runtimes))
+            bench.run_all()
+        except KeyboardInterrupt:
+            progress("interrupted: cleaning up")
+            rc = 130
+        finally:
+            if bench is not None:
+                bench.cleanup()
+            shutil.rmtree(workdir, ignore_errors=True)
+    if bench is None or rc:
+        return rc or 1
+    elapsed = time.monotonic() - started
+    report = markdown(bench, meta, elapsed)
+    print(report)
+    if args.markdown:
+        Path(args.markdown).write_text(report)
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(to_json(bench, meta, elapsed), indent=2) + "\n")
+        progress(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,91 @@
+"""`ociruntime check` (not in runc): is this bundle runnable *here*? Validates the config (schema,
+semantics, unsupported features) and the host it would run on, and lists every problem at once."""
+
+from __future__ import annotations
+
+import os
+
+from ociruntime.errors import OciError
+
+
+def check_bundle(path: str, *, systemd_cgroup: bool = False) -> list[str]:
+    from ociruntime import bundle
+    from ociruntime.config import Config
+    from ociruntime.errors import ConfigError
+    from ociruntime.features import unsupported
+
+    try:
+        bundle_dir = bundle.bundle_dir(path)
+        doc = bundle.read_document(os.path.join(bundle_dir, "config.json"), "config.json")
+        config = Config(bundle.validate(doc, systemd_cgroup=systemd_cgroup), bundle_dir)
+    except ConfigError as e:
+        return e.details()
+    except OciError as e:
+        return [str(e)]
+    problems = [f"config.json: {p}" for p in unsupported(config)]
+    problems += check_host(config)
+    return problems
+
+
+def check_host(config) -> list[str]:
+    problems = []
+    if not os.path.isdir(config.root_path):
+        problems.append(f"root.path: {config.root_path} does not exist or is not a directory")
+    for i, ns in enumerate(config.linux.namespaces):
+        proc_name = {"mount": "mnt", "network": "net"}.get(ns.type, ns.type)
+        if not os.path.exists(f"/proc/self/ns/{proc_name}"):
+            problems.append(f"linux.namespaces[{i}]: this kernel has no {ns.type} namespaces")
+    for i, m in enumerate(config.mounts):
+        if m.is_bind():
+            src = m.source if m.source.startswith("/") else os.path.join(os.path.dirname(config.root_path), m.source)
+            if not os.path.exists(src):
+                problems.append(f"mounts[{i}].source: {src} does not exist (bind mount on {m.destination})")
+        elif m.type and m.type not in ("cgroup", "none") and not _filesystem_known(m.type):
+            problems.append(f"mounts[{i}].type: this kernel does not know filesystem {m.type!r}")
+    for kind, hooks in config.hooks.items():
+        for i, hook in enumerate(hooks):
+            if kind in ("startContainer",):
+                continue  # resolved inside the container
+            if not os.access(hook.path, os.X_OK):
+                problems.append(f"hooks.{kind}[{i}].path: {hook.path} is not an executable file")
+    if config.linux.seccomp and not os.path.exists("/proc/sys/kernel/seccomp/actions_avail"):
+        problems.append("linux.seccomp: this kernel has no seccomp filter support")
+    problems += _check_cgroups(config)
+    if not _has_mount_setattr():
+        problems.append("kernel: mount_setattr(2) is missing (Linux >= 5.12 needed for recursive "
+                        "read-only mounts)")
+    return problems
+
+
+def _filesystem_known(fstype: str) -> bool:
+    with open("/proc/filesystems") as f:
+        return any(line.split()[-1] == fstype for line in f if line.strip())
+
+
+def _check_cgroups(config) -> list[str]:
+    from ociruntime.linux import cgroups
+
+    resources = config.linux.resources or {}
+    layout = cgroups.read_layout()
+    available = {c for key in layout.v1 for c in key.split(",")}
+    if layout.unified:
+        try:
+            with open(os.path.join(layout.unified[0], "cgroup.controllers")) as f:
+                available |= set(f.read().split())
+        except OSError:
+            pass
+    wanted = {"memory": "memory", "cpu": "cpu", "pids": "pids", "blockIO": "blkio",
+              "hugepageLimits": "hugetlb", "network": "net_cls", "rdma": "rdma"}
+    problems = []
+    for key, controller in wanted.items():
+        if resources.get(key) and controller not in available and not (controller == "blkio" and "io" in available):
+            problems.append(f"linux.resources.{key}: the {controller} cgroup controller is not "
+                            "available on this host")
+    return problems
+
+
+def _has_mount_setattr() -> bool:
+    from ociruntime.linux.sys import ffi, lib
+
+    # An invalid call: ENOSYS means the syscall is missing, anything else that it exists.
+    return lib.oci_mount_setattr(-1, b"", 0, 0, 0, 0) == 0 or ffi.errno != 38

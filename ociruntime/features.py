@@ -1,0 +1,77 @@
+"""`ociruntime features`: the runtime-spec features document, derived from the code itself, so
+what it claims is exactly what the modules implement."""
+
+from __future__ import annotations
+
+from ociruntime import SPEC_VERSION, __version__, jsonio
+from ociruntime.config import HOOK_KINDS
+from ociruntime.linux import mountflags, seccomp
+from ociruntime.linux.caps import CAPABILITIES
+from ociruntime.linux.namespaces import CLONE_FLAGS
+
+
+def mount_options() -> list[str]:
+    return sorted([*mountflags.FLAG_OPTIONS, *mountflags.PROPAGATION_OPTIONS, "rro"])
+
+
+def document() -> dict:
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": SPEC_VERSION,
+        "hooks": list(HOOK_KINDS),
+        "mountOptions": mount_options(),
+        "linux": {
+            "namespaces": list(CLONE_FLAGS),
+            "capabilities": list(CAPABILITIES),
+            # The systemd driver computes unit paths but does not talk to systemd over D-Bus.
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+                       "rdma": True},
+            "seccomp": {
+                "enabled": True,
+                "actions": sorted(seccomp.ACTIONS),
+                "operators": sorted(seccomp.OPERATORS),
+                "archs": list(seccomp.ARCHITECTURES),
+                "knownFlags": list(seccomp.FLAGS),
+                "supportedFlags": list(seccomp.FLAGS),
+            },
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+            "netDevices": {"enabled": False},
+        },
+        "annotations": {"io.github.ociruntime.version": __version__},
+    }
+
+
+def document_text() -> str:
+    return jsonio.dumps_pretty(document())
+
+
+def unsupported(config) -> list[str]:
+    """Parts of a valid config this runtime does not implement (the features document says
+    so too): refused with a clear message rather than silently ignored."""
+    linux = config.linux
+    problems = []
+    if linux.net_devices:
+        problems.append("linux.netDevices: not supported by ociruntime")
+    if linux.intel_rdt:
+        problems.append("linux.intelRdt: not supported by ociruntime")
+    if linux.personality:
+        problems.append("linux.personality: not supported by ociruntime")
+    if linux.seccomp:
+        for i, rule in enumerate(linux.seccomp.get("syscalls") or []):
+            if rule.get("action") not in seccomp.ACTIONS:
+                problems.append(f"linux.seccomp.syscalls[{i}].action: {rule.get('action')} is not "
+                                f"supported (supported: {', '.join(sorted(seccomp.ACTIONS))})")
+        if linux.seccomp.get("defaultAction") not in seccomp.ACTIONS:
+            problems.append(f"linux.seccomp.defaultAction: {linux.seccomp.get('defaultAction')} "
+                            "is not supported")
+        for i, flag in enumerate(linux.seccomp.get("flags") or []):
+            if flag not in seccomp.FLAGS:
+                problems.append(f"linux.seccomp.flags[{i}]: {flag} is not supported")
+    for i, m in enumerate(config.mounts):
+        for opt in m.options:
+            if opt in ("idmap", "ridmap", "tmpcopyup"):
+                problems.append(f"mounts[{i}].options: {opt!r} is not supported by ociruntime")
+    return problems
