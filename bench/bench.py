@@ -7,7 +7,12 @@ Design notes (why it looks the way it does):
 - Runtimes are measured interleaved (A, B, C, A, B, C, ...) so that drift on a shared 2-core machine
   (page cache, CPU frequency, other tenants) hits all of them alike.
 - Each CLI call is timed with perf_counter_ns around os.posix_spawn + os.wait4: no subprocess
-  module, no pipes, no threads in the measured interval; wait4 also gives the child's ru_maxrss.
+  module, no pipes, no threads in the measured interval.
+- Peak RSS is NOT taken from that wait4: Linux folds the pre-exec address space into ru_maxrss
+  (exec_mmap records the old mm's high-water mark), and posix_spawn's vfork child runs in our
+  ~18 MiB Python address space, so every command would read ~18 MiB. Instead separate, interleaved
+  RSS rounds run each command as a child of GNU time (`/usr/bin/time -f %M`, a ~1 MiB C process
+  that fork+execs and reports its child's wait4 ru_maxrss). Timing rounds stay wrapper-free.
 - The benchmark makes itself a child subreaper, so a container's init is re-parented to it when the
   runtime's `create` exits and "wait for exit" is a plain wait4 of the init, as containerd's shim
   does it.
@@ -56,7 +61,7 @@ DEFAULT_RUNTIMES = [
     ("runc", "/usr/sbin/runc"),
     ("crun", "/usr/bin/crun"),
 ]
-MEASUREMENTS = ["baseline", "cmds", "lifecycle", "run", "throughput", "memlimit", "podman"]
+MEASUREMENTS = ["baseline", "cmds", "rss", "lifecycle", "run", "throughput", "memlimit", "podman"]
 CLI_TIMEOUT_S = 30.0
 # What the spawned runtimes see: a fixed, small environment so nothing from the caller's shell
 # (pyenv shims, PYTHON* variables) changes what is measured.
@@ -66,6 +71,7 @@ CHILD_ENV = {
     "LANG": "C.UTF-8",
 }
 PR_SET_CHILD_SUBREAPER = 36
+GNU_TIME = "/usr/bin/time"
 MEM_LO = 256 * 1024
 MEM_HI = 64 * 1024 * 1024
 PAGE = 4096
@@ -116,7 +122,7 @@ class Watchdog:
 class Result:
     rc: int  # exit status, or -signal
     ns: int  # wall time of spawn..reap
-    maxrss_kib: int  # ru_maxrss of the child (KiB on Linux)
+    maxrss_kib: int  # ru_maxrss via GNU time when asked for (rss=True), else 0
     output: str = ""  # what the child wrote (only read on failure)
 
 
@@ -130,14 +136,18 @@ class Spawner:
         self.devnull = os.open(os.devnull, os.O_RDONLY)
         self.out_path = workdir / "child-output"
         self.out = os.open(self.out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o644)
+        self.rss_path = workdir / "rss"
         self.watchdog = Watchdog()
         self._lock = threading.Lock()
 
-    def call(self, argv: list[str], timeout: float = CLI_TIMEOUT_S, capture: bool = True) -> Result:
+    def call(self, argv: list[str], timeout: float = CLI_TIMEOUT_S, capture: bool = True,
+             rss: bool = False) -> Result:
         # The scratch file is shared by parallel callers, so only sequential callers truncate and
-        # read it; parallel callers (capture=False) only get rc/time/rss.
+        # read it; parallel callers (capture=False) only get rc and time.
         if capture:
             os.ftruncate(self.out, 0)
+        if rss:
+            argv = [GNU_TIME, "-f", "%M", "-o", str(self.rss_path), *argv]
         actions = [
             (os.POSIX_SPAWN_DUP2, self.devnull, 0),
             (os.POSIX_SPAWN_DUP2, self.out, 1),
@@ -146,14 +156,19 @@ class Spawner:
         t0 = time.perf_counter_ns()
         pid = os.posix_spawn(argv[0], argv, CHILD_ENV, file_actions=actions)
         self.watchdog.add(pid, timeout)
-        _, status, usage = os.wait4(pid, 0)
+        _, status, _ = os.wait4(pid, 0)
         t1 = time.perf_counter_ns()
         self.watchdog.remove(pid)
         rc = os.waitstatus_to_exitcode(status)
         output = ""
         if capture and rc != 0:
             output = self.out_path.read_text(errors="replace")[-4000:]
-        return Result(rc, t1 - t0, usage.ru_maxrss, output)
+        maxrss = 0
+        if rss:
+            # GNU time writes "Command exited with non-zero status N" before %M on failure.
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                maxrss = int(self.rss_path.read_text().split()[-1])
+        return Result(rc, t1 - t0, maxrss, output)
 
     def text(self, argv: list[str], timeout: float = 20.0) -> tuple[int, str]:
         """Untimed helper for setup/teardown: run and return (rc, stdout+stderr)."""
@@ -167,6 +182,10 @@ class Spawner:
 
 def first_error_line(output: str) -> str:
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    # podman prints its verdict as "Error: ..." after the runtime's own log lines.
+    for ln in lines:
+        if ln.startswith("Error:"):
+            return ln[:300]
     for ln in lines:
         if "error" in ln.lower() or "fail" in ln.lower():
             return ln[:300]
@@ -243,6 +262,7 @@ class Bench:
         self.live: set[tuple[str, str]] = set()  # (runtime name, id) possibly existing
         self.podman_names: set[str] = set()
         self.errors: list[str] = []
+        self.python = launcher_interpreter(self.runtimes[0].path)
         self.rootfs = make_rootfs(workdir / "rootfs")
         self.bundle_true = self._bundle("bundle-true", ["true"])
         self.bundle_sleep = self._bundle("bundle-sleep", ["sleep", "3600"])
@@ -281,14 +301,15 @@ class Bench:
 
     # ---- one runtime, one round
 
-    def one_cmds(self, rt: Runtime, record: bool) -> None:
-        """create, state, start, exec, kill, delete of a `sleep` container, each timed; the waiting
-        init's memory between create and start."""
+    def one_cmds(self, rt: Runtime, record: bool, rss: bool = False) -> None:
+        """create, state, start, exec, kill, delete of a `sleep` container, each timed (or, with
+        rss, each run under GNU time for its peak RSS); the waiting init's memory between create
+        and start."""
         cid = self.new_id(rt)
         pidfile = self.workdir / f"{cid}.pid"
         try:
             r = self.sp.call(rt.argv("create", "--bundle", str(self.bundle_sleep),
-                                     "--pid-file", str(pidfile), cid))
+                                     "--pid-file", str(pidfile), cid), rss=rss)
             if r.rc != 0:
                 self.fail(rt, "create", r)
                 return
@@ -301,30 +322,32 @@ class Bench:
                 ("state", rt.argv("state", cid)),
                 ("start", rt.argv("start", cid)),
             ):
-                timings[cmd] = self.sp.call(argv)
+                timings[cmd] = self.sp.call(argv, rss=rss)
                 if timings[cmd].rc != 0:
                     self.fail(rt, cmd, timings[cmd])
                     return
             if rt.exec_error is None:
-                re_ = self.sp.call(rt.argv("exec", cid, "true"))
+                re_ = self.sp.call(rt.argv("exec", cid, "true"), rss=rss)
                 if re_.rc == 0:
                     timings["exec"] = re_
                 else:
                     rt.exec_error = first_error_line(re_.output)
-            timings["kill"] = self.sp.call(rt.argv("kill", cid, "KILL"))
+            timings["kill"] = self.sp.call(rt.argv("kill", cid, "KILL"), rss=rss)
             if timings["kill"].rc != 0:
                 self.fail(rt, "kill", timings["kill"])
                 return
             wait_exit(pid)
-            timings["delete"] = self.sp.call(rt.argv("delete", cid))
+            timings["delete"] = self.sp.call(rt.argv("delete", cid), rss=rss)
             if timings["delete"].rc != 0:
                 self.fail(rt, "delete", timings["delete"])
                 return
             self.live.discard((rt.name, cid))
-            if record:
+            if record and rss:
+                for cmd, res in timings.items():
+                    rt.add(f"{cmd}_rss_mib", res.maxrss_kib / 1024)
+            elif record:
                 for cmd, res in timings.items():
                     rt.add(f"{cmd}_ms", res.ns / 1e6)
-                    rt.add(f"{cmd}_rss_mib", res.maxrss_kib / 1024)
                 if hwm is not None:
                     rt.add("init_hwm_mib", hwm / 1024)
                 if pss is not None:
@@ -375,16 +398,17 @@ class Bench:
         if ok and record:
             rt.add("lifecycle_ms", ns / 1e6)
 
-    def one_run(self, rt: Runtime, record: bool) -> None:
+    def one_run(self, rt: Runtime, record: bool, rss: bool = False) -> None:
         cid = self.new_id(rt)
         try:
-            r = self.sp.call(rt.argv("run", "--bundle", str(self.bundle_true), cid))
+            r = self.sp.call(rt.argv("run", "--bundle", str(self.bundle_true), cid), rss=rss)
             if r.rc != 0:
                 self.fail(rt, "run", r)
                 return
-            if record:
-                rt.add("run_ms", r.ns / 1e6)
+            if record and rss:
                 rt.add("run_rss_mib", r.maxrss_kib / 1024)
+            elif record:
+                rt.add("run_ms", r.ns / 1e6)
         finally:
             self.force_delete(rt, cid)
             reap_strays()
@@ -419,13 +443,20 @@ class Bench:
             self.errors.append(f"{rt.name}: {failures[0]}/{n} lifecycles failed ({key} throughput)")
         rt.add(f"throughput_{key}_cps", (n - failures[0]) / wall)
 
-    def one_baseline(self, python: str, holder: Runtime, record: bool) -> None:
+    def one_baseline(self, python: str, holder: Runtime, record: bool, rss: bool = False) -> None:
         # The interpreter our launcher runs, started the way the launcher starts it: the floor
         # under every ociruntime CLI call (issue 4 asks for start/state/kill/delete within 3 ms).
-        r = self.sp.call([python, "-I", "-S", "-c", "pass"])
-        if r.rc == 0 and record:
-            holder.add("bare_python_ms", r.ns / 1e6)
+        r = self.sp.call([python, "-I", "-S", "-c", "pass"], rss=rss)
+        if r.rc == 0 and record and rss:
             holder.add("bare_python_rss_mib", r.maxrss_kib / 1024)
+        elif r.rc == 0 and record:
+            holder.add("bare_python_ms", r.ns / 1e6)
+
+    def one_rss(self, rt: Runtime, record: bool) -> None:
+        if rt is self.runtimes[0] and self.python:
+            self.one_baseline(self.python, rt, record, rss=True)
+        self.one_cmds(rt, record, rss=True)
+        self.one_run(rt, record, rss=True)
 
     # ---- memory limit
 
@@ -545,12 +576,17 @@ class Bench:
 
     def run_all(self) -> None:
         only = self.args.only
-        python = launcher_interpreter(self.runtimes[0].path)
+        python = self.python
         if "baseline" in only and python:
             self.interleaved("baseline", lambda rt, rec: self.one_baseline(python, rt, rec)
                              if rt is self.runtimes[0] else None, self.args.iterations)
         if "cmds" in only:
             self.interleaved("cmds", self.one_cmds, self.args.iterations)
+        if "rss" in only:
+            if os.access(GNU_TIME, os.X_OK):
+                self.interleaved("rss", self.one_rss, self.args.rss_iterations)
+            else:
+                self.errors.append(f"peak RSS not measured: {GNU_TIME} missing (apt-get install time)")
         if "lifecycle" in only:
             self.interleaved("lifecycle", self.one_lifecycle, self.args.iterations)
         if "run" in only:
@@ -675,6 +711,7 @@ ROWS: list[tuple[str, str, str, bool]] = [
     ("throughput_seq_cps", "lifecycles sequential", "containers/s", False),
     ("throughput_par2_cps", "lifecycles 2-way parallel", "containers/s", False),
     ("podman_ms", "`podman run --rm` of `true`", "ms", True),
+    ("bare_python_rss_mib", "peak RSS bare interpreter", "MiB", True),
     ("create_rss_mib", "peak RSS `create`", "MiB", True),
     ("start_rss_mib", "peak RSS `start`", "MiB", True),
     ("state_rss_mib", "peak RSS `state`", "MiB", True),
@@ -716,7 +753,7 @@ def na_reason(rt: Runtime, key: str) -> str:
         return "n/a"
     if key == "memlimit_min_kib" and "memlimit_min" in rt.notes and key not in rt.samples:
         return rt.notes["memlimit_min"]
-    return "n/a" if key != "bare_python_ms" else "—"
+    return "—" if key.startswith("bare_python") else "n/a"
 
 
 def summary(bench: Bench) -> dict[str, dict[str, float | None]]:
@@ -859,6 +896,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--throughput-n", type=int, default=50, help="lifecycles per throughput batch")
     p.add_argument("--throughput-rounds", type=int, default=1,
                    help="throughput batches per runtime and mode (default 1)")
+    p.add_argument("--rss-iterations", type=int, default=3,
+                   help="recorded rounds of peak-RSS measurement (default 3)")
     p.add_argument("--podman-iterations", type=int, default=5)
     p.add_argument("--bisect-steps", type=int, default=6,
                    help="memory-limit bisection steps in log2 space (6: within ~9%%)")

@@ -193,7 +193,8 @@ def _create_or_run(commands, root: str, command: str, opts: dict[str, object],
         log.debug(f"create {cid}: {timing.breakdown()}")
         return 0
     return commands.run(root, cid, options, detach=detach,
-                        subreaper=not opts.get("no_subreaper"))
+                        subreaper=not opts.get("no_subreaper"),
+                        on_created=lambda: log.debug(f"create {cid}: {timing.breakdown()}"))
 
 
 def _report(err: OciError) -> None:

@@ -511,13 +511,16 @@ def _table(rows: list[list[str]]) -> str:
 
 
 # --- run -----------------------------------------------------------------------------------
-def run(root: str, cid: str, opts: CreateOptions, detach: bool, subreaper: bool = True) -> int:
+def run(root: str, cid: str, opts: CreateOptions, detach: bool, subreaper: bool = True,
+        on_created=None) -> int:
     from ociruntime.linux import security
 
     if not detach and subreaper:
         # The init is our grandchild: as a subreaper we can wait for it and get its status.
         security.prctl(security.PR_SET_CHILD_SUBREAPER, 1, "prctl(PR_SET_CHILD_SUBREAPER)")
     c = create(root, cid, opts)
+    if on_created is not None:
+        on_created()
     try:
         start(root, cid)
     except BaseException:

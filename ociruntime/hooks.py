@@ -29,7 +29,8 @@ def run_hook(name: str, hook: Hook, payload: bytes) -> None:
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     try:
         try:
-            pid = os.posix_spawn(hook.path, hook.args, hook.env, file_actions=[
+            env = dict(e.split("=", 1) for e in hook.env if "=" in e)
+            pid = os.posix_spawn(hook.path, hook.args, env, file_actions=[
                 (os.POSIX_SPAWN_DUP2, stdin_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
                 (os.POSIX_SPAWN_DUP2, out_w, 2)])
         except OSError as e:

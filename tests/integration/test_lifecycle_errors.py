@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import Runtime, assert_clean_error, assert_json_error_log
 
 ABSENT = "absent"

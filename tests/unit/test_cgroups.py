@@ -523,7 +523,7 @@ def test_v1_rootless_skips_what_it_cannot_use(cleanup: list[str]) -> None:
                 msg = "set succeeded"
             except CgroupError as e:
                 msg = f"{sorted(mgr.skipped) == sorted(mgr.dirs)} {e}"
-        except BaseException as e:  # noqa: BLE001 - report anything to the parent
+        except BaseException as e:
             msg = f"error {e!r}"
         os.write(w, msg.encode())
         os._exit(0)
@@ -639,7 +639,7 @@ def test_v2_devices_ebpf(cleanup: list[str]) -> None:
                     out.append("ok")
                 except OSError as e:
                     out.append(str(e.errno))
-        except BaseException as e:  # noqa: BLE001 - report anything to the parent
+        except BaseException as e:
             out.append(repr(e))
         os.write(w, " ".join(out).encode())
         os._exit(0)
