@@ -258,6 +258,7 @@ class Bench:
             root.mkdir()
             self.runtimes.append(Runtime(name, path, root))
         self._seq = 0
+        self.stop = threading.Event()  # set on interrupt: throughput workers finish and return
         self._seq_lock = threading.Lock()
         self.live: set[tuple[str, str]] = set()  # (runtime name, id) possibly existing
         self.podman_names: set[str] = set()
@@ -421,7 +422,7 @@ class Bench:
         failures = [0]
 
         def worker() -> None:
-            while True:
+            while not self.stop.is_set():
                 with counter_lock:
                     if next(counter, None) is None:
                         return
@@ -434,8 +435,16 @@ class Bench:
         threads = [threading.Thread(target=worker) for _ in range(parallel)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException:
+            # ctrl-C lands in the main thread: let the workers finish their current lifecycle
+            # before cleanup sweeps the state dirs, or they would race it.
+            self.stop.set()
+            for t in threads:
+                t.join()
+            raise
         wall = (time.perf_counter_ns() - t0) / 1e9
         reap_strays()
         key = "seq" if parallel == 1 else f"par{parallel}"
@@ -891,14 +900,14 @@ def progress(msg: str) -> None:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="bench/run", description="Benchmark ociruntime against runc and crun (interleaved).")
-    p.add_argument("-n", "--iterations", type=int, default=15,
-                   help="recorded rounds for per-command, lifecycle, run (default 15)")
+    p.add_argument("-n", "--iterations", type=int, default=30,
+                   help="recorded rounds for per-command, lifecycle, run (default 30)")
     p.add_argument("--throughput-n", type=int, default=50, help="lifecycles per throughput batch")
-    p.add_argument("--throughput-rounds", type=int, default=1,
-                   help="throughput batches per runtime and mode (default 1)")
-    p.add_argument("--rss-iterations", type=int, default=3,
-                   help="recorded rounds of peak-RSS measurement (default 3)")
-    p.add_argument("--podman-iterations", type=int, default=5)
+    p.add_argument("--throughput-rounds", type=int, default=3,
+                   help="throughput batches per runtime and mode (default 3)")
+    p.add_argument("--rss-iterations", type=int, default=5,
+                   help="recorded rounds of peak-RSS measurement (default 5)")
+    p.add_argument("--podman-iterations", type=int, default=10)
     p.add_argument("--bisect-steps", type=int, default=6,
                    help="memory-limit bisection steps in log2 space (6: within ~9%%)")
     p.add_argument("--mem4-tries", type=int, default=3, help="direct probes of a 4 MiB limit")

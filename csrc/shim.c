@@ -124,3 +124,16 @@ int oci_setgroups(size_t n, const uint32_t *gids)
 {
     return (int)syscall(SYS_setgroups, n, gids);
 }
+
+/* keyctl(2) KEYCTL_JOIN_SESSION_KEYRING: a fresh session keyring, so the container cannot see
+ * the keys of whoever started the runtime. Returns the keyring's serial number. */
+int oci_join_session_keyring(const char *name)
+{
+    return (int)syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name);
+}
+
+/* keyctl(2) KEYCTL_SETPERM on a key or keyring. */
+int oci_keyctl_setperm(int key, uint32_t perm)
+{
+    return (int)syscall(SYS_keyctl, 5 /* KEYCTL_SETPERM */, key, perm);
+}

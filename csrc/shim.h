@@ -24,3 +24,5 @@ int oci_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *
 int oci_openat2(int dfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 int oci_seccomp_set_filter(unsigned int flags, const void *prog, size_t len);
 int oci_setgroups(size_t n, const uint32_t *gids);
+int oci_join_session_keyring(const char *name);
+int oci_keyctl_setperm(int key, uint32_t perm);

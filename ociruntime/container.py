@@ -146,6 +146,8 @@ def _build(c: Creation, config) -> None:
     assert sd is not None
     a = InitArgs(config, os.path.abspath(c.opts.bundle), namespaces.NamespacePlan(config.linux))
     a.no_pivot = c.opts.no_pivot
+    a.new_keyring = not c.opts.no_new_keyring
+    a.container_id = c.cid
     listen = _listen_fds()
     a.keep_fds = listen + c.opts.preserve_fds
     if listen:

@@ -136,9 +136,11 @@ def assert_clean_error(res: subprocess.CompletedProcess, *mentions: str) -> str:
     assert "Traceback" not in out, out
     assert "internal error" not in out, f"an internal error is a bug: {out!r}"
     lines = error_lines(res)
-    assert len(lines) == 1, f"expected one error line on stderr, got {len(lines)}: {lines}"
+    assert lines, "failed without saying why"
     for word in mentions:
-        assert word.lower() in lines[0].lower(), f"{word!r} not named in {lines[0]!r}"
+        assert word.lower() in lines[-1].lower(), f"{word!r} not named in {lines[-1]!r}"
+    # Checked last so that any other problem shows first: the same message twice is noise.
+    assert len(lines) == 1, f"expected one error line on stderr, got {len(lines)}: {lines}"
     return lines[0]
 
 

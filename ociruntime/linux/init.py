@@ -27,10 +27,12 @@ class InitArgs:
         "cgroup_paths",
         "config",
         "console_fd",
+        "container_id",
         "exec_path",
         "extra_env",
         "fifo_fd",
         "keep_fds",
+        "new_keyring",
         "no_pivot",
         "plan",
         "seccomp",
@@ -50,6 +52,8 @@ class InitArgs:
         self.cgroup_paths: dict[str, str] | None = None
         self.seccomp: Filter | None = None
         self.exec_path = ""
+        self.new_keyring = True
+        self.container_id = ""
 
 
 def _fail(a: InitArgs, err: BaseException) -> None:
@@ -145,6 +149,8 @@ def prepare_container(a: InitArgs, state: dict) -> None:
         loopback_up()
     if "uts" in a.plan.new_types:
         set_names(config)
+    if a.new_keyring:
+        security.new_session_keyring(a.container_id)
     build_rootfs(a, in_userns)
     if any(config.hooks[k] for k in ("prestart", "createRuntime", "createContainer")):
         sync.send(a.sync_fd, "createRuntime")

@@ -29,6 +29,7 @@ FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
          "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
 SCMP_FLTATR_CTL_NNP = 3
 EPERM = 1
+EEXIST = 17
 
 
 def libseccomp_version() -> str:
@@ -70,7 +71,7 @@ def compile_filter(spec: dict) -> Filter:
             if token == 0:
                 raise ConfigError([f"linux.seccomp.architectures: {arch} is unknown to libseccomp"])
             rc = lib.seccomp_arch_add(ctx, token)
-            if rc < 0 and rc != -17:  # -EEXIST: the native arch is always there
+            if rc < 0 and rc != -EEXIST:  # the native arch is always there
                 raise SetupError(f"seccomp: add architecture {arch}: {os.strerror(-rc)}")
         for i, rule in enumerate(spec.get("syscalls") or []):
             _add_rule(ctx, default, rule, i)
@@ -109,6 +110,8 @@ def _add_rule(ctx: object, default: int, rule: dict, index: int) -> None:
                 cmp[j].datum_a = arg.get("value", 0)
                 cmp[j].datum_b = arg.get("valueTwo", 0)
             rc = lib.seccomp_rule_add_array(ctx, action, number, len(group), cmp)
+            if rc == -EEXIST:
+                continue  # an equivalent rule for this syscall is already in the filter
             if rc < 0:
                 raise SetupError(f"linux.seccomp.syscalls[{index}]: add rule for {name}: "
                                  f"{os.strerror(-rc)}")

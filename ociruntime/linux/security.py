@@ -122,3 +122,13 @@ def apply_credentials(process: Process) -> None:
 
 def no_new_privileges() -> None:
     prctl(PR_SET_NO_NEW_PRIVS, 1, "prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+KEY_POSSESSOR_AND_USER_ALL = 0x3F3F0000
+
+
+def new_session_keyring(container_id: str) -> None:
+    """Like runc: each container gets its own session keyring unless --no-new-keyring."""
+    serial = check(lib.oci_join_session_keyring(f"_ses.{container_id}".encode()),
+                   "join a new session keyring")
+    check(lib.oci_keyctl_setperm(serial, KEY_POSSESSOR_AND_USER_ALL), "set session keyring permissions")

@@ -214,3 +214,14 @@ def test_inside_view_of_default_bundle(oci: Runtime, bundle) -> None:
     for dest in ("/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/proc/sys"):
         assert dest in mounts, dest
     assert " ro," in mounts["/proc/sys"] or mounts["/proc/sys"].split()[5].startswith("ro")
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-new-keyring"]])
+def test_session_keyring_is_the_containers_own_unless_no_new_keyring(oci: Runtime, bundle, flag) -> None:
+    def unmask_keys(cfg: dict) -> None:
+        cfg["linux"]["maskedPaths"].remove("/proc/keys")
+
+    cid = oci.new_id()
+    b = bundle(["cat", "/proc/keys"], edit=unmask_keys)
+    out = oci.run("run", *flag, "-b", str(b), cid, check=True).stdout.decode()
+    assert (f"_ses.{cid}" in out) == (not flag), out

@@ -56,5 +56,9 @@ if [ "$INSTALL" = 1 ]; then
 fi
 
 cd "$PROJECT" || infra_error "cannot enter $PROJECT in the guest"
+# Run from the root cgroup, like a runtime started by an engine outside any service: a container's
+# default cgroup is made below the runtime's own, and cgroup v2 refuses children with processes
+# under this unit's populated, non-delegated cgroup ("no internal processes").
+echo $$ > /sys/fs/cgroup/cgroup.procs || infra_error "cannot move the job to the root cgroup"
 "$@"
 finish $?
