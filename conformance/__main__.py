@@ -27,6 +27,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--report", type=Path, help="write the markdown report here")
     p.add_argument("--known-failures", type=Path,
                    help="requirement ids allowed to fail; any other failure exits 1")
+    p.add_argument("--write-failures", type=Path,
+                   help="write the failing requirement ids, grouped by document, to this file "
+                        "(to seed or refresh --known-failures by hand)")
     p.add_argument("--private-mounts", action="store_true",
                    help="re-run inside a private (slave) mount namespace with "
                         f"{CGROUP2_HYBRID} unmounted: crun refuses the hybrid cgroup layout")
@@ -95,8 +98,23 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\n".join(report.totals_table(verdicts)), file=sys.stderr)
     failing = sorted(v.req.id for v in verdicts if v.status == "fail")
+    if args.write_failures:
+        args.write_failures.write_text(failures_text(verdicts, version))
     known = load_known(args.known_failures) if args.known_failures else None
     return judge(failing, known, [v.req.id for v in verdicts if v.status == "pass"])
+
+
+def failures_text(verdicts: list, version: str) -> str:
+    lines = [f"# Failing requirements of {version}, one id a line; '#' starts a comment."]
+    doc = ""
+    for v in verdicts:
+        if v.status != "fail":
+            continue
+        if v.req.doc != doc:
+            doc = v.req.doc
+            lines.append(f"\n# {doc}")
+        lines.append(f"{v.req.id:<32} # {v.req.anchor}: {v.req.text[:70]}")
+    return "\n".join(lines) + "\n"
 
 
 def load_known(path: Path) -> set[str]:

@@ -198,9 +198,11 @@ def _create_or_run(commands, root: str, command: str, opts: dict[str, object],
 
 
 def _report(err: OciError) -> None:
+    """Every problem on stderr, one per line; one log line (callers such as containerd show the
+    last error line of the log), carrying the first problem and how many more there are."""
     lines = err.details() if hasattr(err, "details") else [str(err)]
-    for msg in lines:
-        log.error(msg)
+    more = f" (and {len(lines) - 1} more problems: see stderr)" if len(lines) > 1 else ""
+    log.error(lines[0] + more)
     if log.to_file() or not log.uses_json():
         os.write(2, "".join(f"ociruntime: {m}\n" for m in lines).encode(errors="replace"))
 

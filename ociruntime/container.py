@@ -18,6 +18,7 @@ from ociruntime.state import EXEC_FIFO, StateDir
 class CreateOptions:
     __slots__ = (
         "bundle",
+        "console_peer",
         "console_socket",
         "foreground",
         "no_new_keyring",
@@ -38,6 +39,7 @@ class CreateOptions:
         self.systemd_cgroup = bool(gopts.get("systemd_cgroup"))
         self.rootless = str(gopts.get("rootless") or "auto")
         self.foreground = foreground
+        self.console_peer = -1  # foreground run with a terminal: our end of the console socket
 
 
 def _non_negative(value: object, flag: str) -> int:
@@ -123,7 +125,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> Creation:
 
 
 def _check_terminal(terminal: bool, opts: CreateOptions) -> None:
-    if terminal and not opts.console_socket:
+    if terminal and not opts.console_socket and not opts.foreground:
         raise OciError("process.terminal is true: --console-socket is required (the pty master "
                        "is sent there)")
     if not terminal and opts.console_socket:
@@ -161,9 +163,12 @@ def _build(c: Creation, config) -> None:
     # O_RDWR never blocks on a FIFO; the init inherits this fd and reads `start`'s byte from it.
     a.fifo_fd = os.open(sd.file(EXEC_FIFO), os.O_RDWR | os.O_CLOEXEC)
     if config.process.terminal:
-        from ociruntime.linux.terminal import connect_console_socket
+        from ociruntime.linux import terminal
 
-        a.console_fd = connect_console_socket(c.opts.console_socket)
+        if c.opts.console_socket:
+            a.console_fd = terminal.connect_console_socket(c.opts.console_socket)
+        else:  # foreground run: the pty master comes to us, and we relay our stdio to it
+            c.opts.console_peer, a.console_fd = terminal.console_socketpair()
     c.cgroup = cgroups.manager(config.linux.cgroups_path, c.cid, systemd=c.opts.systemd_cgroup,
                                rootless=c.opts.rootless == "true")
     a.cgroup_paths = c.cgroup.paths() if _wants_cgroup_mount(config) else None
@@ -523,13 +528,22 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool, subreaper: bool 
     c = create(root, cid, opts)
     if on_created is not None:
         on_created()
+    master = -1
     try:
+        if opts.console_peer >= 0:
+            from ociruntime.linux import terminal
+
+            master = terminal.receive_master(opts.console_peer)
         start(root, cid)
     except BaseException:
         _delete_quietly(root, cid)
         raise
     if detach:
         return 0
+    if master >= 0:
+        from ociruntime.linux import terminal
+
+        terminal.relay(master, c.init_pid)
     return _wait_foreground(root, cid, c.init_pid)
 
 

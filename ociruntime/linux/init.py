@@ -202,8 +202,7 @@ def finish_rootfs(a: InitArgs, in_userns: bool) -> None:
     if config.process.terminal:
         from ociruntime.linux import terminal
 
-        terminal.setup(a.console_fd, config.process.console_size)
-        os.close(a.console_fd)
+        terminal.setup(a.console_fd, config.process.console_size)  # closes the socket
         a.console_fd = -1
     if config.root_readonly:
         rootfs.readonly_root(in_userns)

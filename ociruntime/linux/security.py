@@ -109,9 +109,10 @@ def set_capabilities(caps: Capabilities) -> None:
     for number in range(_last_cap() + 1):
         if ambient & (1 << number):
             if lib.oci_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, number, 0, 0) < 0:
-                # Ambient needs the cap in permitted and inheritable; runc warns and goes on.
-                log.warning(f"process.capabilities.ambient: cannot raise capability {number}: "
-                            f"{os.strerror(ffi.errno)}")
+                # Ambient needs the cap in permitted and inheritable too; runc's own default spec
+                # lists ambient caps that are not inheritable, so this is expected, not an error.
+                name = next((n for n, v in CAPABILITIES.items() if v == number), str(number))
+                log.debug(f"process.capabilities.ambient: {name} not raised: {os.strerror(ffi.errno)}")
 
 
 def apply_credentials(process: Process) -> None:

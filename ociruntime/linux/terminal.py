@@ -84,3 +84,84 @@ def setup(console_fd: int, size: dict | None) -> None:
     finally:
         os.close(master)
     become_terminal(slave, size)
+
+
+# --- the runtime's side, for a foreground `run` without --console-socket ---------------------
+def console_socketpair() -> tuple[int, int]:
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC, 0)
+    return a.detach(), b.detach()
+
+
+def receive_master(sock_fd: int) -> int:
+    """The one message the init sends: one fd in SCM_RIGHTS (the data is the pty's name)."""
+    sock = _socket.socket(fileno=sock_fd)
+    try:
+        _, ancdata, _, _ = sock.recvmsg(256, _socket.CMSG_SPACE(4))
+    finally:
+        sock.close()
+    for level, kind, data in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
+            fd = struct.unpack("i", data[:4])[0]
+            os.set_inheritable(fd, False)
+            return fd
+    raise SetupError("console: the container sent no pty master")
+
+
+def relay(master: int, pid: int) -> None:
+    """Copy our stdin to the pty and the pty to our stdout until the container's init exits;
+    our own terminal, if stdin is one, is put in raw mode meanwhile (the pty does the echo)."""
+    import select
+
+    saved = _make_raw(0)
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(master, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    poller.register(0, select.POLLIN)
+    try:
+        if saved is not None:
+            _copy_window_size(0, master)
+        while True:
+            events = dict(poller.poll())
+            if master in events and not _pump(master, 1):
+                break
+            if 0 in events and not _pump(0, master):
+                poller.unregister(0)
+            if pidfd in events and master not in events:
+                break
+    finally:
+        os.close(pidfd)
+        os.close(master)
+        if saved is not None:
+            import termios
+
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def _pump(src: int, dst: int) -> bool:
+    try:
+        data = os.read(src, 65536)
+    except OSError:  # EIO: the pty's last user has gone
+        return False
+    if not data:
+        return False
+    view = memoryview(data)
+    while view:
+        view = view[os.write(dst, view):]
+    return True
+
+
+def _make_raw(fd: int) -> list | None:
+    if not os.isatty(fd):
+        return None
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    return saved
+
+
+def _copy_window_size(src: int, dst: int) -> None:
+    TIOCGWINSZ = 0x5413
+    fcntl.ioctl(dst, TIOCSWINSZ, fcntl.ioctl(src, TIOCGWINSZ, b"\0" * 8))

@@ -225,3 +225,25 @@ def test_session_keyring_is_the_containers_own_unless_no_new_keyring(oci: Runtim
     b = bundle(["cat", "/proc/keys"], edit=unmask_keys)
     out = oci.run("run", *flag, "-b", str(b), cid, check=True).stdout.decode()
     assert (f"_ses.{cid}" in out) == (not flag), out
+
+
+def test_foreground_run_with_terminal_relays_the_pty(oci: Runtime, bundle) -> None:
+    """terminal: true without --console-socket: like runc, `run` itself holds the pty master."""
+    def tty(cfg: dict) -> None:
+        cfg["process"]["terminal"] = True
+
+    b = bundle(["sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty; exit 3"], edit=tty)
+    res = oci.run("run", "-b", str(b), oci.new_id(), input=b"")
+    assert res.returncode == 3, res.stderr
+    lines = res.stdout.decode().replace("\r", "").splitlines()
+    assert lines[:2] == ["/dev/pts/0", "stdin-is-a-tty"]
+
+
+def test_create_with_terminal_needs_a_console_socket(oci: Runtime, bundle) -> None:
+    def tty(cfg: dict) -> None:
+        cfg["process"]["terminal"] = True
+
+    cid = oci.new_id()
+    res = oci.run("create", "-b", str(bundle(["true"], edit=tty)), cid)
+    assert res.returncode == 1 and b"--console-socket" in res.stderr
+    assert not (oci.root / cid).exists()

@@ -110,7 +110,6 @@ def test_error_path_matches_runc(case: Case, oci: Runtime, runc: Runtime, bundle
     if case.ok:
         assert res.stderr.strip() == b"", res.stderr
         return
-    assert_clean_error(res, *case.mentions)
     # The same command again with runc's JSON log: containerd reports the last error line.
     log = tmp_path / "log.json"
     again = oci.run(*case.command(cid, b), log_json=log)
@@ -120,6 +119,7 @@ def test_error_path_matches_runc(case: Case, oci: Runtime, runc: Runtime, bundle
     for word in case.mentions:
         assert word.lower() in entry["msg"].lower(), entry
     assert status(oci, cid) == case.end_as, "a failing command changed the container"
+    assert_clean_error(res, *case.mentions)
 
 
 def test_signal_reaches_process_with_handler(oci: Runtime, runc: Runtime, bundle) -> None:
