@@ -359,8 +359,10 @@ class Bench:
                 pidfile.unlink()
             reap_strays()
 
-    def lifecycle(self, rt: Runtime, capture: bool = True) -> tuple[bool, int]:
-        """create -> start -> wait for exit -> delete of `true`; returns (ok, ns)."""
+    def lifecycle(self, rt: Runtime, capture: bool = True,
+                  phases: dict[str, int] | None = None) -> tuple[bool, int]:
+        """create -> start -> wait for exit -> delete of `true`; returns (ok, ns). `phases` gets
+        each step's ns, to show where a slower total comes from."""
         cid = self.new_id(rt)
         pidfile = self.workdir / f"{cid}.pid"
         ok = False
@@ -373,12 +375,15 @@ class Bench:
                     self.fail(rt, "lifecycle create", r)
                 return False, 0
             pid = self.read_pid(pidfile)
+            t1 = time.perf_counter_ns()
             r = self.sp.call(rt.argv("start", cid), capture=capture)
             if r.rc != 0:
                 if capture:
                     self.fail(rt, "lifecycle start", r)
                 return False, 0
+            t2 = time.perf_counter_ns()
             wait_exit(pid)
+            t3 = time.perf_counter_ns()
             r = self.sp.call(rt.argv("delete", cid), capture=capture)
             if r.rc != 0:
                 if capture:
@@ -386,7 +391,10 @@ class Bench:
                 return False, 0
             ok = True
             self.live.discard((rt.name, cid))
-            return True, time.perf_counter_ns() - t0
+            t4 = time.perf_counter_ns()
+            if phases is not None:
+                phases.update(create=t1 - t0, start=t2 - t1, wait=t3 - t2, delete=t4 - t3)
+            return True, t4 - t0
         finally:
             if not ok:
                 self.force_delete(rt, cid)
@@ -394,10 +402,13 @@ class Bench:
                 pidfile.unlink()
 
     def one_lifecycle(self, rt: Runtime, record: bool) -> None:
-        ok, ns = self.lifecycle(rt)
+        phases: dict[str, int] = {}
+        ok, ns = self.lifecycle(rt, phases=phases)
         reap_strays()
         if ok and record:
             rt.add("lifecycle_ms", ns / 1e6)
+            for phase, pns in phases.items():
+                rt.add(f"lifecycle_{phase}_ms", pns / 1e6)
 
     def one_run(self, rt: Runtime, record: bool, rss: bool = False) -> None:
         cid = self.new_id(rt)
@@ -716,6 +727,10 @@ ROWS: list[tuple[str, str, str, bool]] = [
     ("kill_ms", "`kill ID KILL` (running)", "ms", True),
     ("delete_ms", "`delete` (stopped)", "ms", True),
     ("lifecycle_ms", "lifecycle create→start→wait→delete of `true`", "ms", True),
+    ("lifecycle_create_ms", "... of which `create` (incl. reading the pid file)", "ms", True),
+    ("lifecycle_start_ms", "... of which `start`", "ms", True),
+    ("lifecycle_wait_ms", "... of which start returned → init exited", "ms", True),
+    ("lifecycle_delete_ms", "... of which `delete`", "ms", True),
     ("run_ms", "foreground `run` of `true`", "ms", True),
     ("throughput_seq_cps", "lifecycles sequential", "containers/s", False),
     ("throughput_par2_cps", "lifecycles 2-way parallel", "containers/s", False),
@@ -783,9 +798,16 @@ def markdown(bench: Bench, meta: dict[str, Any], elapsed: float) -> str:
                + (f"; repo {meta['git']}" if meta.get("git") else "") + ".")
     out.append("")
     a = bench.args
-    out.append(f"Medians of {a.iterations} interleaved rounds (after one warm-up round); "
-               f"throughput: {a.throughput_n} lifecycles x {a.throughput_rounds} round(s); "
-               f"podman: {a.podman_iterations} rounds; run took {elapsed:.0f} s.")
+    parts = [f"Medians of {a.iterations} interleaved rounds (after one warm-up round each)"]
+    if "rss" in a.only:
+        parts.append(f"peak RSS: {a.rss_iterations} rounds under GNU time")
+    if "throughput" in a.only:
+        parts.append(f"throughput: {a.throughput_n} lifecycles x {a.throughput_rounds} round(s)")
+    if "podman" in a.only:
+        parts.append(f"podman: {a.podman_iterations} rounds")
+    if "memlimit" in a.only:
+        parts.append(f"memory limit: {a.bisect_steps} bisection steps, {a.mem4_tries} probes at 4 MiB")
+    out.append("; ".join(parts) + f"; the run took {elapsed:.0f} s.")
     out.append("")
     header = ["metric", *[rt.name for rt in rts], *[f"{ours.name}/{o.name}" for o in others]]
     out.append("| " + " | ".join(header) + " |")

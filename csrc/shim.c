@@ -72,12 +72,6 @@ int oci_capset(const uint32_t sets[6])
     return (int)syscall(SYS_capset, &hdr, data);
 }
 
-/* pidfd_send_signal(2): signal a process by pidfd so a recycled pid is never hit. */
-int oci_pidfd_send_signal(int pidfd, int sig)
-{
-    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
-}
-
 /* mount_setattr(2): change mount attributes (ro, nosuid, ...) of a mount tree atomically. */
 int oci_mount_setattr(int dfd, const char *path, unsigned int flags,
                       uint64_t attr_set, uint64_t attr_clr, uint64_t propagation)

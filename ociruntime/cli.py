@@ -30,6 +30,16 @@ COMMANDS: dict[str, tuple[dict[str, tuple[str, bool]], str]] = {
     "run": ({**CREATE_FLAGS, "detach": ("detach", False), "d": ("detach", False),
              "keep": ("keep", False), "no-subreaper": ("no_subreaper", False)}, "ID"),
     "start": ({}, "ID"),
+    "exec": ({"console-socket": ("console_socket", True), "cwd": ("cwd", True),
+              "env": ("env[]", True), "e": ("env[]", True), "tty": ("tty", False), "t": ("tty", False),
+              "user": ("user", True), "u": ("user", True),
+              "additional-gids": ("additional_gids[]", True), "g": ("additional_gids[]", True),
+              "process": ("process", True), "p": ("process", True),
+              "detach": ("detach", False), "d": ("detach", False), "pid-file": ("pid_file", True),
+              "process-label": ("process_label", True), "apparmor": ("apparmor", True),
+              "no-new-privs": ("no_new_privs", False), "cap": ("cap[]", True), "c": ("cap[]", True),
+              "preserve-fds": ("preserve_fds", True), "cgroup": ("cgroup[]", True),
+              "ignore-paused": ("ignore_paused", False)}, "ID COMMAND [ARGS...]"),
     "state": ({}, "ID"),
     "kill": ({"all": ("all", False), "a": ("all", False)}, "ID [SIGNAL]"),
     "delete": ({"force": ("force", False), "f": ("force", False)}, "ID"),
@@ -44,7 +54,7 @@ USAGE = """usage: ociruntime [global flags] COMMAND [flags] [ID] [args]
 
 An OCI runtime (runtime-spec 1.3.0), flag-compatible with runc.
 
-commands: create, start, run, state, kill, delete, list, spec, features, check
+commands: create, start, run, exec, state, kill, delete, list, spec, features, check
 global flags: --root DIR (default /run/ociruntime), --log FILE, --log-format text|json,
               --debug, --systemd-cgroup, --rootless true|false|auto, --version
 """
@@ -98,7 +108,10 @@ def parse_flags(args: list[str], table: dict[str, tuple[str, bool]], where: str,
                     raise UsageError(f"{where}: flag needs an argument: -{name}")
                 value = args[i]
                 i += 1
-            opts[dest] = value
+            if dest.endswith("[]"):  # a flag that may be repeated
+                opts.setdefault(dest[:-2], []).append(value)  # type: ignore[union-attr]
+            else:
+                opts[dest] = value
         else:
             opts[dest] = True if value is None else _parse_bool(name, value)
     return opts, positional
@@ -163,6 +176,12 @@ def run_command(command: str, gopts: dict[str, object], opts: dict[str, object],
             raise UsageError(f"spec: unexpected arguments: {' '.join(positional)}")
         spec.write_default(str(opts.get("bundle") or "."), rootless=bool(opts.get("rootless")))
         return 0
+    if command == "exec":
+        from ociruntime import execute
+
+        if not positional:
+            raise UsageError("exec: requires a container ID (usage: ociruntime exec [flags] ID COMMAND [ARGS...])")
+        return execute.exec_in(root, positional[0], execute.ExecOptions(opts, positional[1:]))
     if command == "features":
         from ociruntime import features
 
@@ -202,7 +221,8 @@ def _report(err: OciError) -> None:
     last error line of the log), carrying the first problem and how many more there are."""
     lines = err.details() if hasattr(err, "details") else [str(err)]
     more = f" (and {len(lines) - 1} more problems: see stderr)" if len(lines) > 1 else ""
-    log.error(lines[0] + more)
+    if log.to_file() or log.uses_json():
+        log.error(lines[0] + more)  # to --log, or as JSON on stderr for a caller parsing it
     if log.to_file() or not log.uses_json():
         os.write(2, "".join(f"ociruntime: {m}\n" for m in lines).encode(errors="replace"))
 
@@ -231,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main(args: list[str]) -> int:
-    gopts, rest = parse_flags(args, GLOBAL_FLAGS, "ociruntime", stop_at_positional=True)
+    gopts, rest = parse_flags(args, GLOBAL_FLAGS, "global flags", stop_at_positional=True)
     fmt = str(gopts.get("log_format") or "text")
     if fmt not in ("text", "json"):
         raise UsageError(f"--log-format: invalid value {fmt!r} (expected text or json)")
@@ -248,5 +268,6 @@ def _main(args: list[str]) -> int:
         return 0
     if command not in COMMANDS:
         raise UsageError(f"unknown command {command!r} (commands: {', '.join(COMMANDS)})")
-    opts, positional = parse_flags(cargs, COMMANDS[command][0], command, stop_at_positional=False)
+    # exec: everything after the ID is the command and its own flags.
+    opts, positional = parse_flags(cargs, COMMANDS[command][0], command, stop_at_positional=command == "exec")
     return run_command(command, gopts, opts, positional)

@@ -35,14 +35,14 @@ class CreateOptions:
         self.console_socket = str(opts["console_socket"]) if opts.get("console_socket") else None
         self.no_pivot = bool(opts.get("no_pivot"))
         self.no_new_keyring = bool(opts.get("no_new_keyring"))
-        self.preserve_fds = _non_negative(opts.get("preserve_fds"), "--preserve-fds")
+        self.preserve_fds = non_negative(opts.get("preserve_fds"), "--preserve-fds")
         self.systemd_cgroup = bool(gopts.get("systemd_cgroup"))
         self.rootless = str(gopts.get("rootless") or "auto")
         self.foreground = foreground
         self.console_peer = -1  # foreground run with a terminal: our end of the console socket
 
 
-def _non_negative(value: object, flag: str) -> int:
+def non_negative(value: object, flag: str) -> int:
     if value is None:
         return 0
     text = str(value)
@@ -182,14 +182,18 @@ def _build(c: Creation, config) -> None:
             if fd >= 0:
                 os.close(fd)
         timing.mark("clone")
+        sync.send(parent_fd, "go")
         c.cgroup.apply(c.stage1_pid)
         c.cgroup.set(_resources_with_default_devices(config))
+        sync.send(parent_fd, "cgroup")
         timing.mark("cgroups")
-        sync.send(parent_fd, "go")
         _drive(c, config, parent_fd)
     finally:
         os.close(parent_fd)
     sd.save(c.data)
+    from ociruntime.execute import save_config_copy
+
+    save_config_copy(sd, config.raw)
     if c.opts.pid_file:
         state.write_atomic(os.path.abspath(c.opts.pid_file), f"{c.init_pid}".encode())
     timing.mark("state")
@@ -219,6 +223,8 @@ def _drive(c: Creation, config, fd: int) -> None:
             raise SetupError("container init exited during set-up without reporting an error")
         kind = msg["t"]
         if kind == "error":
+            if msg.get("hook"):
+                _poststop_after_failure(config.hooks["poststop"], c.cid, c.data)
             raise SetupError(str(msg.get("msg")))
         if kind == "userns":
             namespaces.write_id_maps(c.stage1_pid, config.linux)
@@ -253,10 +259,8 @@ def _poststop_after_failure(poststop: list, cid: str, data: dict) -> None:
     """A failed hook stops the container and the lifecycle goes on at delete: poststop runs."""
     from ociruntime import hooks
 
-    try:
-        hooks.run_hooks("poststop", poststop, hook_state(cid, data, "stopped"))
-    except OciError as e:
-        log.warning(str(e))
+    for failure in hooks.run_all_hooks("poststop", poststop, hook_state(cid, data, "stopped")):
+        log.warning(failure)
 
 
 def _state_data(c: Creation, config, spec_version: str) -> dict:
@@ -318,11 +322,15 @@ def _release_init(sd: StateDir, cid: str) -> None:
         while not any(ev & select.POLLHUP for _, ev in poller.poll()):
             time.sleep(0.0002)  # the init has not read the byte yet; it is about to
         try:
-            leftover = os.read(rfd, 1)
+            leftover = os.read(rfd, 4096)
         except BlockingIOError:
             leftover = b""
-        if leftover:
+        if leftover == b"0":
             raise SetupError(f"container {cid!r}: the init exited before it could be started")
+        if leftover:
+            # The init wrote its failure (a startContainer hook, or execve) after our byte.
+            raise SetupError(f"container {cid!r}: start failed: "
+                             f"{leftover.decode(errors='replace').strip()}")
     finally:
         os.close(rfd)
 
@@ -363,7 +371,7 @@ def kill(root: str, cid: str, sig: str, all_processes: bool) -> None:
 
 
 def _signal_init(pid: int, start_time: int, number: int) -> None:
-    from ociruntime.linux.sys import check, lib
+    import _signal  # the C module: `signal` would import enum (~3 ms)
 
     # A pidfd pins the process: once it is checked, a recycled pid can never be signalled.
     try:
@@ -373,7 +381,10 @@ def _signal_init(pid: int, start_time: int, number: int) -> None:
     try:
         if not state.is_same_process(pid, start_time):
             raise InvalidState("container is not running")
-        check(lib.oci_pidfd_send_signal(pidfd, number), f"send signal {number} to pid {pid}")
+        try:
+            _signal.pidfd_send_signal(pidfd, number)
+        except OSError as e:
+            raise SetupError(f"send signal {number} to pid {pid}: {e.strerror}") from None
     finally:
         os.close(pidfd)
 
@@ -405,18 +416,20 @@ def delete(root: str, cid: str, force: bool) -> None:
 
 
 def destroy(sd: StateDir, cid: str, data: dict) -> None:
-    from ociruntime import hooks
-    from ociruntime.linux import cgroups
-
+    """Undo create: processes, cgroup, state dir; then the poststop hooks."""
     if data.get("cgroup"):
+        from ociruntime.linux import cgroups
+
         cg = cgroups.from_state(data["cgroup"])
         _kill_cgroup(cg)
         cg.destroy()
     sd.remove()
-    try:
-        hooks.run_hooks("poststop", _hooks_from(data, "poststop"), hook_state(cid, data, "stopped"))
-    except OciError as e:
-        log.warning(f"poststop hook failed (the container is deleted anyway): {e}")
+    if data.get("hooks", {}).get("poststop"):
+        from ociruntime import hooks
+
+        for failure in hooks.run_all_hooks("poststop", _hooks_from(data, "poststop"),
+                                           hook_state(cid, data, "stopped")):
+            log.warning(f"{failure} (the container is deleted anyway)")
 
 
 def _kill_cgroup(cg) -> None:
@@ -462,9 +475,12 @@ def _kill_and_wait(pid: int, start_time: int | None = None) -> None:
     try:
         if start_time is not None and not state.is_same_process(pid, start_time):
             return
-        from ociruntime.linux.sys import lib
+        import _signal
 
-        lib.oci_pidfd_send_signal(pidfd, 9)
+        try:
+            _signal.pidfd_send_signal(pidfd, 9)
+        except ProcessLookupError:
+            return
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
         if not poller.poll(10_000):
@@ -548,6 +564,14 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool, subreaper: bool 
 
 
 def _wait_foreground(root: str, cid: str, pid: int) -> int:
+    code = wait_child(pid)
+    _delete_quietly(root, cid)
+    return code
+
+
+def wait_child(pid: int) -> int:
+    """Wait for pid (our child, or grandchild while we are a subreaper), forwarding the usual
+    signals to it; its exit status as a shell reports it (128+N for a signal)."""
     import _signal
 
     def forward(signum: int, _frame: object) -> None:
@@ -567,7 +591,6 @@ def _wait_foreground(root: str, cid: str, pid: int) -> int:
         if reaped == pid:
             status = st
             break
-    _delete_quietly(root, cid)
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)

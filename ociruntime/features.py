@@ -11,7 +11,8 @@ from ociruntime.linux.namespaces import CLONE_FLAGS
 
 
 def mount_options() -> list[str]:
-    return sorted([*mountflags.FLAG_OPTIONS, *mountflags.PROPAGATION_OPTIONS, "rro"])
+    return sorted([*mountflags.FLAG_OPTIONS, *mountflags.PROPAGATION_OPTIONS,
+                   *mountflags.RECURSIVE_OPTIONS, *mountflags.NO_OP_OPTIONS])
 
 
 def document() -> dict:
@@ -59,6 +60,13 @@ def unsupported(config) -> list[str]:
         problems.append("linux.intelRdt: not supported by ociruntime")
     if linux.personality:
         problems.append("linux.personality: not supported by ociruntime")
+    raw_linux = config.raw.get("linux") or {}
+    if raw_linux.get("memoryPolicy"):
+        problems.append("linux.memoryPolicy: not supported by ociruntime")
+    raw_process = config.raw.get("process") or {}
+    for key in ("scheduler", "ioPriority", "execCPUAffinity"):
+        if raw_process.get(key):
+            problems.append(f"process.{key}: not supported by ociruntime")
     if linux.seccomp:
         for i, rule in enumerate(linux.seccomp.get("syscalls") or []):
             if rule.get("action") not in seccomp.ACTIONS:

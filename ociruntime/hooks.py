@@ -23,6 +23,18 @@ def run_hooks(kind: str, hooks: list[Hook], state: dict) -> None:
         run_hook(f"{kind}[{i}]", hook, payload)
 
 
+def run_all_hooks(kind: str, hooks: list[Hook], state: dict) -> list[str]:
+    """Run every hook even when some fail (poststop: failures are warnings); the failures."""
+    payload = jsonio.dumps(state).encode()
+    failures = []
+    for i, hook in enumerate(hooks):
+        try:
+            run_hook(f"{kind}[{i}]", hook, payload)
+        except HookError as e:
+            failures.append(str(e))
+    return failures
+
+
 def run_hook(name: str, hook: Hook, payload: bytes) -> None:
     started = time.monotonic()
     stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)

@@ -17,7 +17,7 @@ from ociruntime.errors import ContainerExists, ContainerNotFound, OciError, Usag
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-.")
-MAX_ID_LEN = 1024
+MAX_ID_LEN = 255  # it names a directory: NAME_MAX
 
 
 def validate_id(container_id: str) -> str:

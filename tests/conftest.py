@@ -110,9 +110,8 @@ def bundle(tmp_path: Path, base_rootfs: Path) -> BundleFactory:
 def host_cgroup_dirs(cid: str) -> list[str]:
     """Any cgroup directory named after the container, in any hierarchy."""
     found = []
-    for top in Path("/sys/fs/cgroup").iterdir():
-        for dirpath, dirnames, _ in os.walk(top):
-            found += [os.path.join(dirpath, d) for d in dirnames if d == cid]
+    for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
+        found += [os.path.join(dirpath, d) for d in dirnames if d == cid]
     return found
 
 
@@ -128,19 +127,21 @@ def error_lines(res: subprocess.CompletedProcess) -> list[str]:
     return [ln for ln in res.stderr.decode(errors="replace").splitlines() if ln.strip()]
 
 
-def assert_clean_error(res: subprocess.CompletedProcess, *mentions: str) -> str:
-    """A failure the user can act on: exit 1, no traceback anywhere, exactly one stderr line,
-    naming the problem (each of `mentions`, case-insensitive). Returns that line."""
+def assert_clean_error(res: subprocess.CompletedProcess, *mentions: str, problems: int = 1) -> str:
+    """A failure the user can act on: exit 1, no traceback anywhere, one stderr line per problem
+    (a bad config lists all its `problems` at once), the first naming the problem (each of
+    `mentions`, case-insensitive). Returns the first line."""
     out = res.stdout.decode(errors="replace") + res.stderr.decode(errors="replace")
     assert res.returncode == 1, f"exit {res.returncode}, expected 1; output: {out!r}"
     assert "Traceback" not in out, out
     assert "internal error" not in out, f"an internal error is a bug: {out!r}"
     lines = error_lines(res)
     assert lines, "failed without saying why"
+    first = lines[-problems] if len(lines) >= problems else lines[0]
     for word in mentions:
-        assert word.lower() in lines[-1].lower(), f"{word!r} not named in {lines[-1]!r}"
+        assert word.lower() in first.lower(), f"{word!r} not named in {first!r}"
     # Checked last so that any other problem shows first: the same message twice is noise.
-    assert len(lines) == 1, f"expected one error line on stderr, got {len(lines)}: {lines}"
+    assert len(lines) == problems, f"expected {problems} error line(s) on stderr, got {len(lines)}: {lines}"
     return lines[0]
 
 

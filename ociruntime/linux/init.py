@@ -14,7 +14,7 @@ import os
 
 from ociruntime import hooks, timing
 from ociruntime.config import Config
-from ociruntime.errors import OciError, SetupError
+from ociruntime.errors import HookError, OciError, SetupError
 from ociruntime.linux import devices, namespaces, rootfs, security, sync
 from ociruntime.linux.seccomp import Filter
 
@@ -59,7 +59,8 @@ class InitArgs:
 def _fail(a: InitArgs, err: BaseException) -> None:
     msg = str(err) if isinstance(err, OciError) else f"{type(err).__name__}: {err}"
     try:
-        sync.send(a.sync_fd, "error", msg=msg)
+        # A failed hook stops the container and the lifecycle goes on at delete (poststop).
+        sync.send(a.sync_fd, "error", msg=msg, hook=isinstance(err, HookError))
     except OSError:
         # After `ready` nobody listens: the container's stderr is all that is left.
         os.write(2, f"ociruntime: {msg}\n".encode(errors="replace"))
@@ -72,7 +73,15 @@ def stage1(a: InitArgs) -> None:
         close_inherited_fds(a)
         sync.expect(a.sync_fd, "go", "waiting for the runtime")
         security.set_dumpable(False)
-        enter_namespaces(a)
+        # The runtime moves us into the container's cgroup meanwhile (the first move into a v1
+        # cgroup waits for an RCU grace period): namespaces need not wait for it, the init does.
+        seen: set[str] = set()
+        enter_namespaces(a, seen)
+        if "cgroup" not in seen:
+            sync.expect(a.sync_fd, "cgroup", "waiting for the cgroup")
+        if "cgroup" in a.plan.new_types:
+            # After joining the cgroup, so that it is the root of the container's cgroup view.
+            namespaces.unshare(namespaces.CLONE_FLAGS["cgroup"], "cgroup namespace")
         pid = os.fork()
         if pid == 0:
             init(a)
@@ -98,19 +107,62 @@ def close_inherited_fds(a: InitArgs) -> None:
                 pass  # the directory fd listdir itself used
 
 
-def enter_namespaces(a: InitArgs) -> None:
+def exec_stage1(a: InitArgs) -> None:
+    """`exec`'s first child: join the container's namespaces, fork the process (a joined pid
+    namespace only applies to children), report its pid, exit. Never returns."""
+    code = 1
+    try:
+        close_inherited_fds(a)
+        sync.expect(a.sync_fd, "go", "waiting for the runtime")
+        security.set_dumpable(False)
+        enter_namespaces(a, set())
+        pid = os.fork()
+        if pid == 0:
+            exec_child(a)
+        sync.send(a.sync_fd, "pid", pid=pid)
+        code = 0
+    except BaseException as err:
+        _fail(a, err)
+    os._exit(code)
+
+
+def exec_child(a: InitArgs) -> None:
+    """The exec'd process before execve: terminal, limits, credentials, seccomp. Never returns."""
+    try:
+        process = a.config.process
+        assert process is not None
+        if process.terminal:
+            from ociruntime.linux import terminal
+
+            terminal.setup(a.console_fd, process.console_size, bind=False)
+            a.console_fd = -1
+        set_process_attributes(a)
+        exec_process(a)
+    except BaseException as err:
+        _fail(a, err)
+    os._exit(127)
+
+
+def enter_namespaces(a: InitArgs, seen: set[str]) -> None:
+    """Join, then create, every namespace but the cgroup one (see stage1). `seen` collects the
+    runtime's `cgroup` message if it arrives while we wait for the id maps."""
     plan = a.plan
-    for ns_type, path in plan.join:
-        namespaces.join_namespace(ns_type, path)
+    namespaces.join_namespaces(plan.join)
+    if any(ns_type == "user" for ns_type, _ in plan.join):
+        # Become the joined namespace's root: an unmapped uid could not create files (EOVERFLOW).
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
     if plan.new_user:
         namespaces.unshare(namespaces.CLONE_FLAGS["user"], "user namespace")
         sync.send(a.sync_fd, "userns")
-        sync.expect(a.sync_fd, "idmaps", "waiting for uid/gid maps")
+        while (msg := sync.expect_one_of(a.sync_fd, ("idmaps", "cgroup"), "waiting for uid/gid maps")) != "idmaps":
+            seen.add(msg)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    if plan.unshare_flags:
-        names = ", ".join(sorted(plan.new_types - {"user"}))
-        namespaces.unshare(plan.unshare_flags, f"namespaces ({names})")
+    flags = plan.unshare_flags & ~namespaces.CLONE_FLAGS["cgroup"]
+    if flags:
+        names = ", ".join(sorted(plan.new_types - {"user", "cgroup"}))
+        namespaces.unshare(flags, f"namespaces ({names})")
     if "time" in plan.new_types and plan.time_offsets:
         namespaces.write_time_offsets(plan.time_offsets)
 
@@ -131,7 +183,12 @@ def init(a: InitArgs) -> None:
         hooks.run_hooks("startContainer", a.config.hooks["startContainer"], state)
         exec_process(a)
     except BaseException as err:
-        os.write(2, f"ociruntime: {err}\n".encode(errors="replace"))
+        # `start` is waiting on the fifo: what we write there is the error it reports.
+        msg = str(err) if isinstance(err, OciError) else f"{type(err).__name__}: {err}"
+        try:
+            os.write(a.fifo_fd, msg.encode(errors="replace")[:4000])
+        except OSError:
+            os.write(2, f"ociruntime: {msg}\n".encode(errors="replace"))
     os._exit(1)
 
 
@@ -239,6 +296,21 @@ def set_process_attributes(a: InitArgs) -> None:
     if process.no_new_privileges:
         security.no_new_privileges()
     a.exec_path = find_executable(process.args, process.path_env())
+    if not any(e.startswith("HOME=") for e in process.env):
+        a.extra_env.append(f"HOME={home_directory(process.user.uid)}")
+
+
+def home_directory(uid: int) -> str:
+    """runc sets HOME from the container's /etc/passwd when the config does not; "/" if none."""
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f:
+                fields = line.decode(errors="replace").rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid) and fields[5]:
+                    return fields[5]
+    except OSError:
+        pass
+    return "/"
 
 
 def find_executable(args: list[str], path_env: str) -> str:
@@ -269,8 +341,14 @@ def exec_process(a: InitArgs) -> None:
     env = dict(e.split("=", 1) for e in process.env + a.extra_env if "=" in e)
     for fd in range(3, 3 + a.keep_fds):
         os.set_inheritable(fd, True)
-    # Only stdio and the preserved fds may reach the container program.
-    os.closerange(3 + a.keep_fds, 1 << 20)
+    # Only stdio and the preserved fds may reach the container program (the fifo is close-on-
+    # exec: it stays open until execve succeeds, so a failing execve can still report).
+    low = 3 + a.keep_fds
+    if a.fifo_fd >= low:
+        os.closerange(low, a.fifo_fd)
+        os.closerange(a.fifo_fd + 1, 1 << 20)
+    else:
+        os.closerange(low, 1 << 20)
     if a.seccomp is not None and process.no_new_privileges:
         a.seccomp.load()
     os.execve(a.exec_path, process.args, env)

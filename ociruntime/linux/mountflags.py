@@ -23,6 +23,7 @@ MS_SLAVE = 0x80000
 MS_SHARED = 0x100000
 MS_RELATIME = 0x200000
 MS_STRICTATIME = 0x1000000
+MS_I_VERSION = 0x800000
 MS_LAZYTIME = 0x2000000
 MNT_DETACH = 0x2
 
@@ -43,6 +44,7 @@ FLAG_OPTIONS: dict[str, tuple[int, bool]] = {
     "nosymfollow": (MS_NOSYMFOLLOW, True), "symfollow": (MS_NOSYMFOLLOW, False),
     "silent": (MS_SILENT, True), "loud": (MS_SILENT, False),
     "remount": (MS_REMOUNT, True),
+    "iversion": (MS_I_VERSION, True), "noiversion": (MS_I_VERSION, False),
     "bind": (MS_BIND, True), "rbind": (MS_BIND | MS_REC, True),
 }
 PROPAGATION_OPTIONS: dict[str, int] = {
@@ -59,12 +61,46 @@ ST_LOCKED = {0x1: MS_RDONLY, 0x2: MS_NOSUID, 0x4: MS_NODEV, 0x8: MS_NOEXEC,
              0x400: MS_NOATIME, 0x800: MS_NODIRATIME, 0x1000: MS_RELATIME}
 
 
+# mount_setattr(2) attributes, for the recursive options ("rro", "rnosuid", ...), which apply
+# to every mount below the target as well (AT_RECURSIVE).
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+# option -> (attributes to set, attributes to clear)
+RECURSIVE_OPTIONS: dict[str, tuple[int, int]] = {
+    "rro": (MOUNT_ATTR_RDONLY, 0), "rrw": (0, MOUNT_ATTR_RDONLY),
+    "rnosuid": (MOUNT_ATTR_NOSUID, 0), "rsuid": (0, MOUNT_ATTR_NOSUID),
+    "rnodev": (MOUNT_ATTR_NODEV, 0), "rdev": (0, MOUNT_ATTR_NODEV),
+    "rnoexec": (MOUNT_ATTR_NOEXEC, 0), "rexec": (0, MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME), "rnorelatime": (0, MOUNT_ATTR__ATIME),
+    "rnoatime": (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME), "ratime": (0, MOUNT_ATTR__ATIME),
+    "rstrictatime": (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
+    "rnostrictatime": (0, MOUNT_ATTR__ATIME),
+    "rnosymfollow": (MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, MOUNT_ATTR_NOSYMFOLLOW),
+}
+# Options that are accepted and change nothing: "defaults" is fstab's word for rw,suid,dev,exec,...
+NO_OP_OPTIONS = frozenset(("defaults",))
+
+
 class MountOptions:
-    __slots__ = ("clear", "data", "flags", "propagation", "recursive_ro")
+    """One mount's options sorted into mount(2) flags, propagation changes, recursive
+    mount_setattr(2) attributes and the filesystem-specific data string."""
+
+    __slots__ = ("clear", "data", "flags", "propagation", "rec_clear", "rec_set")
 
     def __init__(self, options: list[str]) -> None:
         self.flags = 0
         self.clear = 0
+        self.rec_set = 0
+        self.rec_clear = 0
         self.propagation: list[int] = []
         data = []
         for opt in options:
@@ -77,12 +113,17 @@ class MountOptions:
                     self.clear |= flag
             elif opt in PROPAGATION_OPTIONS:
                 self.propagation.append(PROPAGATION_OPTIONS[opt])
-            elif opt in ("rro",):
-                self.flags |= MS_RDONLY
-            else:
+            elif opt in RECURSIVE_OPTIONS:
+                set_, clear = RECURSIVE_OPTIONS[opt]
+                self.rec_set = (self.rec_set & ~clear) | set_
+                self.rec_clear = (self.rec_clear & ~set_) | clear
+            elif opt not in NO_OP_OPTIONS:
                 data.append(opt)
-        self.recursive_ro = "rro" in options
         self.data = ",".join(data)
+
+    @property
+    def recursive(self) -> bool:
+        return bool(self.rec_set or self.rec_clear)
 
 
 def parse_options(options: list[str]) -> MountOptions:
@@ -90,4 +131,5 @@ def parse_options(options: list[str]) -> MountOptions:
 
 
 def is_known_option(opt: str) -> bool:
-    return opt in FLAG_OPTIONS or opt in PROPAGATION_OPTIONS or opt == "rro"
+    return (opt in FLAG_OPTIONS or opt in PROPAGATION_OPTIONS or opt in RECURSIVE_OPTIONS
+            or opt in NO_OP_OPTIONS)

@@ -31,15 +31,21 @@ class NamespacePlan:
         self.time_offsets = linux.time_offsets
 
 
-def join_namespace(ns_type: str, path: str) -> None:
+def join_namespaces(joins: list[tuple[str, str]]) -> None:
+    """Open every namespace first, then setns in order: once inside a joined user namespace,
+    the other /proc/<pid>/ns files may no longer be openable."""
+    fds: list[tuple[str, str, int]] = []
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as e:
-        raise SetupError(f"join {ns_type} namespace {path}: {e.strerror}") from None
-    try:
-        check(lib.oci_setns(fd, CLONE_FLAGS[ns_type]), f"setns {ns_type} namespace {path}")
+        for ns_type, path in joins:
+            try:
+                fds.append((ns_type, path, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+            except OSError as e:
+                raise SetupError(f"join {ns_type} namespace {path}: {e.strerror}") from None
+        for ns_type, path, fd in fds:
+            check(lib.oci_setns(fd, CLONE_FLAGS[ns_type]), f"setns {ns_type} namespace {path}")
     finally:
-        os.close(fd)
+        for _, _, fd in fds:
+            os.close(fd)
 
 
 def unshare(flags: int, what: str) -> None:

@@ -18,10 +18,10 @@ from ociruntime.linux.sys import check, ffi, lib
 O_PATH = 0o10000000
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
+AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 # Directory names under the container's /sys/fs/cgroup: "" is the unified (cgroup2) hierarchy.
 _CGROUP_DIR_NAMES = {"": "unified", "name=systemd": "systemd"}
-MOUNT_ATTR_RDONLY = 0x1
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None,
@@ -98,17 +98,40 @@ class Rootfs:
         if m.type == "cgroup" and not m.is_bind():
             self._mount_cgroup_v1_view(dest, opts, cgroup_paths)
             return
-        if m.is_bind():
+        if opts.flags & mf.MS_REMOUNT:
+            self._remount(dest, opts)
+        elif m.is_bind():
             self._bind(m, dest, opts, bundle)
         else:
             fd = self.make_target(dest, True)
             try:
                 target = f"/proc/self/fd/{fd}"
-                _mount(m.source or m.type, target, m.type, opts.flags & ~mf.MS_REMOUNT, opts.data,
+                _mount(m.source or m.type, target, m.type, opts.flags, opts.data,
                        f"mount {m.type} {m.source or m.type} on {dest}")
             finally:
                 os.close(fd)
+        if opts.recursive:
+            self._set_recursive(dest, opts)
         self._propagate(dest, opts)
+
+    def _remount(self, dest: str, opts: mf.MountOptions) -> None:
+        """The `remount` option changes the mount already at dest instead of stacking one."""
+        fd = self.open_in_root(dest)
+        if fd < 0:
+            raise SetupError(f"remount {dest}: nothing is mounted there")
+        try:
+            _mount(None, f"/proc/self/fd/{fd}", None, opts.flags, opts.data, f"remount {dest}")
+        finally:
+            os.close(fd)
+
+    def _set_recursive(self, dest: str, opts: mf.MountOptions) -> None:
+        fd = self.open_in_root(dest)
+        try:
+            check(lib.oci_mount_setattr(fd, b"", AT_EMPTY_PATH | AT_RECURSIVE, opts.rec_set,
+                                        opts.rec_clear, 0),
+                  f"set recursive mount attributes on {dest}")
+        finally:
+            os.close(fd)
 
     def _bind(self, m: Mount, dest: str, opts: mf.MountOptions, bundle: str) -> None:
         source = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
@@ -123,10 +146,9 @@ class Rootfs:
                    f"bind mount {source} on {dest}")
         finally:
             os.close(fd)
-        self.remount_bind(dest, opts.flags, recursive_ro=opts.recursive_ro or
-                          bool(opts.flags & mf.MS_REC and opts.flags & mf.MS_RDONLY))
+        self.remount_bind(dest, opts.flags)
 
-    def remount_bind(self, dest: str, flags: int, recursive_ro: bool = False) -> None:
+    def remount_bind(self, dest: str, flags: int) -> None:
         """Bind mounts take their flags only on a second MS_REMOUNT call."""
         want = flags & mf.REMOUNT_FLAGS
         if not want:
@@ -140,9 +162,6 @@ class Rootfs:
                 want |= locked_flags(target)
             _mount(None, target, None, mf.MS_REMOUNT | mf.MS_BIND | want, None,
                    f"remount {dest} with {describe_flags(want)}")
-            if recursive_ro:
-                check(lib.oci_mount_setattr(fd, b"", 0x1000 | AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0, 0),
-                      f"make {dest} read-only recursively")
         finally:
             os.close(fd)
 

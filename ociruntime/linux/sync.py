@@ -36,6 +36,18 @@ def recv(fd: int) -> dict | None:
     return msg
 
 
+def expect_one_of(fd: int, kinds: tuple[str, ...], what: str) -> str:
+    """Wait for a message of one of `kinds`; returns which."""
+    msg = recv(fd)
+    if msg is None:
+        raise SetupError(f"{what}: the other side exited")
+    if msg["t"] == "error":
+        raise SetupError(str(msg.get("msg")))
+    if msg["t"] not in kinds:
+        raise SetupError(f"{what}: expected one of {kinds}, got {msg['t']!r}")
+    return str(msg["t"])
+
+
 def expect(fd: int, kind: str, what: str) -> dict:
     """Wait for one message of `kind`; an 'error' message or EOF becomes a SetupError."""
     msg = recv(fd)

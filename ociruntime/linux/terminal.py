@@ -76,10 +76,12 @@ def bind_console(slave_path: str) -> None:
     _mount(slave_path, "/dev/console", None, mf.MS_BIND, None, f"bind {slave_path} on /dev/console")
 
 
-def setup(console_fd: int, size: dict | None) -> None:
+def setup(console_fd: int, size: dict | None, bind: bool = True) -> None:
+    """A pty for the process; `bind` also makes it /dev/console (the init, not `exec`)."""
     master, slave = open_pty()
     try:
-        bind_console(slave)
+        if bind:
+            bind_console(slave)
         send_master(console_fd, master)
     finally:
         os.close(master)

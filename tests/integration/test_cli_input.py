@@ -54,7 +54,7 @@ def test_leading_dash_id_is_not_a_container(oci: Runtime, bundle) -> None:
     assert root_entries(oci) == []
 
 
-@pytest.mark.parametrize("sig", ["SIGNOPE", "99", "0", "RTMIN+99", "SIG", "KILLL", "9x"])
+@pytest.mark.parametrize("sig", ["SIGNOPE", "99", "65", "RTMIN+99", "SIG", "KILLL", "9x"])
 def test_kill_unknown_signal(sig: str, oci: Runtime, bundle) -> None:
     cid = oci.new_id()
     oci.run("run", "-d", "-b", str(bundle(args=["sleep", "100"])), cid, check=True)

@@ -1,0 +1,225 @@
+"""`exec`: run another process inside a running container, in all of its namespaces and its
+cgroup, with the container's process settings as the base (runc's behaviour) and the command
+line's or process.json's on top."""
+
+from __future__ import annotations
+
+import os
+
+from ociruntime import bundle, jsonio, log, state
+from ociruntime.config import Config, Process
+from ociruntime.container import non_negative, wait_child
+from ociruntime.errors import ConfigError, InvalidState, OciError, SetupError, UsageError
+from ociruntime.state import StateDir
+
+CONFIG_COPY = "config.json"
+# /proc/<pid>/ns names in joining order: user first, mount last (see namespaces.JOIN_ORDER).
+NS_FILES = (("user", "user"), ("pid", "pid"), ("uts", "uts"), ("ipc", "ipc"), ("network", "net"),
+            ("cgroup", "cgroup"), ("time", "time"), ("mount", "mnt"))
+
+
+class ExecOptions:
+    __slots__ = (
+        "additional_gids",
+        "args",
+        "caps",
+        "console_socket",
+        "cwd",
+        "detach",
+        "env",
+        "ignore_paused",
+        "no_new_privs",
+        "pid_file",
+        "preserve_fds",
+        "process_file",
+        "tty",
+        "user",
+    )
+
+    def __init__(self, opts: dict[str, object], args: list[str]) -> None:
+        self.args = args
+        self.cwd = opts.get("cwd")
+        self.env = list(opts.get("env") or [])
+        self.tty = bool(opts.get("tty"))
+        self.user = opts.get("user")
+        self.additional_gids = list(opts.get("additional_gids") or [])
+        self.process_file = opts.get("process")
+        self.detach = bool(opts.get("detach"))
+        self.pid_file = opts.get("pid_file")
+        self.caps = list(opts.get("cap") or [])
+        self.no_new_privs = bool(opts.get("no_new_privs"))
+        self.preserve_fds = non_negative(opts.get("preserve_fds"), "--preserve-fds")
+        self.console_socket = opts.get("console_socket")
+        self.ignore_paused = bool(opts.get("ignore_paused"))
+
+
+def process_document(base: dict, eo: ExecOptions) -> dict:
+    """The process to run: process.json as given, or the container's process with flags on top."""
+    if eo.process_file:
+        doc = bundle.read_document(str(eo.process_file), "process.json")
+        from ociruntime import schema, semantics
+
+        problems = schema.validate(doc, "process")
+        if not problems:
+            problems = semantics.check_process(doc)[0]
+        if problems:
+            raise ConfigError(problems, source="process.json")
+        return doc  # type: ignore[return-value]
+    if not eo.args:
+        raise UsageError("exec: requires a command to run (usage: ociruntime exec [flags] ID COMMAND [ARGS...])")
+    doc = dict(base)
+    doc["args"] = eo.args
+    doc["terminal"] = eo.tty
+    doc["env"] = list(base.get("env") or []) + eo.env
+    if eo.cwd:
+        doc["cwd"] = eo.cwd
+    user = dict(base.get("user") or {})
+    if eo.user:
+        uid, _, gid = str(eo.user).partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise UsageError(f"exec --user {eo.user!r}: expected UID[:GID] as numbers")
+        user["uid"] = int(uid)
+        if gid:
+            user["gid"] = int(gid)
+    if eo.additional_gids:
+        if not all(str(g).isdigit() for g in eo.additional_gids):
+            raise UsageError("exec --additional-gids: expected numbers")
+        user["additionalGids"] = [int(g) for g in eo.additional_gids]
+    doc["user"] = user
+    if eo.caps:
+        caps = {k: list(v) for k, v in (base.get("capabilities") or {}).items()}
+        for key in ("bounding", "effective", "permitted", "ambient", "inheritable"):
+            caps[key] = caps.get(key, []) + [c for c in eo.caps if c not in caps.get(key, [])]
+        doc["capabilities"] = caps
+    if eo.no_new_privs:
+        doc["noNewPrivileges"] = True
+    return doc
+
+
+def namespaces_to_join(pid: int) -> list[tuple[str, str]]:
+    """The init's namespaces that differ from ours (setns into our own user ns is EINVAL)."""
+    joins = []
+    for ns_type, name in NS_FILES:
+        path = f"/proc/{pid}/ns/{name}"
+        try:
+            theirs, ours = os.stat(path), os.stat(f"/proc/self/ns/{name}")
+        except FileNotFoundError:
+            continue
+        if (theirs.st_ino, theirs.st_dev) != (ours.st_ino, ours.st_dev):
+            joins.append((ns_type, path))
+    return joins
+
+
+def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
+    sd = StateDir.open(root, cid)
+    try:
+        data = sd.load()
+        status = state.status_of(sd, data)
+        if status in ("stopped", "creating") or (status == "paused" and not eo.ignore_paused):
+            raise InvalidState(f"cannot exec in container {cid!r}: it is {status}")
+        raw = bundle.read_document(sd.file(CONFIG_COPY), "saved config.json")
+    finally:
+        sd.unlock()
+    assert isinstance(raw, dict)
+    doc = dict(raw)
+    doc["process"] = process_document(raw.get("process") or {}, eo)
+    config = Config(doc, str(data.get("bundle", "/")))
+    config.root_path = "/"
+    _check_terminal(config.process, eo)
+    pid = int(data["pid"])
+    if not eo.detach:
+        from ociruntime.linux import security
+
+        security.prctl(security.PR_SET_CHILD_SUBREAPER, 1, "prctl(PR_SET_CHILD_SUBREAPER)")
+    exec_pid, master = _spawn(config, data, namespaces_to_join(pid), eo)
+    if eo.pid_file:
+        state.write_atomic(os.path.abspath(str(eo.pid_file)), str(exec_pid).encode())
+    if eo.detach:
+        return 0
+
+    if master >= 0:
+        from ociruntime.linux import terminal
+
+        terminal.relay(master, exec_pid)
+    return wait_child(exec_pid)
+
+
+def _check_terminal(process: Process | None, eo: ExecOptions) -> None:
+    assert process is not None
+    if process.terminal and eo.detach and not eo.console_socket:
+        raise UsageError("exec: --tty with --detach needs --console-socket")
+    if eo.console_socket and not process.terminal:
+        raise UsageError("exec: --console-socket was given without --tty")
+
+
+def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOptions) -> tuple[int, int]:
+    from ociruntime.linux import cgroups, sync
+    from ociruntime.linux.init import InitArgs, exec_stage1
+    from ociruntime.linux.namespaces import NamespacePlan
+
+    plan = NamespacePlan(config.linux)
+    plan.join, plan.new_user, plan.new_types, plan.unshare_flags = joins, False, set(), 0
+    a = InitArgs(config, str(data.get("bundle", "/")), plan)
+    a.keep_fds = eo.preserve_fds
+    a.new_keyring = False
+    master = -1
+    peer = -1
+    assert config.process is not None
+    if config.linux.seccomp:
+        from ociruntime.linux.seccomp import compile_filter
+
+        a.seccomp = compile_filter(config.linux.seccomp)
+    if config.process.terminal:
+        from ociruntime.linux import terminal
+
+        if eo.console_socket:
+            a.console_fd = terminal.connect_console_socket(str(eo.console_socket))
+        else:
+            peer, a.console_fd = terminal.console_socketpair()
+    parent_fd, a.sync_fd = sync.socketpair()
+    stage1_pid = os.fork()
+    if stage1_pid == 0:
+        os.close(parent_fd)
+        if peer >= 0:
+            os.close(peer)
+        exec_stage1(a)
+    exec_pid = 0
+    try:
+        for fd in (a.sync_fd, a.console_fd):
+            if fd >= 0:
+                os.close(fd)
+        if data.get("cgroup"):
+            cgroups.from_state(data["cgroup"]).apply(stage1_pid)
+        sync.send(parent_fd, "go")
+        while (msg := sync.recv(parent_fd)) is not None:
+            if msg["t"] == "error":
+                raise SetupError(f"exec: {msg.get('msg')}")
+            if msg["t"] == "pid":
+                exec_pid = int(msg["pid"])
+                os.waitpid(stage1_pid, 0)
+                stage1_pid = 0
+        if not exec_pid:
+            raise SetupError("exec: the process could not be started")
+        if peer >= 0:
+            from ociruntime.linux import terminal
+
+            master, peer = terminal.receive_master(peer), -1  # receive_master closes the socket
+    except BaseException:
+        if stage1_pid:
+            os.kill(stage1_pid, 9)
+            os.waitpid(stage1_pid, 0)
+        raise
+    finally:
+        os.close(parent_fd)
+        if peer >= 0:
+            os.close(peer)
+    log.debug(f"exec: pid {exec_pid}")
+    return exec_pid, master
+
+
+def save_config_copy(sd: StateDir, raw: dict) -> None:
+    """`exec` needs the config as it was at create: later edits of config.json MUST NOT matter."""
+    state.write_atomic(sd.file(CONFIG_COPY), jsonio.dumps(raw).encode(), 0o600)
+
+
+__all__ = ["ExecOptions", "OciError", "exec_in", "save_config_copy"]
