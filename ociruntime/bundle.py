@@ -90,8 +90,11 @@ def validate(doc: object, *, systemd_cgroup: bool, require_process: bool = True)
 
 
 def load(path: str, *, systemd_cgroup: bool = False) -> Config:
+    from ociruntime import timing
+
     bundle = bundle_dir(path)
     doc = read_document(os.path.join(bundle, "config.json"), "config.json")
+    timing.mark("load")
     config = Config(validate(doc, systemd_cgroup=systemd_cgroup), bundle)
     if not os.path.isdir(config.root_path):
         raise ConfigError([f"root.path: {config.root_path} does not exist or is not a directory"])

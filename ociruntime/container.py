@@ -111,7 +111,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> Creation:
     problems = unsupported(config)
     if problems:
         raise ConfigError(problems)
-    timing.mark("load+validate")
+    timing.mark("validate")
     _check_terminal(config.process.terminal, opts)
     c = Creation(root, cid, opts)
     c.sd = StateDir.create(root, cid)
@@ -191,9 +191,8 @@ def _build(c: Creation, config) -> None:
     finally:
         os.close(parent_fd)
     sd.save(c.data)
-    from ociruntime.execute import save_config_copy
-
-    save_config_copy(sd, config.raw)
+    # `exec` needs the config as it was at create: later edits of config.json MUST NOT matter.
+    sd.save_config(config.raw)
     if c.opts.pid_file:
         state.write_atomic(os.path.abspath(c.opts.pid_file), f"{c.init_pid}".encode())
     timing.mark("state")

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 
-from ociruntime import bundle, jsonio, log, state
+from ociruntime import bundle, log, state
 from ociruntime.config import Config, Process
 from ociruntime.container import non_negative, wait_child
 from ociruntime.errors import ConfigError, InvalidState, OciError, SetupError, UsageError
 from ociruntime.state import StateDir
 
-CONFIG_COPY = "config.json"
 # /proc/<pid>/ns names in joining order: user first, mount last (see namespaces.JOIN_ORDER).
 NS_FILES = (("user", "user"), ("pid", "pid"), ("uts", "uts"), ("ipc", "ipc"), ("network", "net"),
             ("cgroup", "cgroup"), ("time", "time"), ("mount", "mnt"))
@@ -117,7 +116,7 @@ def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
         status = state.status_of(sd, data)
         if status in ("stopped", "creating") or (status == "paused" and not eo.ignore_paused):
             raise InvalidState(f"cannot exec in container {cid!r}: it is {status}")
-        raw = bundle.read_document(sd.file(CONFIG_COPY), "saved config.json")
+        raw = bundle.read_document(sd.file(state.CONFIG_COPY), "saved config.json")
     finally:
         sd.unlock()
     assert isinstance(raw, dict)
@@ -217,9 +216,4 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
     return exec_pid, master
 
 
-def save_config_copy(sd: StateDir, raw: dict) -> None:
-    """`exec` needs the config as it was at create: later edits of config.json MUST NOT matter."""
-    state.write_atomic(sd.file(CONFIG_COPY), jsonio.dumps(raw).encode(), 0o600)
-
-
-__all__ = ["ExecOptions", "OciError", "exec_in", "save_config_copy"]
+__all__ = ["ExecOptions", "OciError", "exec_in"]

@@ -15,6 +15,7 @@ from ociruntime import jsonio
 from ociruntime.errors import ContainerExists, ContainerNotFound, OciError, UsageError
 
 STATE_FILE = "state.json"
+CONFIG_COPY = "config.json"
 EXEC_FIFO = "exec.fifo"
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-.")
 MAX_ID_LEN = 255  # it names a directory: NAME_MAX
@@ -111,6 +112,9 @@ class StateDir:
     # --- the state file ----------------------------------------------------------------
     def save(self, data: dict) -> None:
         write_atomic(self.file(STATE_FILE), jsonio.dumps(data).encode(), 0o600)
+
+    def save_config(self, raw: dict) -> None:
+        write_atomic(self.file(CONFIG_COPY), jsonio.dumps(raw).encode(), 0o600)
 
     def load(self) -> dict:
         try:
