@@ -52,44 +52,63 @@ class Rootfs:
         return fd
 
     def make_target(self, dest: str, is_dir: bool) -> int:
-        """Create dest (and parents) inside the rootfs; returns an O_PATH fd on it."""
-        parts = [p for p in dest.split("/") if p and p != "."]
-        fd = self.open_in_root("/".join(parts) or ".")
+        """Create dest (and parents) inside the rootfs; returns an O_PATH fd on it.
+
+        Missing components are created where they resolve *in the rootfs*: a symlink in the
+        image is followed as if the rootfs were / (an absolute target restarts at the rootfs),
+        so `/data -> /host/dir` creates rootfs/host/dir, never the host's directory."""
+        fd = self.open_in_root(dest.lstrip("/") or ".")
         if fd >= 0:
             return fd
-        parent = os.dup(self.fd)
-        try:
-            for i, name in enumerate(parts):
-                last = i == len(parts) - 1
-                sub = self.open_in_root("/".join(parts[: i + 1]))
-                if sub < 0:
-                    self._create(parent, name, is_dir or not last, dest)
-                    sub = self.open_in_root("/".join(parts[: i + 1]))
-                    if sub < 0:
-                        raise SetupError(f"create mount point {dest} in rootfs: vanished")
-                os.close(parent)
-                parent = sub
-            return os.dup(parent)
-        finally:
-            os.close(parent)
+        resolved = self._create_in_root(dest, is_dir)
+        fd = self.open_in_root(resolved or ".")
+        if fd < 0:
+            raise SetupError(f"create mount point {dest} in rootfs: it vanished while being made")
+        return fd
 
-    def _create(self, parent_fd: int, name: str, is_dir: bool, dest: str) -> None:
-        # The parent was resolved in-root; reopen it as a real directory to create in it.
-        try:
-            dirfd = os.open(f"/proc/self/fd/{parent_fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as e:
-            raise SetupError(f"create mount point {dest}: parent of {name!r}: {e.strerror}") from None
+    def _create_in_root(self, dest: str, is_dir: bool) -> str:
+        """Walk dest component by component from the rootfs, following symlinks in-root and
+        creating what is missing; returns the resolved path relative to the rootfs."""
+        todo = [p for p in dest.split("/") if p and p != "."][::-1]  # a stack: next is last
+        cur: list[str] = []
+        hops = 0
+        while todo:
+            name = todo.pop()
+            if name == "..":
+                cur = cur[:-1]
+                continue
+            path = "/".join([*cur, name])
+            try:
+                st = os.stat(path, dir_fd=self.fd, follow_symlinks=False)
+            except FileNotFoundError:
+                self._create(path, is_dir or bool(todo), dest)
+                cur.append(name)
+                continue
+            except OSError as e:
+                raise SetupError(f"create mount point {dest}: {path}: {e.strerror}") from None
+            if stat.S_ISLNK(st.st_mode):
+                hops += 1
+                if hops > 40:
+                    raise SetupError(f"create mount point {dest}: too many levels of symbolic links")
+                target = os.readlink(path, dir_fd=self.fd)
+                if target.startswith("/"):
+                    cur = []
+                todo.extend(p for p in target.split("/")[::-1] if p and p != ".")
+                continue
+            cur.append(name)
+        return "/".join(cur)
+
+    def _create(self, path: str, is_dir: bool, dest: str) -> None:
         try:
             if is_dir:
-                os.mkdir(name, 0o755, dir_fd=dirfd)
+                os.mkdir(path, 0o755, dir_fd=self.fd)
             else:
-                os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=dirfd))
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644,
+                                 dir_fd=self.fd))
         except FileExistsError:
             pass
         except OSError as e:
-            raise SetupError(f"create mount point {dest}: {e.strerror}") from None
-        finally:
-            os.close(dirfd)
+            raise SetupError(f"create mount point {dest}: {path}: {e.strerror}") from None
 
     # --- mounts -------------------------------------------------------------------------
     def mount(self, m: Mount, bundle: str, cgroup_paths: dict[str, str] | None) -> None:
