@@ -67,7 +67,18 @@ def _fail(a: InitArgs, err: BaseException) -> None:
 
 
 def stage1(a: InitArgs) -> None:
-    """Runs in the first child; never returns."""
+    """The first child of `create`; never returns."""
+    _first_child(a, init, own_cgroup=True)
+
+
+def exec_stage1(a: InitArgs) -> None:
+    """The first child of `exec` (already in the container's cgroup); never returns."""
+    _first_child(a, exec_child, own_cgroup=False)
+
+
+def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
+    """Enter the namespaces, then fork the process that will exec (a new or joined pid
+    namespace only applies to children), report its pid to the runtime, and exit."""
     code = 1
     try:
         close_inherited_fds(a)
@@ -77,14 +88,14 @@ def stage1(a: InitArgs) -> None:
         # cgroup waits for an RCU grace period): namespaces need not wait for it, the init does.
         seen: set[str] = set()
         enter_namespaces(a, seen)
-        if "cgroup" not in seen:
+        if own_cgroup and "cgroup" not in seen:
             sync.expect(a.sync_fd, "cgroup", "waiting for the cgroup")
-        if "cgroup" in a.plan.new_types:
+        if own_cgroup and "cgroup" in a.plan.new_types:
             # After joining the cgroup, so that it is the root of the container's cgroup view.
             namespaces.unshare(namespaces.CLONE_FLAGS["cgroup"], "cgroup namespace")
         pid = os.fork()
         if pid == 0:
-            init(a)
+            child_main(a)
         sync.send(a.sync_fd, "pid", pid=pid)
         code = 0
     except BaseException as err:
@@ -105,25 +116,6 @@ def close_inherited_fds(a: InitArgs) -> None:
                 os.close(fd)
             except OSError:
                 pass  # the directory fd listdir itself used
-
-
-def exec_stage1(a: InitArgs) -> None:
-    """`exec`'s first child: join the container's namespaces, fork the process (a joined pid
-    namespace only applies to children), report its pid, exit. Never returns."""
-    code = 1
-    try:
-        close_inherited_fds(a)
-        sync.expect(a.sync_fd, "go", "waiting for the runtime")
-        security.set_dumpable(False)
-        enter_namespaces(a, set())
-        pid = os.fork()
-        if pid == 0:
-            exec_child(a)
-        sync.send(a.sync_fd, "pid", pid=pid)
-        code = 0
-    except BaseException as err:
-        _fail(a, err)
-    os._exit(code)
 
 
 def exec_child(a: InitArgs) -> None:
