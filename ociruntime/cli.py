@@ -43,6 +43,16 @@ COMMANDS: dict[str, tuple[dict[str, tuple[str, bool]], str]] = {
     "state": ({}, "ID"),
     "kill": ({"all": ("all", False), "a": ("all", False)}, "ID [SIGNAL]"),
     "delete": ({"force": ("force", False), "f": ("force", False)}, "ID"),
+    "pause": ({}, "ID"),
+    "events": ({"stats": ("stats", False), "interval": ("interval", True)}, "ID"),
+    "update": ({"resources": ("resources", True), "r": ("resources", True),
+                "memory": ("memory", True), "memory-swap": ("memory_swap", True),
+                "memory-reservation": ("memory_reservation", True),
+                "cpu-shares": ("cpu_shares", True), "cpu-quota": ("cpu_quota", True),
+                "cpu-period": ("cpu_period", True), "cpuset-cpus": ("cpuset_cpus", True),
+                "cpuset-mems": ("cpuset_mems", True), "pids-limit": ("pids_limit", True)}, "ID"),
+    "resume": ({}, "ID"),
+    "ps": ({"format": ("format", True), "f": ("format", True)}, "ID [ps options]"),
     "list": ({"format": ("format", True), "f": ("format", True),
               "quiet": ("quiet", False), "q": ("quiet", False)}, ""),
     "spec": ({"bundle": ("bundle", True), "b": ("bundle", True),
@@ -54,7 +64,8 @@ USAGE = """usage: ociruntime [global flags] COMMAND [flags] [ID] [args]
 
 An OCI runtime (runtime-spec 1.3.0), flag-compatible with runc.
 
-commands: create, start, run, exec, state, kill, delete, list, spec, features, check
+commands: create, start, run, exec, state, kill, delete, pause, resume, ps, events,
+          update, list, spec, features, check
 global flags: --root DIR (default /run/ociruntime), --log FILE, --log-format text|json,
               --debug, --systemd-cgroup, --rootless true|false|auto, --version
 """
@@ -143,7 +154,8 @@ def _write_out(text: str) -> None:
 def run_command(command: str, gopts: dict[str, object], opts: dict[str, object],
                 positional: list[str]) -> int:
     root = str(gopts.get("root") or "/run/ociruntime")
-    if command in ("state", "start", "kill", "delete", "create", "run", "list"):
+    if command in ("state", "start", "kill", "delete", "create", "run", "list", "pause", "resume", "ps",
+                   "events", "update"):
         from ociruntime import container as commands
     if command == "state":
         _write_out(commands.state_json(root, _one_id(command, positional)) + "\n")
@@ -158,6 +170,16 @@ def run_command(command: str, gopts: dict[str, object], opts: dict[str, object],
         return 0
     if command == "delete":
         commands.delete(root, _one_id(command, positional), force=bool(opts.get("force")))
+        return 0
+    if command in ("pause", "resume"):
+        getattr(commands, command)(root, _one_id(command, positional))
+        return 0
+    if command == "ps":
+        return _ps(commands, root, opts, positional)
+    if command == "events":
+        return _events(commands, root, _one_id(command, positional), opts)
+    if command == "update":
+        commands.update(root, _one_id(command, positional), _update_resources(opts))
         return 0
     if command == "list":
         if positional:
@@ -214,6 +236,118 @@ def _create_or_run(commands, root: str, command: str, opts: dict[str, object],
     return commands.run(root, cid, options, detach=detach,
                         subreaper=not opts.get("no_subreaper"),
                         on_created=lambda: log.debug(f"create {cid}: {timing.breakdown()}"))
+
+
+def _events(commands, root: str, cid: str, opts: dict[str, object]) -> int:
+    """--stats: one record; otherwise one record per --interval until the container stops."""
+    import time
+
+    from ociruntime import jsonio
+
+    interval = _duration(str(opts.get("interval") or "5s"))
+    while True:
+        try:
+            event = commands.stats_event(root, cid)
+        except OciError:
+            if opts.get("stats"):
+                raise
+            return 0  # the container has gone: the stream ends
+        _write_out(jsonio.dumps(event) + "\n")
+        if opts.get("stats"):
+            return 0
+        time.sleep(interval)
+
+
+def _duration(text: str) -> float:
+    """Go-style durations as runc takes them: 5s, 500ms, 1m, 1.5s."""
+    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(suffix):
+            number = text[: -len(suffix)]
+            try:
+                value = float(number) * scale
+            except ValueError:
+                break
+            if value > 0:
+                return value
+    raise UsageError(f"--interval: {text!r} is not a duration such as 5s or 500ms")
+
+
+_UPDATE_FLAGS = {  # flag dest -> (resources section, key)
+    "memory": ("memory", "limit"), "memory_swap": ("memory", "swap"),
+    "memory_reservation": ("memory", "reservation"), "cpu_shares": ("cpu", "shares"),
+    "cpu_quota": ("cpu", "quota"), "cpu_period": ("cpu", "period"),
+    "cpuset_cpus": ("cpu", "cpus"), "cpuset_mems": ("cpu", "mems"), "pids_limit": ("pids", "limit"),
+}
+
+
+def _update_resources(opts: dict[str, object]) -> dict:
+    """linux.resources from -r FILE (or - for stdin) and/or the individual flags."""
+    resources: dict = {}
+    if opts.get("resources"):
+        from ociruntime import bundle, schema
+
+        path = str(opts["resources"])
+        doc = bundle.read_document("/dev/stdin" if path == "-" else path, "--resources")
+        problems = schema.validate({"ociVersion": "1.0.0", "linux": {"resources": doc}}, "config")
+        if problems:
+            from ociruntime.errors import ConfigError
+
+            raise ConfigError([p.removeprefix("linux.resources.") for p in problems], source="--resources")
+        resources = dict(doc)  # type: ignore[arg-type]
+    for dest, (section, key) in _UPDATE_FLAGS.items():
+        if dest in opts:
+            value = str(opts[dest])
+            if key in ("cpus", "mems"):
+                parsed: object = value
+            else:
+                try:
+                    parsed = int(_size(value) if section == "memory" else value)
+                except ValueError:
+                    raise UsageError(f"update --{dest.replace('_', '-')}: {value!r} is not a number") from None
+            resources.setdefault(section, {})[key] = parsed
+    if not resources:
+        raise UsageError("update: nothing to update (use -r FILE or flags such as --memory)")
+    return resources
+
+
+def _size(text: str) -> int:
+    """runc's memory sizes: plain bytes, or a k/m/g suffix (binary); -1 means unlimited."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    low = text.lower().removesuffix("b")
+    if low and low[-1] in units:
+        return int(float(low[:-1]) * units[low[-1]])
+    return int(low)
+
+
+def _ps(commands, root: str, opts: dict[str, object], positional: list[str]) -> int:
+    """runc's `ps`: the container's pids as JSON, or the host's `ps` output cut to them."""
+    if not positional:
+        raise UsageError("ps: requires a container ID (usage: ociruntime ps [-f table|json] ID [ps options])")
+    fmt = str(opts.get("format") or "table")
+    if fmt not in ("table", "json"):
+        raise UsageError(f"ps: invalid format {fmt!r} (expected table or json)")
+    pids = commands.container_pids(root, positional[0])
+    if fmt == "json":
+        from ociruntime import jsonio
+
+        _write_out(jsonio.dumps(pids) + "\n")
+        return 0
+    import subprocess
+
+    ps_args = positional[1:] or ["-ef"]
+    try:
+        out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise OciError(f"ps: running ps {' '.join(ps_args)} failed: {e}") from None
+    lines = out.splitlines()
+    header = lines[0].split()
+    if "PID" not in header:
+        raise OciError("ps: the ps output has no PID column")
+    col = header.index("PID")
+    wanted = set(pids)
+    kept = [ln for ln in lines[1:] if ln.split()[col].isdigit() and int(ln.split()[col]) in wanted]
+    _write_out("\n".join([lines[0], *kept]) + "\n")
+    return 0
 
 
 def _report(err: OciError) -> None:

@@ -408,6 +408,8 @@ def delete(root: str, cid: str, force: bool) -> None:
                                "or use delete --force)")
         if status != "stopped":
             # runc deletes a `created` container without --force; callers rely on it.
+            if status == "paused":
+                _cgroup_of(data).thaw()  # frozen tasks would not die of SIGKILL until thawed
             _kill_and_wait(int(data["pid"]), int(data["start_time"]))
         destroy(sd, cid, data)
     finally:
@@ -486,6 +488,70 @@ def _kill_and_wait(pid: int, start_time: int | None = None) -> None:
             raise SetupError(f"container init (pid {pid}) did not die within 10 s of SIGKILL")
     finally:
         os.close(pidfd)
+
+
+# --- pause / resume / ps -------------------------------------------------------------------
+def _cgroup_of(data: dict):
+    from ociruntime.linux import cgroups
+
+    if not data.get("cgroup"):
+        raise InvalidState("the container has no cgroup")
+    return cgroups.from_state(data["cgroup"])
+
+
+def pause(root: str, cid: str) -> None:
+    _freeze_or_thaw(root, cid, "running", freeze=True)
+
+
+def resume(root: str, cid: str) -> None:
+    _freeze_or_thaw(root, cid, "paused", freeze=False)
+
+
+def _freeze_or_thaw(root: str, cid: str, expected: str, freeze: bool) -> None:
+    sd = StateDir.open(root, cid)
+    try:
+        data = sd.load()
+        status = state.status_of(sd, data)
+        if status != expected:
+            verb = "pause" if freeze else "resume"
+            raise InvalidState(f"cannot {verb} container {cid!r}: it is {status}, not {expected}")
+        cg = _cgroup_of(data)
+        if freeze:
+            cg.freeze()
+        else:
+            cg.thaw()
+    finally:
+        sd.unlock()
+
+
+def stats_event(root: str, cid: str) -> dict:
+    """One `events --stats` record, in runc's shape."""
+    sd = StateDir(root, cid)
+    data = sd.load()
+    if state.status_of(sd, data) == "stopped":
+        raise InvalidState(f"container {cid!r} is not running")
+    return {"type": "stats", "id": cid, "data": _cgroup_of(data).stats()}
+
+
+def update(root: str, cid: str, resources: dict) -> None:
+    """Apply new linux.resources to a live container (and remember them for `exec`)."""
+    sd = StateDir.open(root, cid)
+    try:
+        data = sd.load()
+        status = state.status_of(sd, data)
+        if status == "stopped":
+            raise InvalidState(f"cannot update container {cid!r}: it is stopped")
+        _cgroup_of(data).set(resources)
+    finally:
+        sd.unlock()
+
+
+def container_pids(root: str, cid: str) -> list[int]:
+    sd = StateDir(root, cid)
+    data = sd.load()
+    if state.status_of(sd, data) == "stopped":
+        raise InvalidState(f"container {cid!r} is not running")
+    return sorted(_cgroup_of(data).pids())
 
 
 # --- list ----------------------------------------------------------------------------------

@@ -178,4 +178,12 @@ def status_of(d: StateDir, data: dict) -> str:
         return "creating"
     if os.path.exists(d.file(EXEC_FIFO)):
         return "created"
+    if data.get("cgroup") and _frozen(data["cgroup"]):
+        return "paused"
     return "running"
+
+
+def _frozen(cgroup_state: dict) -> bool:
+    from ociruntime.linux import cgroups  # imports only os: cheap on the `state` path
+
+    return cgroups.from_state(cgroup_state).frozen()
