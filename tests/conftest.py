@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,21 @@ class Runtime:
 
     def state(self, cid: str) -> dict:
         return json.loads(self.run("state", cid, check=True).stdout)
+
+    def status(self, cid: str) -> str:
+        """The container's status, or "absent" when `state` fails (no such container yet)."""
+        res = self.run("state", cid)
+        return json.loads(res.stdout)["status"] if res.returncode == 0 else "absent"
+
+    def wait_status(self, cid: str, want: str, timeout: float = 10) -> str:
+        """Poll until `want` (a killed init takes a moment to be reaped; a foreground `run`
+        may not have created the container yet); the last status seen."""
+        deadline = time.monotonic() + timeout
+        st = self.status(cid)
+        while st != want and time.monotonic() < deadline:
+            time.sleep(0.02)
+            st = self.status(cid)
+        return st
 
     def cleanup(self) -> None:
         for cid in self.ids:

@@ -70,9 +70,7 @@ def test_exec_in_missing_or_stopped_container_fails(oci: Runtime, bundle) -> Non
     cid = oci.new_id()
     oci.run("create", "-b", str(bundle(["true"])), cid, check=True)
     oci.run("start", cid, check=True)
-    for _ in range(100):
-        if oci.state(cid)["status"] == "stopped":
-            break
+    assert oci.wait_status(cid, "stopped") == "stopped"
     res = oci.run("exec", cid, "true")
     assert res.returncode == 1 and b"stopped" in res.stderr
 

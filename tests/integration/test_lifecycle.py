@@ -18,17 +18,6 @@ from tests.conftest import OCIRUNTIME, Runtime, host_cgroup_dirs
 pytestmark = [pytest.mark.lifecycle, pytest.mark.cgroupv2]
 
 
-def wait_status(rt: Runtime, cid: str, status: str, timeout: float = 10) -> dict:
-    """Poll `state` until `status` (a foreground `run` may not have created the container yet)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        res = rt.run("state", cid)
-        st = json.loads(res.stdout) if res.returncode == 0 else {"status": "absent"}
-        if st["status"] == status or time.monotonic() > deadline:
-            return st
-        time.sleep(0.02)
-
-
 def test_run_echo_prints_and_exits_zero(oci: Runtime, bundle) -> None:
     res = oci.run("run", "-b", str(bundle(["echo", "hi"])), oci.new_id())
     assert res.returncode == 0, res.stderr
@@ -45,7 +34,7 @@ def test_foreground_run_reports_death_by_signal_as_128_plus_n(oci: Runtime, bund
     cid = oci.new_id()
     proc = subprocess.Popen(oci.cmd("run", "-b", str(bundle(["sleep", "100"])), cid))
     try:
-        assert wait_status(oci, cid, "running")["status"] == "running"
+        assert oci.wait_status(cid, "running") == "running"
         oci.run("kill", cid, "SIGKILL", check=True)
         assert proc.wait(10) == 128 + 9
     finally:
@@ -59,7 +48,7 @@ def test_foreground_run_forwards_signals_to_the_container(oci: Runtime, bundle) 
     proc = subprocess.Popen(oci.cmd("run", "-b", str(bundle(["sh", "-c", script])), cid),
                             stdout=subprocess.PIPE)
     try:
-        assert wait_status(oci, cid, "running")["status"] == "running"
+        assert oci.wait_status(cid, "running") == "running"
         time.sleep(0.2)  # let sh install its trap
         proc.terminate()
         assert proc.wait(10) == 5
@@ -99,7 +88,7 @@ def test_create_start_state_kill_delete(oci: Runtime, bundle, tmp_path: Path) ->
     assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"
 
     oci.run("kill", cid, "KILL", check=True)
-    assert wait_status(oci, cid, "stopped")["status"] == "stopped"
+    assert oci.wait_status(cid, "stopped") == "stopped"
     oci.run("delete", cid, check=True)
     assert oci.run("state", cid).returncode == 1
     assert not (oci.root / cid).exists()
@@ -111,7 +100,7 @@ def test_start_runs_the_program_once_it_has_exited_state_is_stopped(oci: Runtime
     oci.run("create", "-b", str(bundle(["sh", "-c", "echo started"])), cid, check=True)
     res = oci.run("start", cid, check=True)
     assert res.returncode == 0
-    assert wait_status(oci, cid, "stopped")["status"] == "stopped"
+    assert oci.wait_status(cid, "stopped") == "stopped"
 
 
 def test_status_comes_from_the_kernel_not_the_file(oci: Runtime, bundle) -> None:

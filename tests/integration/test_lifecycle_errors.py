@@ -18,25 +18,6 @@ from tests.conftest import Runtime, assert_clean_error, assert_json_error_log
 ABSENT = "absent"
 
 
-def status(rt: Runtime, cid: str) -> str:
-    res = rt.run("state", cid)
-    if res.returncode != 0:
-        return ABSENT
-    import json
-
-    return json.loads(res.stdout)["status"]
-
-
-def wait_status(rt: Runtime, cid: str, want: str, timeout: float = 5) -> str:
-    """Poll: a killed init takes a moment to be reaped."""
-    deadline = time.monotonic() + timeout
-    st = status(rt, cid)
-    while st != want and time.monotonic() < deadline:
-        time.sleep(0.02)
-        st = status(rt, cid)
-    return st
-
-
 def prepare(rt: Runtime, bundle_dir: Path, start_as: str) -> str:
     """A container of `rt` in status `start_as` (created / running / stopped / absent)."""
     cid = rt.new_id("le")
@@ -47,8 +28,8 @@ def prepare(rt: Runtime, bundle_dir: Path, start_as: str) -> str:
         rt.run("start", cid, check=True)
     if start_as == "stopped":
         rt.run("kill", cid, "KILL", check=True)
-        assert wait_status(rt, cid, "stopped") == "stopped"
-    assert status(rt, cid) == start_as
+        assert rt.wait_status(cid, "stopped") == "stopped"
+    assert rt.status(cid) == start_as
     return cid
 
 
@@ -99,7 +80,7 @@ def test_error_path_matches_runc(case: Case, oci: Runtime, runc: Runtime, bundle
     for rt in (runc, oci):
         cid = prepare(rt, b, case.start_as)
         res = rt.run(*case.command(cid, b))
-        end = wait_status(rt, cid, case.end_as) if res.returncode == 0 else status(rt, cid)
+        end = rt.wait_status(cid, case.end_as) if res.returncode == 0 else rt.status(cid)
         outcome[rt.binary] = (res.returncode == 0, end)
         results[rt.binary] = (cid, res)
     assert outcome[runc.binary] == (case.ok, case.end_as), f"runc itself: {outcome[runc.binary]}"
@@ -118,7 +99,7 @@ def test_error_path_matches_runc(case: Case, oci: Runtime, runc: Runtime, bundle
     entry = assert_json_error_log(log)
     for word in case.mentions:
         assert word.lower() in entry["msg"].lower(), entry
-    assert status(oci, cid) == case.end_as, "a failing command changed the container"
+    assert oci.status(cid) == case.end_as, "a failing command changed the container"
     assert_clean_error(res, *case.mentions)
 
 
@@ -137,7 +118,7 @@ def test_signal_reaches_process_with_handler(oci: Runtime, runc: Runtime, bundle
         while (not got.exists() or got.read_text().count("got") < 3) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert got.exists() and got.read_text().count("got") == 3, f"{rt.binary}: {got.exists()}"
-        assert status(rt, cid) == "running"
+        assert rt.status(cid) == "running"
 
 
 def test_kill_all_reaches_every_process(oci: Runtime, runc: Runtime, bundle) -> None:
@@ -147,4 +128,4 @@ def test_kill_all_reaches_every_process(oci: Runtime, runc: Runtime, bundle) -> 
         cid = prepare(rt, b, "running")
         res = rt.run("kill", "-a", cid, "KILL")
         assert res.returncode == 0, f"{rt.binary}: {res.stderr!r}"
-        assert wait_status(rt, cid, "stopped") == "stopped", rt.binary
+        assert rt.wait_status(cid, "stopped") == "stopped", rt.binary

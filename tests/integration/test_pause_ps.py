@@ -80,10 +80,7 @@ def test_ps_of_a_stopped_or_missing_container_fails(oci: Runtime, bundle) -> Non
     cid = oci.new_id()
     oci.run("create", "-b", str(bundle(["true"])), cid, check=True)
     oci.run("start", cid, check=True)
-    for _ in range(100):
-        if oci.state(cid)["status"] == "stopped":
-            break
-        time.sleep(0.02)
+    assert oci.wait_status(cid, "stopped") == "stopped"
     assert oci.run("ps", cid).returncode == 1
 
 
