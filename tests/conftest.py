@@ -23,6 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from conformance.bundle import default_config, make_bundle, make_rootfs
 
 OCIRUNTIME = os.environ.get("OCIRUNTIME", "/usr/local/bin/ociruntime")
+
+# In CI the hypothesis searches are derandomized: the same examples every run, so a red CI means
+# a change broke something, not that a random search got lucky. By hand they explore afresh.
+if os.environ.get("CI"):
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+    settings.load_profile("ci")
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 
 

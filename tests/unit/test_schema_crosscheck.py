@@ -32,6 +32,7 @@ Ours stricter (we reject, upstream accepts)
   O10 state without pid while created/running            runtime.md: REQUIRED on Linux then
   O11 fields from 1.1-1.3 that upstream does not know    scheduler, ioPriority, execCPUAffinity, memoryPolicy,
                                                          netDevices, intelRdt.schemata/enableMonitoring...
+  O12 process.user without uid or gid                    config.md: both REQUIRED (POSIX platforms)
 Both: "integer" is a JSON number without fraction (1.0 is rejected), as draft-04 upstream does.
 """
 
@@ -62,7 +63,8 @@ OTHER_PLATFORMS = ("windows", "solaris", "vm", "zos", "freebsd")
 NEWER_FIELDS = {"scheduler", "ioPriority", "execCPUAffinity", "memoryPolicy", "netDevices", "schemata",
                 "enableMonitoring", "personality", "freebsd", "timeOffsets", "domainname"}
 # Properties that we require and upstream does not (O2, O9, O10, O11).
-OURS_REQUIRED = {"args", "major", "minor", "pid", "domain", "class", "priority", "policy", "mode"}
+OURS_REQUIRED = {"args", "major", "minor", "pid", "domain", "class", "priority", "policy", "mode",
+                 "uid", "gid"}
 # Bounds that we set and upstream does not (O3, O4, O5, O10).
 OURS_BOUNDED = {"consoleSize", "oomScoreAdj", "index", "pid"}
 
@@ -163,6 +165,7 @@ OURS_STRICTER = [
     ("O8", _set("linux.resources.blockIO", {"weightDevice": [{"major": 8, "minor": 0}]})),
     ("O9", _set("linux.devices", [{"type": "c", "path": "/dev/fuse"}])),
     ("O11", _set("process.ioPriority", {"class": "IOPRIO_CLASS_RT", "priority": 9})),
+    ("O12", _delete("process.user.gid")),
 ]
 
 
