@@ -89,13 +89,19 @@ def validate(doc: object, *, systemd_cgroup: bool, require_process: bool = True)
     return doc
 
 
-def load(path: str, *, systemd_cgroup: bool = False) -> Config:
+def load(path: str, *, systemd_cgroup: bool = False, require_rootfs: bool = True) -> Config:
+    """The bundle's config, valid and runnable by this runtime, or ConfigError listing why not."""
     from ociruntime import timing
+    from ociruntime.features import unsupported
 
     bundle = bundle_dir(path)
     doc = read_document(os.path.join(bundle, "config.json"), "config.json")
     timing.mark("load")
     config = Config(validate(doc, systemd_cgroup=systemd_cgroup), bundle)
-    if not os.path.isdir(config.root_path):
+    problems = unsupported(config)
+    if problems:
+        raise ConfigError(problems)
+    if require_rootfs and not os.path.isdir(config.root_path):
         raise ConfigError([f"root.path: {config.root_path} does not exist or is not a directory"])
+    timing.mark("validate")
     return config

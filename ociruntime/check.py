@@ -10,21 +10,16 @@ from ociruntime.errors import OciError
 
 def check_bundle(path: str, *, systemd_cgroup: bool = False) -> list[str]:
     from ociruntime import bundle
-    from ociruntime.config import Config
     from ociruntime.errors import ConfigError
-    from ociruntime.features import unsupported
 
     try:
-        bundle_dir = bundle.bundle_dir(path)
-        doc = bundle.read_document(os.path.join(bundle_dir, "config.json"), "config.json")
-        config = Config(bundle.validate(doc, systemd_cgroup=systemd_cgroup), bundle_dir)
+        # The rootfs is one of the host checks below, listed with the others.
+        config = bundle.load(path, systemd_cgroup=systemd_cgroup, require_rootfs=False)
     except ConfigError as e:
         return e.details()
     except OciError as e:
         return [str(e)]
-    problems = [f"config.json: {p}" for p in unsupported(config)]
-    problems += check_host(config)
-    return problems
+    return check_host(config)
 
 
 def check_host(config) -> list[str]:

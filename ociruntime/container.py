@@ -104,14 +104,8 @@ class Creation:
 
 def create(root: str, cid: str, opts: CreateOptions) -> Creation:
     from ociruntime import bundle
-    from ociruntime.errors import ConfigError
-    from ociruntime.features import unsupported
 
     config = bundle.load(opts.bundle, systemd_cgroup=opts.systemd_cgroup)
-    problems = unsupported(config)
-    if problems:
-        raise ConfigError(problems)
-    timing.mark("validate")
     _check_terminal(config.process.terminal, opts)
     c = Creation(root, cid, opts)
     c.sd = StateDir.create(root, cid)
@@ -223,7 +217,8 @@ def _drive(c: Creation, config, fd: int) -> None:
         kind = msg["t"]
         if kind == "error":
             if msg.get("hook"):
-                _poststop_after_failure(config.hooks["poststop"], c.cid, c.data)
+                # A failed hook stops the container and the lifecycle goes on at delete.
+                _run_poststop(config.hooks["poststop"], c.cid, c.data)
             raise SetupError(str(msg.get("msg")))
         if kind == "userns":
             namespaces.write_id_maps(c.stage1_pid, config.linux)
@@ -250,16 +245,18 @@ def _run_create_hooks(c: Creation, config, hooks) -> None:
         hooks.run_hooks("prestart", config.hooks["prestart"], st)
         hooks.run_hooks("createRuntime", config.hooks["createRuntime"], st)
     except OciError:
-        _poststop_after_failure(config.hooks["poststop"], c.cid, c.data)
+        _run_poststop(config.hooks["poststop"], c.cid, c.data)
         raise
 
 
-def _poststop_after_failure(poststop: list, cid: str, data: dict) -> None:
-    """A failed hook stops the container and the lifecycle goes on at delete: poststop runs."""
+def _run_poststop(poststop: list, cid: str, data: dict) -> None:
+    """Every poststop hook runs; a failure is a warning (the container is gone either way)."""
+    if not poststop:
+        return
     from ociruntime import hooks
 
     for failure in hooks.run_all_hooks("poststop", poststop, hook_state(cid, data, "stopped")):
-        log.warning(failure)
+        log.warning(f"{failure} (the container is deleted anyway)")
 
 
 def _state_data(c: Creation, config, spec_version: str) -> dict:
@@ -269,7 +266,6 @@ def _state_data(c: Creation, config, spec_version: str) -> dict:
         "bundle": os.path.abspath(c.opts.bundle), "rootfs": config.root_path,
         "created": rfc3339_now(), "annotations": config.annotations,
         "cgroup": c.cgroup.to_state(),
-        "pid_namespace": "pid" in {n.type for n in config.linux.namespaces},
         "hooks": {k: config.raw.get("hooks", {}).get(k) or [] for k in ("poststart", "poststop")},
     }
 
@@ -283,9 +279,13 @@ def hook_state(cid: str, data: dict, status: str) -> dict:
 
 
 def _hooks_from(data: dict, kind: str) -> list:
+    """The hooks create recorded; the config model is imported only when there are some."""
+    recorded = data.get("hooks", {}).get(kind)
+    if not recorded:
+        return []
     from ociruntime.config import Hook
 
-    return [Hook(h) for h in data.get("hooks", {}).get(kind) or []]
+    return [Hook(h) for h in recorded]
 
 
 # --- start / state / kill / delete ----------------------------------------------------------
@@ -389,9 +389,7 @@ def _signal_init(pid: int, start_time: int, number: int) -> None:
 
 
 def _signal_cgroup(data: dict, number: int) -> None:
-    from ociruntime.linux import cgroups
-
-    for pid in cgroups.from_state(data["cgroup"]).pids():
+    for pid in _cgroup_of(data).pids():
         try:
             os.kill(pid, number)
         except ProcessLookupError:
@@ -419,18 +417,11 @@ def delete(root: str, cid: str, force: bool) -> None:
 def destroy(sd: StateDir, cid: str, data: dict) -> None:
     """Undo create: processes, cgroup, state dir; then the poststop hooks."""
     if data.get("cgroup"):
-        from ociruntime.linux import cgroups
-
-        cg = cgroups.from_state(data["cgroup"])
+        cg = _cgroup_of(data)
         _kill_cgroup(cg)
         cg.destroy()
     sd.remove()
-    if data.get("hooks", {}).get("poststop"):
-        from ociruntime import hooks
-
-        for failure in hooks.run_all_hooks("poststop", _hooks_from(data, "poststop"),
-                                           hook_state(cid, data, "stopped")):
-            log.warning(f"{failure} (the container is deleted anyway)")
+    _run_poststop(_hooks_from(data, "poststop"), cid, data)
 
 
 def _kill_cgroup(cg) -> None:
@@ -461,7 +452,9 @@ def _wait_gone(pids: list[int], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         remaining = len(fds)
         while remaining and time.monotonic() < deadline:
-            remaining -= len(poller.poll(max(1, int((deadline - time.monotonic()) * 1000))))
+            for fd, _ in poller.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+                poller.unregister(fd)  # exited: a pidfd stays readable, count it once
+                remaining -= 1
     finally:
         for fd in fds:
             os.close(fd)

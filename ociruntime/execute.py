@@ -123,7 +123,6 @@ def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
     doc = dict(raw)
     doc["process"] = process_document(raw.get("process") or {}, eo)
     config = Config(doc, str(data.get("bundle", "/")))
-    config.root_path = "/"
     _check_terminal(config.process, eo)
     pid = int(data["pid"])
     if not eo.detach:

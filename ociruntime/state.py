@@ -96,16 +96,6 @@ class StateDir:
             os.close(self._fd)
             self._fd = -1
 
-    def is_locked_by_other(self) -> bool:
-        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
 

@@ -15,6 +15,3 @@ def check(ret: int, what: str) -> int:
         raise SetupError(f"{what}: {os.strerror(err)}")
     return ret
 
-
-def oserror(e: OSError, what: str) -> SetupError:
-    return SetupError(f"{what}: {e.strerror or e}")
