@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -93,6 +94,35 @@ int oci_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *
                    unsigned int flags)
 {
     return (int)syscall(SYS_move_mount, from_dfd, from_path, to_dfd, to_path, flags);
+}
+
+/* fsopen(2): a filesystem context for the new mount API; the mount it makes is known by fd from
+ * creation to attachment, so no path is resolved between mounting and verifying it. */
+int oci_fsopen(const char *fstype, unsigned int flags)
+{
+    return (int)syscall(SYS_fsopen, fstype, flags);
+}
+
+/* fsconfig(2): set one parameter of a filesystem context, or create the superblock. */
+int oci_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux)
+{
+    return (int)syscall(SYS_fsconfig, fd, cmd, key, value, aux);
+}
+
+/* fsmount(2): a detached mount of the superblock a context created. */
+int oci_fsmount(int fd, unsigned int flags, unsigned int attr_flags)
+{
+    return (int)syscall(SYS_fsmount, fd, flags, attr_flags);
+}
+
+/* fstatfs(2): the filesystem magic of an open fd (Python's fstatvfs has no f_type). */
+int oci_fstatfs_type(int fd, uint64_t *type)
+{
+    struct statfs st;
+    if (fstatfs(fd, &st) < 0)
+        return -1;
+    *type = (uint64_t)st.f_type;
+    return 0;
 }
 
 /* openat2(2): resolve a path with RESOLVE_IN_ROOT / RESOLVE_NO_SYMLINKS, for safe rootfs lookups. */

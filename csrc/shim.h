@@ -20,6 +20,10 @@ int oci_mount_setattr(int dfd, const char *path, unsigned int flags,
 int oci_open_tree(int dfd, const char *path, unsigned int flags);
 int oci_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path,
                    unsigned int flags);
+int oci_fsopen(const char *fstype, unsigned int flags);
+int oci_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux);
+int oci_fsmount(int fd, unsigned int flags, unsigned int attr_flags);
+int oci_fstatfs_type(int fd, uint64_t *type);
 int oci_openat2(int dfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 int oci_seccomp_set_filter(unsigned int flags, const void *prog, size_t len);
 int oci_setgroups(size_t n, const uint32_t *gids);

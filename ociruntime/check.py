@@ -46,10 +46,38 @@ def check_host(config) -> list[str]:
     if config.linux.seccomp and not os.path.exists("/proc/sys/kernel/seccomp/actions_avail"):
         problems.append("linux.seccomp: this kernel has no seccomp filter support")
     problems += _check_cgroups(config)
+    problems += _check_special_targets(config)
+    from ociruntime.linux import lsm
+
+    problems += lsm.problems(config)
     if not _has_mount_setattr():
         problems.append("kernel: mount_setattr(2) is missing (Linux >= 5.12 needed for recursive "
                         "read-only mounts)")
     return problems
+
+
+def _check_special_targets(config) -> list[str]:
+    """procfs/sysfs/cgroupfs go only onto ordinary directories: a symlink on the way in the
+    image is refused at create (it could move them where a racer wants)."""
+    from ociruntime.linux.rootfs import SPECIAL_FS
+
+    problems = []
+    for i, m in enumerate(config.mounts):
+        if (m.type in SPECIAL_FS or m.type == "cgroup") and not m.is_bind():
+            link = _first_symlink(config.root_path, m.destination)
+            if link:
+                problems.append(f"mounts[{i}].destination: {m.type} must be mounted on an ordinary "
+                                f"directory, but {link} is a symlink in the rootfs")
+    return problems
+
+
+def _first_symlink(root: str, dest: str) -> str | None:
+    path = root
+    for part in [p for p in dest.split("/") if p and p != "."]:
+        path = os.path.join(path, part)
+        if os.path.islink(path):
+            return path[len(root):]
+    return None
 
 
 def _filesystem_known(fstype: str) -> bool:

@@ -127,8 +127,9 @@ def _check_terminal(terminal: bool, opts: CreateOptions) -> None:
 
 
 def _listen_fds() -> int:
-    """Socket activation (sd_listen_fds): fds handed to us are passed on, as runc does."""
-    if os.environ.get("LISTEN_PID") not in (None, str(os.getpid())):
+    """Socket activation (sd_listen_fds): fds handed to us are passed on, as runc does, only
+    when LISTEN_PID names us: a stray LISTEN_FDS must not pass the caller's fds inside."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
         return 0
     value = os.environ.get("LISTEN_FDS", "")
     return int(value) if value.isdigit() else 0

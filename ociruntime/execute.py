@@ -20,6 +20,7 @@ NS_FILES = (("user", "user"), ("pid", "pid"), ("uts", "uts"), ("ipc", "ipc"), ("
 class ExecOptions:
     __slots__ = (
         "additional_gids",
+        "apparmor",
         "args",
         "caps",
         "console_socket",
@@ -31,6 +32,7 @@ class ExecOptions:
         "pid_file",
         "preserve_fds",
         "process_file",
+        "process_label",
         "tty",
         "user",
     )
@@ -50,6 +52,8 @@ class ExecOptions:
         self.preserve_fds = non_negative(opts.get("preserve_fds"), "--preserve-fds")
         self.console_socket = opts.get("console_socket")
         self.ignore_paused = bool(opts.get("ignore_paused"))
+        self.apparmor = str(opts.get("apparmor") or "")
+        self.process_label = str(opts.get("process_label") or "")
 
 
 def process_document(base: dict, eo: ExecOptions) -> dict:
@@ -86,12 +90,18 @@ def process_document(base: dict, eo: ExecOptions) -> dict:
         user["additionalGids"] = [int(g) for g in eo.additional_gids]
     doc["user"] = user
     if eo.caps:
+        # Bounding, effective and permitted only (CVE-2022-29162): inheritable or ambient caps
+        # would survive into programs a non-root user execs inside.
         caps = {k: list(v) for k, v in (base.get("capabilities") or {}).items()}
-        for key in ("bounding", "effective", "permitted", "ambient", "inheritable"):
+        for key in ("bounding", "effective", "permitted"):
             caps[key] = caps.get(key, []) + [c for c in eo.caps if c not in caps.get(key, [])]
         doc["capabilities"] = caps
     if eo.no_new_privs:
         doc["noNewPrivileges"] = True
+    if eo.apparmor:
+        doc["apparmorProfile"] = eo.apparmor
+    if eo.process_label:
+        doc["selinuxLabel"] = eo.process_label
     return doc
 
 

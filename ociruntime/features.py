@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ociruntime import SPEC_VERSION, __version__, jsonio
 from ociruntime.config import HOOK_KINDS
-from ociruntime.linux import mountflags, seccomp
+from ociruntime.linux import lsm, mountflags, seccomp
 from ociruntime.linux.caps import CAPABILITIES
 from ociruntime.linux.namespaces import CLONE_FLAGS
 
@@ -35,8 +35,9 @@ def document() -> dict:
                 "knownFlags": list(seccomp.FLAGS),
                 "supportedFlags": list(seccomp.FLAGS),
             },
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
+            # Applied when the host has the LSM; refused (never ignored) when it has not.
+            "apparmor": {"enabled": lsm.apparmor_enabled()},
+            "selinux": {"enabled": lsm.selinux_enabled()},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
             "netDevices": {"enabled": False},

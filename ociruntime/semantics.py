@@ -44,6 +44,11 @@ _NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), linux/nsfs.h
 _IFNAMSIZ = 16
 
 
+# IPC-namespaced sysctls (ipc/ipc_sysctl.c); fs.mqueue.* are too (ipc/mq_sysctl.c).
+SYSCTL_IPC = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                        "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"))
+
+
 class _Report:
     def __init__(self) -> None:
         self.errors: list[str] = []
@@ -293,7 +298,7 @@ def _check_linux(r: _Report, linux: dict[str, Any], namespaces: dict[str, Any], 
     for field in ("maskedPaths", "readonlyPaths"):
         for i, path in enumerate(linux.get(field, [])):
             r.absolute(["linux", field, i], path)
-    _check_sysctl(r, linux.get("sysctl", {}))
+    _check_sysctl(r, linux.get("sysctl", {}), namespaces)
     if "seccomp" in linux:
         _check_seccomp(r, linux["seccomp"])
     if "intelRdt" in linux:
@@ -467,11 +472,28 @@ def _check_resources(r: _Report, res: dict[str, Any]) -> None:
             r.error([*at, "unified", key], "must name a file of the container's cgroup (no / or ..)")
 
 
-def _check_sysctl(r: _Report, sysctl: dict[str, str]) -> None:
+def _check_sysctl(r: _Report, sysctl: dict[str, str], namespaces: dict[str, Any]) -> None:
     for key, value in sysctl.items():
         parts = key.replace("/", ".").split(".")
         if "\0" in key or "\0" in value or any(p in ("", "..") for p in parts) or key.startswith("/"):
             r.error(["linux", "sysctl", key], "is not a sysctl name like net.ipv4.ip_forward")
+            continue
+        owner = sysctl_namespace(".".join(parts))
+        if owner is None or owner not in namespaces:
+            # Anything else is host-wide: writing it from a container would change the host.
+            need = f" (it belongs to the {owner} namespace, which the container does not have)" if owner else ""
+            r.error(["linux", "sysctl", key], f"not in a separate kernel namespace{need}")
+
+
+def sysctl_namespace(key: str) -> str | None:
+    """The namespace type a sysctl (dotted) belongs to, or None for host-wide ones."""
+    if key in SYSCTL_IPC or key.startswith("fs.mqueue."):
+        return "ipc"
+    if key.startswith("net."):
+        return "network"
+    if key in ("kernel.hostname", "kernel.domainname"):
+        return "uts"
+    return None
 
 
 def _check_seccomp(r: _Report, sc: dict[str, Any]) -> None:

@@ -35,8 +35,11 @@ def populate_dev(root: Rootfs, config: Config, in_userns: bool) -> None:
         root.symlink(target, link)
     if os.path.exists("/proc/kcore"):
         root.symlink("/proc/kcore", "/dev/core")
-    if root.open_in_root("dev/ptmx") < 0:
+    ptmx = root.open_in_root("dev/ptmx")
+    if ptmx < 0:
         root.symlink("pts/ptmx", "/dev/ptmx")
+    else:
+        os.close(ptmx)
 
 
 def create_device(root: Rootfs, dev: Device, in_userns: bool) -> None:

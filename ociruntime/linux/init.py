@@ -15,7 +15,7 @@ import os
 from ociruntime import hooks, timing
 from ociruntime.config import Config
 from ociruntime.errors import HookError, OciError, SetupError
-from ociruntime.linux import devices, namespaces, rootfs, security, sync
+from ociruntime.linux import devices, lsm, namespaces, procfs, rootfs, security, sync
 from ociruntime.linux.seccomp import Filter
 
 
@@ -62,8 +62,11 @@ def _fail(a: InitArgs, err: BaseException) -> None:
         # A failed hook stops the container and the lifecycle goes on at delete (poststop).
         sync.send(a.sync_fd, "error", msg=msg, hook=isinstance(err, HookError))
     except OSError:
-        # After `ready` nobody listens: the container's stderr is all that is left.
-        os.write(2, f"ociruntime: {msg}\n".encode(errors="replace"))
+        # The runtime has gone: it failed first and reports its own error (our failure is
+        # then only its echo, "the other side exited"), or it was killed and nobody listens.
+        # A line on the container's stderr, which is the caller's, would be a spurious second
+        # error; stay silent.
+        pass
 
 
 def stage1(a: InitArgs) -> None:
@@ -200,19 +203,23 @@ def prepare_container(a: InitArgs, state: dict) -> None:
         set_names(config)
     if a.new_keyring:
         security.new_session_keyring(a.container_id)
-    build_rootfs(a, in_userns)
-    if any(config.hooks[k] for k in ("prestart", "createRuntime", "createContainer")):
-        sync.send(a.sync_fd, "createRuntime")
-        sync.expect(a.sync_fd, "createContainer", "waiting for createRuntime hooks")
-        hooks.run_hooks("createContainer", config.hooks["createContainer"], state)
-        timing.mark("hooks")
-    if a.no_pivot:
-        rootfs.move_root(config.root_path)
-    else:
-        rootfs.pivot_root(config.root_path)
-    timing.mark("pivot_root")
-    finish_rootfs(a, in_userns)
-    set_process_attributes(a)
+    lsm.check_enabled(config)
+    root = build_rootfs(a, in_userns)
+    try:
+        if any(config.hooks[k] for k in ("prestart", "createRuntime", "createContainer")):
+            sync.send(a.sync_fd, "createRuntime")
+            sync.expect(a.sync_fd, "createContainer", "waiting for createRuntime hooks")
+            hooks.run_hooks("createContainer", config.hooks["createContainer"], state)
+            timing.mark("hooks")
+        if a.no_pivot:
+            rootfs.move_root(config.root_path)
+        else:
+            rootfs.pivot_root(config.root_path)
+        timing.mark("pivot_root")
+        finish_rootfs(a, root, in_userns)
+        set_process_attributes(a, root.special_fd("proc", "/proc"))
+    finally:
+        root.close()
 
 
 def set_names(config: Config) -> None:
@@ -226,7 +233,8 @@ def set_names(config: Config) -> None:
         check(lib.oci_setdomainname(name, len(name)), f"setdomainname {config.domainname!r}")
 
 
-def build_rootfs(a: InitArgs, in_userns: bool) -> None:
+def build_rootfs(a: InitArgs, in_userns: bool) -> rootfs.Rootfs:
+    """Every mount and device; the Rootfs stays open (its fds are used after pivot_root)."""
     config = a.config
     rootfs.prepare_root(config)
     root = rootfs.Rootfs(config.root_path, in_userns)
@@ -237,16 +245,20 @@ def build_rootfs(a: InitArgs, in_userns: bool) -> None:
             devices.populate_dev(root, config, in_userns)
         assert config.process is not None
         os.close(root.make_target(config.process.cwd, True))
-    finally:
+    except BaseException:
         root.close()
+        raise
     timing.mark("mounts")
+    return root
 
 
-def finish_rootfs(a: InitArgs, in_userns: bool) -> None:
+def finish_rootfs(a: InitArgs, root: rootfs.Rootfs, in_userns: bool) -> None:
     config = a.config
-    write_sysctls(config.linux.sysctl)
-    rootfs.mask_paths(config.linux.masked_paths)
-    rootfs.readonly_paths(config.linux.readonly_paths, in_userns)
+    if config.linux.sysctl:
+        with procfs.Procfs(root.special_fd("proc", "/proc")) as proc:
+            write_sysctls(proc.fd, config.linux.sysctl)
+    rootfs.mask_paths(root, config.linux.masked_paths)
+    rootfs.readonly_paths(root, config.linux.readonly_paths)
     assert config.process is not None
     if config.process.terminal:
         from ociruntime.linux import terminal
@@ -258,22 +270,25 @@ def finish_rootfs(a: InitArgs, in_userns: bool) -> None:
     rootfs.set_root_propagation(config.linux.rootfs_propagation)
 
 
-def write_sysctls(sysctl: dict[str, str]) -> None:
+def write_sysctls(proc_fd: int, sysctl: dict[str, str]) -> None:
+    """Through a verified procfs fd, never a path: only namespaced keys reach here (semantics
+    refuses the rest), and the kernel applies them to the namespaces of the writer: ours."""
     for key, value in sysctl.items():
-        path = "/proc/sys/" + key.replace(".", "/")
+        rel = "sys/" + key.replace(".", "/")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, value.encode())
-            finally:
-                os.close(fd)
+            procfs.write_file(proc_fd, rel, value.encode())
         except OSError as e:
-            raise SetupError(f"linux.sysctl: write {value!r} to {path}: {e.strerror}") from None
+            raise SetupError(f"linux.sysctl: write {value!r} to /proc/{rel}: {e.strerror}") from None
 
 
-def set_process_attributes(a: InitArgs) -> None:
+def set_process_attributes(a: InitArgs, proc_fd: int = -1) -> None:
+    """Limits, cwd, seccomp (if it must precede the credential change), LSM label, credentials.
+    proc_fd: the verified procfs of the container, if we mounted one."""
     process = a.config.process
     assert process is not None
+    if process.apparmor_profile or process.selinux_label:
+        with procfs.Procfs(proc_fd) as proc:
+            lsm.set_exec_label(proc.fd, process)
     if process.oom_score_adj is not None:
         security.set_oom_score_adj(process.oom_score_adj)
     security.set_rlimits(process)
@@ -292,16 +307,17 @@ def set_process_attributes(a: InitArgs) -> None:
         a.extra_env.append(f"HOME={home_directory(process.user.uid)}")
 
 
+MAX_PASSWD_BYTES = 4 << 20
+
+
 def home_directory(uid: int) -> str:
-    """runc sets HOME from the container's /etc/passwd when the config does not; "/" if none."""
-    try:
-        with open("/etc/passwd", "rb") as f:
-            for line in f:
-                fields = line.decode(errors="replace").rstrip("\n").split(":")
-                if len(fields) >= 6 and fields[2] == str(uid) and fields[5]:
-                    return fields[5]
-    except OSError:
-        pass
+    """runc sets HOME from the container's /etc/passwd when the config does not; "/" if none.
+    The image's file may be a FIFO, /dev/zero or huge: read in-root, regular files only, bounded."""
+    data = rootfs.read_image_file("/etc/passwd", MAX_PASSWD_BYTES)
+    for line in (data or b"").split(b"\n"):
+        fields = line.decode(errors="replace").split(":")
+        if len(fields) >= 6 and fields[2] == str(uid) and fields[5]:
+            return fields[5]
     return "/"
 
 

@@ -12,14 +12,22 @@ import stat
 
 from ociruntime.config import Config, Mount
 from ociruntime.errors import SetupError
+from ociruntime.linux import mountapi
 from ociruntime.linux import mountflags as mf
 from ociruntime.linux.sys import check, ffi, lib
 
 O_PATH = 0o10000000
 RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
+ELOOP = 40
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
+# Filesystems that are only ever mounted on an ordinary directory (never through a symlink) and
+# verified after mounting: a procfs or sysfs landing where the config did not put it is a way
+# out of the container (CVE-2019-19921, CVE-2023-27561, CVE-2025-52881).
+SPECIAL_FS = ("proc", "sysfs", "cgroup2")
 # Directory names under the container's /sys/fs/cgroup: "" is the unified (cgroup2) hierarchy.
 _CGROUP_DIR_NAMES = {"": "unified", "name=systemd": "systemd"}
 
@@ -33,42 +41,49 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
 
 
 class Rootfs:
-    """Mount operations relative to one rootfs directory (before pivot_root)."""
+    """Mount operations relative to one rootfs directory. The directory fd stays valid across
+    pivot_root (it becomes "/"), so masked and read-only paths are resolved through it too."""
 
     def __init__(self, path: str, in_userns: bool) -> None:
         self.path = path
         self.in_userns = in_userns
         self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        # The procfs/sysfs this runtime mounted, by destination: verified mounts, held by fd.
+        self.special: dict[str, int] = {}
 
     # --- safe resolution ----------------------------------------------------------------
-    def open_in_root(self, rel: str) -> int:
-        """O_PATH fd of rel resolved as if the rootfs were '/', or -1 if it does not exist."""
-        fd = lib.oci_openat2(self.fd, rel.encode(), O_PATH | os.O_CLOEXEC, 0,
-                             RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
-        if fd < 0:
-            if ffi.errno == 2:  # ENOENT
-                return -1
-            raise SetupError(f"resolve {rel} in rootfs {self.path}: {os.strerror(ffi.errno)}")
-        return fd
+    def open_in_root(self, rel: str, strict: bool = False) -> int:
+        """O_PATH fd of rel resolved as if the rootfs were '/', or -1 if it does not exist.
+        strict: no symlink at all on the way (procfs/sysfs targets, our own created paths)."""
+        return open_beneath(self.fd, rel, RESOLVE_IN_ROOT, strict, f"rootfs {self.path}")
 
-    def make_target(self, dest: str, is_dir: bool) -> int:
+    def make_target(self, dest: str, is_dir: bool, strict: bool = False) -> int:
         """Create dest (and parents) inside the rootfs; returns an O_PATH fd on it.
 
         Missing components are created where they resolve *in the rootfs*: a symlink in the
         image is followed as if the rootfs were / (an absolute target restarts at the rootfs),
-        so `/data -> /host/dir` creates rootfs/host/dir, never the host's directory."""
-        fd = self.open_in_root(dest.lstrip("/") or ".")
+        so `/data -> /host/dir` creates rootfs/host/dir, never the host's directory. Each
+        component is created at an fd of its verified parent: a racer who swaps a directory
+        of a shared volume for a symlink gets an error, never a directory on the host."""
+        fd = self.open_in_root(dest.lstrip("/") or ".", strict)
         if fd >= 0:
             return fd
-        resolved = self._create_in_root(dest, is_dir)
-        fd = self.open_in_root(resolved or ".")
+        resolved = self._create_in_root(dest, is_dir, strict)
+        fd = self.open_in_root(resolved or ".", strict=True)
         if fd < 0:
             raise SetupError(f"create mount point {dest} in rootfs: it vanished while being made")
         return fd
 
-    def _create_in_root(self, dest: str, is_dir: bool) -> str:
-        """Walk dest component by component from the rootfs, following symlinks in-root and
-        creating what is missing; returns the resolved path relative to the rootfs."""
+    def _parent_fd(self, cur: list[str], dest: str) -> int:
+        fd = self.open_in_root("/".join(cur) or ".", strict=True)
+        if fd < 0:
+            raise SetupError(f"create mount point {dest}: /{'/'.join(cur)} vanished while being made")
+        return fd
+
+    def _create_in_root(self, dest: str, is_dir: bool, strict: bool) -> str:
+        """Walk dest component by component from the rootfs, following symlinks in-root (unless
+        strict) and creating what is missing at the parent's fd; the resolved, symlink-free
+        path relative to the rootfs."""
         todo = [p for p in dest.split("/") if p and p != "."][::-1]  # a stack: next is last
         cur: list[str] = []
         hops = 0
@@ -77,38 +92,38 @@ class Rootfs:
             if name == "..":
                 cur = cur[:-1]
                 continue
-            path = "/".join([*cur, name])
+            parent = self._parent_fd(cur, dest)
             try:
-                st = os.stat(path, dir_fd=self.fd, follow_symlinks=False)
-            except FileNotFoundError:
-                self._create(path, is_dir or bool(todo), dest)
-                cur.append(name)
-                continue
-            except OSError as e:
-                raise SetupError(f"create mount point {dest}: {path}: {e.strerror}") from None
-            if stat.S_ISLNK(st.st_mode):
+                target = self._step(parent, name, is_dir or bool(todo), dest)
+                if target is None:
+                    cur.append(name)
+                    continue
+                if strict:
+                    raise SetupError(f"/{'/'.join([*cur, name])} is a symlink in rootfs {self.path}")
                 hops += 1
                 if hops > 40:
                     raise SetupError(f"create mount point {dest}: too many levels of symbolic links")
-                target = os.readlink(path, dir_fd=self.fd)
                 if target.startswith("/"):
                     cur = []
                 todo.extend(p for p in target.split("/")[::-1] if p and p != ".")
-                continue
-            cur.append(name)
+            finally:
+                os.close(parent)
         return "/".join(cur)
 
-    def _create(self, path: str, is_dir: bool, dest: str) -> None:
+    @staticmethod
+    def _step(parent: int, name: str, is_dir: bool, dest: str) -> str | None:
+        """One component at a verified parent fd: create it if missing; a symlink's target, or
+        None when the component is there and not a symlink."""
         try:
-            if is_dir:
-                os.mkdir(path, 0o755, dir_fd=self.fd)
-            else:
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644,
-                                 dir_fd=self.fd))
-        except FileExistsError:
-            pass
+            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            _create_at(parent, name, is_dir, dest)
+            return None
         except OSError as e:
-            raise SetupError(f"create mount point {dest}: {path}: {e.strerror}") from None
+            raise SetupError(f"create mount point {dest}: {name}: {e.strerror}") from None
+        if stat.S_ISLNK(st.st_mode):
+            return os.readlink(name, dir_fd=parent)
+        return None
 
     # --- mounts -------------------------------------------------------------------------
     def mount(self, m: Mount, bundle: str, cgroup_paths: dict[str, str] | None) -> None:
@@ -116,6 +131,9 @@ class Rootfs:
         opts = mf.parse_options(m.options)
         if m.type == "cgroup" and not m.is_bind():
             self._mount_cgroup_v1_view(dest, opts, cgroup_paths)
+            return
+        if m.type in SPECIAL_FS and not m.is_bind() and not opts.flags & mf.MS_REMOUNT:
+            self._mount_special(m, dest, opts)
             return
         if opts.flags & mf.MS_REMOUNT:
             self._remount(dest, opts)
@@ -132,6 +150,40 @@ class Rootfs:
         if opts.recursive:
             self._set_recursive(dest, opts)
         self._propagate(dest, opts)
+
+    def _mount_special(self, m: Mount, dest: str, opts: mf.MountOptions) -> None:
+        """procfs, sysfs, cgroup2: onto an ordinary directory only, made with the new mount API
+        and checked to be that filesystem; the mount's fd is kept for masks and sysctls."""
+        what = f"mount {m.type} on {dest}"
+        try:
+            target = self.make_target(dest, True, strict=True)
+        except SetupError as e:
+            raise SetupError(f"{what}: {m.type} must be mounted on an ordinary directory: {e}") from None
+        try:
+            if not stat.S_ISDIR(os.fstat(target).st_mode):
+                raise SetupError(f"{what}: {m.type} must be mounted on an ordinary directory")
+            mfd = mountapi.new_mount(m.type, m.source or m.type, opts.flags, opts.data, what)
+            try:
+                mountapi.verify_fs(mfd, m.type, what)
+                mountapi.attach(mfd, target, what)
+                if opts.recursive:
+                    mountapi.set_attrs(mfd, opts.rec_set, opts.rec_clear, True, what)
+                for prop in opts.propagation:
+                    mountapi.set_attrs(mfd, 0, 0, bool(prop & mf.MS_REC), what, prop & ~mf.MS_REC)
+            except BaseException:
+                os.close(mfd)
+                raise
+        finally:
+            os.close(target)
+        old = self.special.pop(dest, -1)
+        if old >= 0:
+            os.close(old)
+        self.special[dest] = mfd
+
+    def special_fd(self, fstype: str, dest: str) -> int:
+        """The fd of the verified `fstype` mount at dest, or -1 if we did not mount one."""
+        fd = self.special.get(dest, -1)
+        return fd if fd >= 0 and mountapi.fs_type(fd) == mountapi.MAGIC[fstype] else -1
 
     def _remount(self, dest: str, opts: mf.MountOptions) -> None:
         """The `remount` option changes the mount already at dest instead of stacking one."""
@@ -196,7 +248,7 @@ class Rootfs:
                               cgroup_paths: dict[str, str] | None) -> None:
         """`type: cgroup` mounts: a tmpfs with the container's own cgroup directories bound in
         (cgroup v1); on a cgroup2-only host, a cgroup2 mount."""
-        fd = self.make_target(dest, True)
+        fd = self.make_target(dest, True, strict=True)
         try:
             target = f"/proc/self/fd/{fd}"
             if not cgroup_paths:
@@ -209,7 +261,7 @@ class Rootfs:
             os.close(fd)
         for name, host_dir in sorted(cgroup_paths.items()):
             sub = f"{dest}/{_CGROUP_DIR_NAMES.get(name, name)}"
-            sfd = self.make_target(sub, True)
+            sfd = self.make_target(sub, True, strict=True)
             try:
                 _mount(host_dir, f"/proc/self/fd/{sfd}", None, mf.MS_BIND | mf.MS_REC, None,
                        f"bind cgroup {host_dir} on {sub}")
@@ -239,7 +291,40 @@ class Rootfs:
             os.close(pfd)
 
     def close(self) -> None:
+        for fd in self.special.values():
+            os.close(fd)
+        self.special.clear()
         os.close(self.fd)
+
+
+def open_beneath(dirfd: int, rel: str, scope: int, strict: bool, where: str) -> int:
+    """openat2 O_PATH of rel below dirfd (scope: RESOLVE_IN_ROOT or RESOLVE_BENEATH), never
+    through a magic link; strict also refuses any symlink. -1 if it does not exist."""
+    resolve = scope | RESOLVE_NO_MAGICLINKS | (RESOLVE_NO_SYMLINKS if strict else 0)
+    fd = lib.oci_openat2(dirfd, rel.encode(), O_PATH | os.O_CLOEXEC, 0, resolve)
+    if fd < 0:
+        err = ffi.errno
+        if err == 2:  # ENOENT
+            return -1
+        if err == ELOOP and strict:
+            raise SetupError(f"/{rel.lstrip('/')} is (or passes through) a symlink in {where}")
+        raise SetupError(f"resolve {rel} in {where}: {os.strerror(err)}")
+    return fd
+
+
+def _create_at(parent: int, name: str, is_dir: bool, dest: str) -> None:
+    """Create one component at its parent's fd; one that appeared meanwhile is resolved again
+    by the caller (a symlink there is then followed in-root, or refused)."""
+    try:
+        if is_dir:
+            os.mkdir(name, 0o755, dir_fd=parent)
+        else:
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             0o644, dir_fd=parent))
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise SetupError(f"create mount point {dest}: {name}: {e.strerror}") from None
 
 
 def locked_flags(path: str) -> int:
@@ -309,31 +394,78 @@ def move_root(rootfs: str) -> None:
     os.chdir("/")
 
 
-def mask_paths(paths: list[str]) -> None:
-    """After pivot_root: files get /dev/null bound over them, directories an empty r/o tmpfs."""
+def open_container_path(root: Rootfs, path: str) -> int:
+    """After pivot_root: an O_PATH fd of a container path, resolved through the procfs/sysfs
+    mount we verified when it lies below one, otherwise in-root; -1 if it does not exist."""
+    for dest, fd in root.special.items():
+        prefix = dest.rstrip("/") + "/"
+        if path.startswith(prefix):
+            return open_beneath(fd, path[len(prefix):], RESOLVE_BENEATH, False, dest)
+    return root.open_in_root(path)
+
+
+def null_device(root: Rootfs) -> int:
+    """The container's /dev/null, verified to be the null device: masking with anything else
+    (a symlink to core_pattern, say) would bind a host file over the masked path (CVE-2025-31133)."""
+    try:
+        fd = root.open_in_root("dev/null", strict=True)
+    except SetupError as e:
+        raise SetupError(f"linux.maskedPaths: refusing to mask with /dev/null: {e}") from None
+    if fd < 0:
+        raise SetupError("linux.maskedPaths: the container has no /dev/null to mask files with")
+    try:
+        mountapi.verify_char_device(fd, 1, 3, "linux.maskedPaths: /dev/null in the container")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def mask_paths(root: Rootfs, paths: list[str]) -> None:
+    """After pivot_root: files get the verified /dev/null bound over them, directories an
+    empty tmpfs; both read-only, so a mask can never be a writable window."""
+    null = -1
+    try:
+        for path in paths:
+            target = open_container_path(root, path)
+            if target < 0:
+                continue
+            try:
+                what = f"linux.maskedPaths: mask {path}"
+                if stat.S_ISDIR(os.fstat(target).st_mode):
+                    mfd = mountapi.new_mount("tmpfs", "tmpfs", mf.MS_RDONLY, "", what)
+                else:
+                    if null < 0:
+                        null = null_device(root)
+                    mfd = mountapi.clone_tree(null, False, what)
+                    mountapi.set_attrs(mfd, mountapi.READONLY_ATTRS, 0, False, what)
+                try:
+                    mountapi.attach(mfd, target, what)
+                finally:
+                    os.close(mfd)
+            finally:
+                os.close(target)
+    finally:
+        if null >= 0:
+            os.close(null)
+
+
+def readonly_paths(root: Rootfs, paths: list[str]) -> None:
+    """A read-only copy of each path's mount tree, made detached and attached by fd."""
     for path in paths:
+        target = open_container_path(root, path)
+        if target < 0:
+            continue
+        what = f"linux.readonlyPaths: make {path} read-only"
         try:
-            is_dir = stat.S_ISDIR(os.stat(path).st_mode)
-        except FileNotFoundError:
-            continue
-        except OSError as e:
-            raise SetupError(f"mask {path}: {e.strerror}") from None
-        if is_dir:
-            _mount("tmpfs", path, "tmpfs", mf.MS_RDONLY, None, f"mask directory {path}")
-        else:
-            _mount("/dev/null", path, None, mf.MS_BIND, None, f"mask file {path}")
-
-
-def readonly_paths(paths: list[str], in_userns: bool) -> None:
-    for path in paths:
-        if not os.path.exists(path):
-            continue
-        _mount(path, path, None, mf.MS_BIND | mf.MS_REC, None, f"bind {path} on itself")
-        flags = mf.MS_RDONLY | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC
-        if in_userns:
-            flags |= locked_flags(path)
-        _mount(None, path, None, mf.MS_REMOUNT | mf.MS_BIND | mf.MS_REC | flags, None,
-               f"make {path} read-only")
+            tree = mountapi.clone_tree(target, True, what)
+            try:
+                mountapi.set_attrs(tree, mountapi.READONLY_ATTRS, 0, True, what)
+                mountapi.attach(tree, target, what)
+            finally:
+                os.close(tree)
+        finally:
+            os.close(target)
 
 
 def readonly_root(in_userns: bool) -> None:
@@ -345,3 +477,30 @@ def set_root_propagation(propagation: str) -> None:
     if propagation in ("shared", "rshared", "unbindable", "runbindable"):
         _mount(None, "/", None, mf.PROPAGATION_OPTIONS[propagation], None,
                f"set rootfsPropagation {propagation}")
+
+
+def read_image_file(path: str, limit: int) -> bytes | None:
+    """A small file of the image (after pivot_root or setns: "/" is the container's), read
+    in-root without magic links, regular files only and at most `limit` bytes: the image may
+    make it a symlink, a FIFO or /dev/zero. None when it is missing or unreadable."""
+    root = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = lib.oci_openat2(root, path.encode(), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+                             0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        err = ffi.errno
+    finally:
+        os.close(root)
+    if fd < 0:
+        if err in (2, 13, 20):  # ENOENT, EACCES, ENOTDIR: as if there were no such file
+            return None
+        raise SetupError(f"{path} in the container: {os.strerror(err)}")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SetupError(f"{path} in the container is not a regular file")
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise SetupError(f"{path} in the container is larger than {limit} bytes")
+    return data

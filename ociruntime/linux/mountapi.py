@@ -1,0 +1,102 @@
+"""The new mount API (fsopen/fsmount/open_tree/move_mount/mount_setattr) and fd verification.
+
+A mount made this way is known by its fd from the moment it exists until it is attached to a
+target that is also an fd: nothing is resolved by path in between, so a racer in a shared volume
+cannot redirect it, and what was mounted can be checked (fstatfs magic) through the same fd.
+Used where a redirected mount is a host escape: procfs/sysfs/cgroupfs, masks, read-only paths."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from ociruntime.errors import SetupError
+from ociruntime.linux import mountflags as mf
+from ociruntime.linux.sys import check, ffi, lib
+
+FSOPEN_CLOEXEC = 0x1
+FSCONFIG_SET_FLAG = 0
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+FSMOUNT_CLOEXEC = 0x1
+OPEN_TREE_CLONE = 0x1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+
+# statfs(2) f_type of the filesystems whose mounts are verified.
+MAGIC = {
+    "proc": 0x9FA0, "sysfs": 0x62656572, "cgroup": 0x27E0EB, "cgroup2": 0x63677270,
+    "tmpfs": 0x01021994, "mqueue": 0x19800202,
+}
+# mount(2) flags of the per-mount kind, as mount attributes (MS_RELATIME is the default, 0).
+_ATTRS = ((mf.MS_RDONLY, mf.MOUNT_ATTR_RDONLY), (mf.MS_NOSUID, mf.MOUNT_ATTR_NOSUID),
+          (mf.MS_NODEV, mf.MOUNT_ATTR_NODEV), (mf.MS_NOEXEC, mf.MOUNT_ATTR_NOEXEC),
+          (mf.MS_NOATIME, mf.MOUNT_ATTR_NOATIME), (mf.MS_STRICTATIME, mf.MOUNT_ATTR_STRICTATIME),
+          (mf.MS_NODIRATIME, mf.MOUNT_ATTR_NODIRATIME),
+          (mf.MS_NOSYMFOLLOW, mf.MOUNT_ATTR_NOSYMFOLLOW))
+READONLY_ATTRS = mf.MOUNT_ATTR_RDONLY | mf.MOUNT_ATTR_NOSUID | mf.MOUNT_ATTR_NODEV | mf.MOUNT_ATTR_NOEXEC
+
+
+def mount_attrs(flags: int) -> int:
+    return sum(attr for flag, attr in _ATTRS if flags & flag)
+
+
+def fs_type(fd: int) -> int:
+    out = ffi.new("uint64_t *")
+    check(lib.oci_fstatfs_type(fd, out), "fstatfs")
+    return int(out[0])
+
+
+def new_mount(fstype: str, source: str, flags: int, data: str, what: str) -> int:
+    """A detached mount of a new `fstype` superblock; its fd. `data` is mount(2)'s option
+    string (k=v or bare flags, comma-separated); `flags` its per-mount MS_* flags."""
+    fsfd = check(lib.oci_fsopen(fstype.encode(), FSOPEN_CLOEXEC), f"{what}: fsopen {fstype}")
+    try:
+        check(lib.oci_fsconfig(fsfd, FSCONFIG_SET_STRING, b"source", source.encode(), 0),
+              f"{what}: source {source}")
+        for opt in filter(None, data.split(",")):
+            key, eq, value = opt.partition("=")
+            if eq:
+                ret = lib.oci_fsconfig(fsfd, FSCONFIG_SET_STRING, key.encode(), value.encode(), 0)
+            else:
+                ret = lib.oci_fsconfig(fsfd, FSCONFIG_SET_FLAG, key.encode(), ffi.NULL, 0)
+            check(ret, f"{what}: option {opt!r}")
+        check(lib.oci_fsconfig(fsfd, FSCONFIG_CMD_CREATE, ffi.NULL, ffi.NULL, 0), what)
+        return check(lib.oci_fsmount(fsfd, FSMOUNT_CLOEXEC, mount_attrs(flags)), what)
+    finally:
+        os.close(fsfd)
+
+
+def verify_fs(fd: int, fstype: str, what: str) -> None:
+    """The mount behind fd is of `fstype`, or SetupError: an attacker's stand-in is never used."""
+    found = fs_type(fd)
+    if found != MAGIC[fstype]:
+        raise SetupError(f"{what}: expected a {fstype} filesystem, found magic {found:#x}")
+
+
+def clone_tree(fd: int, recursive: bool, what: str) -> int:
+    """A detached copy (bind) of the mount tree at fd."""
+    flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    return check(lib.oci_open_tree(fd, b"", flags), f"{what}: open_tree")
+
+
+def set_attrs(fd: int, attr_set: int, attr_clear: int, recursive: bool, what: str,
+              propagation: int = 0) -> None:
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    check(lib.oci_mount_setattr(fd, b"", flags, attr_set, attr_clear, propagation),
+          f"{what}: mount_setattr")
+
+
+def attach(mount_fd: int, target_fd: int, what: str) -> None:
+    """Attach a detached mount at the (already resolved and verified) target."""
+    check(lib.oci_move_mount(mount_fd, b"", target_fd, b"", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+          f"{what}: move_mount")
+
+
+def verify_char_device(fd: int, major: int, minor: int, what: str) -> None:
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or (os.major(st.st_rdev), os.minor(st.st_rdev)) != (major, minor):
+        raise SetupError(f"{what}: not the character device {major}:{minor}")
