@@ -12,7 +12,8 @@ from ociruntime.linux.namespaces import CLONE_FLAGS
 
 def mount_options() -> list[str]:
     return sorted([*mountflags.FLAG_OPTIONS, *mountflags.PROPAGATION_OPTIONS,
-                   *mountflags.RECURSIVE_OPTIONS, *mountflags.NO_OP_OPTIONS])
+                   *mountflags.RECURSIVE_OPTIONS, *mountflags.NO_OP_OPTIONS,
+                   *mountflags.RUNTIME_OPTIONS])
 
 
 def document() -> dict:
@@ -81,6 +82,6 @@ def unsupported(config) -> list[str]:
                 problems.append(f"linux.seccomp.flags[{i}]: {flag} is not supported")
     for i, m in enumerate(config.mounts):
         for opt in m.options:
-            if opt in ("idmap", "ridmap", "tmpcopyup"):
+            if opt in ("idmap", "ridmap"):
                 problems.append(f"mounts[{i}].options: {opt!r} is not supported by ociruntime")
     return problems

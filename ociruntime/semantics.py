@@ -246,6 +246,8 @@ def _check_mount(r: _Report, mount: dict[str, Any], at: list[str | int], namespa
     r.no_nul([*at, "source"], mount.get("source", ""))
     if ("bind" in options or "rbind" in options) and not mount.get("source"):
         r.error([*at, "source"], "required for a bind mount")
+    if "tmpcopyup" in options and mount.get("type") != "tmpfs":
+        r.error([*at, "options"], f"tmpcopyup applies to tmpfs mounts only, not {show(mount.get('type', ''))}")
     idmapped = "idmap" in options or "ridmap" in options
     has_maps = "uidMappings" in mount
     if has_maps and not idmapped:

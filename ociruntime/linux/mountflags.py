@@ -88,13 +88,16 @@ RECURSIVE_OPTIONS: dict[str, tuple[int, int]] = {
 }
 # Options that are accepted and change nothing: "defaults" is fstab's word for rw,suid,dev,exec,...
 NO_OP_OPTIONS = frozenset(("defaults",))
+# Options the runtime itself carries out (runc's extensions), never passed to the filesystem.
+TMPCOPYUP = "tmpcopyup"
+RUNTIME_OPTIONS = frozenset((TMPCOPYUP,))
 
 
 class MountOptions:
     """One mount's options sorted into mount(2) flags, propagation changes, recursive
     mount_setattr(2) attributes and the filesystem-specific data string."""
 
-    __slots__ = ("clear", "data", "flags", "propagation", "rec_clear", "rec_set")
+    __slots__ = ("clear", "copy_up", "data", "flags", "propagation", "rec_clear", "rec_set")
 
     def __init__(self, options: list[str]) -> None:
         self.flags = 0
@@ -102,6 +105,7 @@ class MountOptions:
         self.rec_set = 0
         self.rec_clear = 0
         self.propagation: list[int] = []
+        self.copy_up = TMPCOPYUP in options
         data = []
         for opt in options:
             if opt in FLAG_OPTIONS:
@@ -117,7 +121,7 @@ class MountOptions:
                 set_, clear = RECURSIVE_OPTIONS[opt]
                 self.rec_set = (self.rec_set & ~clear) | set_
                 self.rec_clear = (self.rec_clear & ~set_) | clear
-            elif opt not in NO_OP_OPTIONS:
+            elif opt not in NO_OP_OPTIONS and opt not in RUNTIME_OPTIONS:
                 data.append(opt)
         self.data = ",".join(data)
 
@@ -132,4 +136,4 @@ def parse_options(options: list[str]) -> MountOptions:
 
 def is_known_option(opt: str) -> bool:
     return (opt in FLAG_OPTIONS or opt in PROPAGATION_OPTIONS or opt in RECURSIVE_OPTIONS
-            or opt in NO_OP_OPTIONS)
+            or opt in NO_OP_OPTIONS or opt in RUNTIME_OPTIONS)

@@ -139,6 +139,8 @@ class Rootfs:
             self._remount(dest, opts)
         elif m.is_bind():
             self._bind(m, dest, opts, bundle)
+        elif opts.copy_up:
+            self._mount_tmpfs_copy_up(m, dest, opts)
         else:
             fd = self.make_target(dest, True)
             try:
@@ -179,6 +181,24 @@ class Rootfs:
         if old >= 0:
             os.close(old)
         self.special[dest] = mfd
+
+    def _mount_tmpfs_copy_up(self, m: Mount, dest: str, opts: mf.MountOptions) -> None:
+        """tmpcopyup: a new tmpfs that starts with a copy of what it covers. The copy goes into
+        the detached tmpfs, from an fd of the covered directory, before it is attached: no path
+        is followed, so image symlinks are copied as symlinks, never out of the rootfs."""
+        what = f"mount tmpfs on {dest} (tmpcopyup)"
+        target = self.make_target(dest, True)
+        try:
+            mfd = mountapi.new_mount("tmpfs", m.source or "tmpfs", opts.flags & ~mf.MS_RDONLY, opts.data, what)
+            try:
+                copy_tree(target, mfd, what)
+                if opts.flags & mf.MS_RDONLY:  # filled first, then made read-only
+                    mountapi.set_attrs(mfd, mf.MOUNT_ATTR_RDONLY, 0, False, what)
+                mountapi.attach(mfd, target, what)
+            finally:
+                os.close(mfd)
+        finally:
+            os.close(target)
 
     def special_fd(self, fstype: str, dest: str) -> int:
         """The fd of the verified `fstype` mount at dest, or -1 if we did not mount one."""
@@ -504,3 +524,83 @@ def read_image_file(path: str, limit: int) -> bytes | None:
     if len(data) > limit:
         raise SetupError(f"{path} in the container is larger than {limit} bytes")
     return data
+
+
+def copy_tree(src_at: int, dst_at: int, what: str) -> None:
+    """Copy the directory at fd src_at into the (empty) directory at fd dst_at: modes, owners,
+    times, xattrs, symlinks as symlinks, device nodes and FIFOs as nodes. Every file is opened
+    with O_NOFOLLOW below a directory fd, so the image cannot redirect the copy. The root takes
+    the covered directory's mode (as runc does, whatever mode= said), not its owner."""
+    src = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=src_at)
+    dst = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dst_at)
+    try:
+        _copy_dir(src, dst, what)
+        os.fchmod(dst, stat.S_IMODE(os.fstat(src).st_mode))
+    except OSError as e:
+        raise SetupError(f"{what}: copy {e.filename or ''}: {e.strerror}") from None
+    finally:
+        os.close(src)
+        os.close(dst)
+
+
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _copy_dir(src: int, dst: int, what: str) -> None:
+    for name in os.listdir(src):
+        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+        kind = stat.S_IFMT(st.st_mode)
+        if kind == stat.S_IFDIR:
+            os.mkdir(name, 0o700, dir_fd=dst)
+            sfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=src)
+            dfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=dst)
+            try:
+                _copy_dir(sfd, dfd, what)
+                _copy_attrs(st, sfd, dfd, None)
+            finally:
+                os.close(sfd)
+                os.close(dfd)
+        elif kind == stat.S_IFREG:
+            _copy_file(src, dst, name, st)
+        elif kind == stat.S_IFLNK:
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        elif kind in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO):
+            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+            _copy_attrs(st, None, dst, name)
+        # sockets are not copied: nothing can be listening on a copy
+
+
+def _copy_file(src: int, dst: int, name: str, st: os.stat_result) -> None:
+    sfd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW, dir_fd=src)
+    try:
+        if not stat.S_ISREG(os.fstat(sfd).st_mode):  # swapped since the stat: skip it
+            return
+        dfd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=dst)
+        try:
+            remaining = st.st_size
+            while remaining > 0:
+                sent = os.sendfile(dfd, sfd, None, min(remaining, 1 << 30))
+                if sent == 0:
+                    break
+                remaining -= sent
+            _copy_attrs(st, sfd, dfd, None)
+        finally:
+            os.close(dfd)
+    finally:
+        os.close(sfd)
+
+
+def _copy_attrs(st: os.stat_result, src_fd: int | None, dst: int, name: str | None) -> None:
+    """Owner, mode, times and (from an open source fd) xattrs onto dst (an fd, or name at it)."""
+    if src_fd is not None:
+        for key in os.listxattr(src_fd):
+            os.setxattr(dst, key, os.getxattr(src_fd, key))
+    if name is None:
+        os.fchown(dst, st.st_uid, st.st_gid)
+        os.fchmod(dst, stat.S_IMODE(st.st_mode))
+        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+    else:
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst)
+        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst)
