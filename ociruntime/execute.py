@@ -73,6 +73,13 @@ def process_document(base: dict, eo: ExecOptions) -> dict:
     doc = dict(base)
     doc["args"] = eo.args
     doc["terminal"] = eo.tty
+    if eo.tty and not eo.console_socket and not eo.detach:
+        from ociruntime.linux.terminal import window_size
+
+        # The exec'd program may ask for the size at once: set it before execve, not after.
+        size = window_size(0)
+        if size:
+            doc["consoleSize"] = size
     doc["env"] = list(base.get("env") or []) + eo.env
     if eo.cwd:
         doc["cwd"] = eo.cwd

@@ -8,5 +8,7 @@ rm -rf "$demo"
 /usr/bin/python3 -c 'import sys; sys.path.insert(0, "."); from pathlib import Path
 from conformance.bundle import make_bundle
 make_bundle(Path(sys.argv[1]), ["sh", "-c", "echo hello from $(hostname): pid $$, uid $(id -u); uname -sr; ls /"])' "$demo/bundle"
-echo "demo: ociruntime run -b $demo/bundle demo-$$"
-ociruntime --root "$demo/state" run -b "$demo/bundle" "demo-$$"
+set -- ociruntime --root "$demo/state" run -b "$demo/bundle" "demo-$$"
+echo "demo: bundle $demo/bundle (busybox-static root, config.json from conformance/bundle.py)"
+echo "demo: \$ $*"
+"$@"

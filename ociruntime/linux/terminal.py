@@ -17,6 +17,8 @@ TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
 TIOCSCTTY = 0x540E
 TIOCSWINSZ = 0x5414
+TIOCGWINSZ = 0x5413
+SIGWINCH = 28
 
 
 def connect_console_socket(path: str) -> int:
@@ -95,7 +97,9 @@ def console_socketpair() -> tuple[int, int]:
 
 
 def receive_master(sock_fd: int) -> int:
-    """The one message the init sends: one fd in SCM_RIGHTS (the data is the pty's name)."""
+    """The one message the init sends: one fd in SCM_RIGHTS (the data is the pty's name).
+    The pty takes our terminal's size at once: `run` receives it before `start`, so the
+    container's first `stty size` is right."""
     sock = _socket.socket(fileno=sock_fd)
     try:
         _, ancdata, _, _ = sock.recvmsg(256, _socket.CMSG_SPACE(4))
@@ -105,6 +109,8 @@ def receive_master(sock_fd: int) -> int:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
             fd = struct.unpack("i", data[:4])[0]
             os.set_inheritable(fd, False)
+            if os.isatty(0):
+                _copy_window_size(0, fd)
             return fd
     raise SetupError("console: the container sent no pty master")
 
@@ -112,9 +118,12 @@ def receive_master(sock_fd: int) -> int:
 def relay(master: int, pid: int) -> None:
     """Copy our stdin to the pty and the pty to our stdout until the container's init exits;
     our own terminal, if stdin is one, is put in raw mode meanwhile (the pty does the echo)."""
+    import _signal  # not `signal`: it imports enum
     import select
 
     saved = _make_raw(0)
+    if saved is not None:  # resizes of our terminal reach the container's (runc does the same)
+        _signal.signal(SIGWINCH, lambda _n, _f: _copy_window_size(0, master))
     pidfd = os.pidfd_open(pid)
     poller = select.poll()
     poller.register(master, select.POLLIN)
@@ -132,6 +141,8 @@ def relay(master: int, pid: int) -> None:
             if pidfd in events and master not in events:
                 break
     finally:
+        if saved is not None:
+            _signal.signal(SIGWINCH, _signal.SIG_DFL)
         os.close(pidfd)
         os.close(master)
         if saved is not None:
@@ -164,6 +175,17 @@ def _make_raw(fd: int) -> list | None:
     return saved
 
 
+def window_size(fd: int) -> dict | None:
+    """The terminal size of fd as a consoleSize object, or None when fd is no terminal."""
+    try:
+        rows, cols = struct.unpack("HHHH", fcntl.ioctl(fd, TIOCGWINSZ, b"\0" * 8))[:2]
+    except OSError:
+        return None
+    return {"height": rows, "width": cols}
+
+
 def _copy_window_size(src: int, dst: int) -> None:
-    TIOCGWINSZ = 0x5413
-    fcntl.ioctl(dst, TIOCSWINSZ, fcntl.ioctl(src, TIOCGWINSZ, b"\0" * 8))
+    try:
+        fcntl.ioctl(dst, TIOCSWINSZ, fcntl.ioctl(src, TIOCGWINSZ, b"\0" * 8))
+    except OSError:
+        pass  # the pty has gone: nothing to resize

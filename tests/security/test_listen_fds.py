@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ from tests.conftest import Runtime
 
 pytestmark = pytest.mark.cgroupv2
 
+# Make fd 3 a copy of argv[1], then run argv[2] with sh (whose $$ the runtime's pid becomes).
+DUP_TO_3 = ("import os, sys; fd = int(sys.argv[1]); os.dup2(fd, 3); os.close(fd); "
+            "os.execvp('sh', ['sh', '-c', sys.argv[2]])")
 PROBE = "cat /proc/self/fd/3/secret 2>/dev/null && echo ESCAPE; echo probed"
 
 
@@ -30,13 +34,11 @@ def run_with_fd3(oci: Runtime, bundle_dir: Path, cid: str, host_dir: Path, liste
     cmd = " ".join(oci.cmd("run", "-b", str(bundle_dir), cid))
     fd = os.open(host_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.dup2(fd, 3, inheritable=True) if fd != 3 else None
-        res = subprocess.run(["sh", "-c", f"{prefix}exec {cmd}"], env=env, pass_fds=(3,),
-                             capture_output=True, timeout=30)
+        # fd 3 is set up in the child only: pytest's own fd 3 must stay as it is.
+        res = subprocess.run([sys.executable, "-c", DUP_TO_3, str(fd), f"{prefix}exec {cmd}"], env=env,
+                             pass_fds=(fd,), capture_output=True, timeout=30)
     finally:
         os.close(fd)
-        if fd != 3:
-            os.close(3)
     return res.stdout.decode() + res.stderr.decode()
 
 

@@ -33,6 +33,9 @@ exec >/dev/virtio-ports/ociruntime.stdout 2>/dev/virtio-ports/ociruntime.stderr 
 . "$job/job.env"
 
 export HOME=/root LANG=C.UTF-8 TERM=dumb
+# The guest boots with AppArmor on (tests/vm/apparmor-check): tests that would skip or test the
+# refusal without it must fail here instead (tests/security/test_lsm.py).
+export OCIRUNTIME_EXPECT_APPARMOR=1
 export PATH=/opt/ociruntime/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # The same path as on the host, so paths in test output and tracebacks read the same.
