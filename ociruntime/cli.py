@@ -46,11 +46,12 @@ COMMANDS: dict[str, tuple[dict[str, tuple[str, bool]], str]] = {
     "pause": ({}, "ID"),
     "events": ({"stats": ("stats", False), "interval": ("interval", True)}, "ID"),
     "update": ({"resources": ("resources", True), "r": ("resources", True),
-                "memory": ("memory", True), "memory-swap": ("memory_swap", True),
-                "memory-reservation": ("memory_reservation", True),
-                "cpu-shares": ("cpu_shares", True), "cpu-quota": ("cpu_quota", True),
-                "cpu-period": ("cpu_period", True), "cpuset-cpus": ("cpuset_cpus", True),
-                "cpuset-mems": ("cpuset_mems", True), "pids-limit": ("pids_limit", True)}, "ID"),
+                **{flag: (flag.replace("-", "_"), True) for flag in (
+                    "blkio-weight", "cpu-period", "cpu-quota", "cpu-share", "cpu-rt-period", "cpu-rt-runtime",
+                    "cpu-burst", "cpu-idle", "cpuset-cpus", "cpuset-mems", "memory", "memory-reservation",
+                    "memory-swap", "kernel-memory", "kernel-memory-tcp", "pids-limit", "l3-cache-schema",
+                    "mem-bw-schema")},
+                "cpu-shares": ("cpu_share", True)}, "ID"),
     "resume": ({}, "ID"),
     "ps": ({"format": ("format", True), "f": ("format", True)}, "ID [ps options]"),
     "list": ({"format": ("format", True), "f": ("format", True),
@@ -234,7 +235,7 @@ def _create_or_run(commands, root: str, command: str, opts: dict[str, object],
         log.debug(f"create {cid}: {timing.breakdown()}")
         return 0
     return commands.run(root, cid, options, detach=detach,
-                        subreaper=not opts.get("no_subreaper"),
+                        subreaper=not opts.get("no_subreaper"), keep=bool(opts.get("keep")),
                         on_created=lambda: log.debug(f"create {cid}: {timing.breakdown()}"))
 
 
@@ -252,10 +253,35 @@ def _events(commands, root: str, cid: str, opts: dict[str, object]) -> int:
             if opts.get("stats"):
                 raise
             return 0  # the container has gone: the stream ends
+        event["data"] = runc_stats(event["data"])
         _write_out(jsonio.dumps(event) + "\n")
         if opts.get("stats"):
             return 0
         time.sleep(interval)
+
+
+def runc_stats(stats: dict) -> dict:
+    """The library's statistics in the shape `runc events` prints (docker stats and ctr task
+    metrics read these names): memory swap/kernel/kernelTCP/raw, camelCase CPU throttling,
+    zero throttling and pid limits left out as Go's omitempty does."""
+    out = dict(stats)
+    cpu = stats.get("cpu")
+    if cpu:
+        throttling = cpu.get("throttling") or {}
+        out["cpu"] = {**cpu, "throttling": {k: v for k, v in (
+            ("periods", throttling.get("periods", 0)), ("throttledPeriods", throttling.get("throttled_periods", 0)),
+            ("throttledTime", throttling.get("throttled_time", 0))) if v}}
+    memory = stats.get("memory")
+    if memory:
+        out["memory"] = {"cache": memory.get("cache", 0), "usage": memory.get("usage", {}),
+                         "swap": memory.get("swap_usage", {}), "kernel": memory.get("kernel_usage", {}),
+                         "kernelTCP": memory.get("kernel_tcp_usage", {}), "raw": memory.get("stats", {})}
+    pids = stats.get("pids")
+    if pids:
+        out["pids"] = {k: v for k, v in pids.items() if v or k == "current"}
+    out.setdefault("intel_rdt", {})
+    out.setdefault("network_interfaces", None)
+    return out
 
 
 def _duration(text: str) -> float:
@@ -272,48 +298,78 @@ def _duration(text: str) -> float:
     raise UsageError(f"--interval: {text!r} is not a duration such as 5s or 500ms")
 
 
-_UPDATE_FLAGS = {  # flag dest -> (resources section, key)
-    "memory": ("memory", "limit"), "memory_swap": ("memory", "swap"),
-    "memory_reservation": ("memory", "reservation"), "cpu_shares": ("cpu", "shares"),
-    "cpu_quota": ("cpu", "quota"), "cpu_period": ("cpu", "period"),
-    "cpuset_cpus": ("cpu", "cpus"), "cpuset_mems": ("cpu", "mems"), "pids_limit": ("pids", "limit"),
+_UPDATE_FLAGS = {  # flag dest -> (resources section, key, kind of value)
+    "memory": ("memory", "limit", "size"), "memory_swap": ("memory", "swap", "size"),
+    "memory_reservation": ("memory", "reservation", "size"),
+    "cpu_share": ("cpu", "shares", "int"), "cpu_quota": ("cpu", "quota", "int"),
+    "cpu_period": ("cpu", "period", "int"), "cpu_rt_period": ("cpu", "realtimePeriod", "int"),
+    "cpu_rt_runtime": ("cpu", "realtimeRuntime", "int"), "cpu_burst": ("cpu", "burst", "int"),
+    "cpu_idle": ("cpu", "idle", "int"), "cpuset_cpus": ("cpu", "cpus", "str"),
+    "cpuset_mems": ("cpu", "mems", "str"), "pids_limit": ("pids", "limit", "int"),
+    "blkio_weight": ("blockIO", "weight", "int"),
 }
+MAX_RESOURCES_BYTES = 1 << 20  # a resources document is a few hundred bytes
 
 
 def _update_resources(opts: dict[str, object]) -> dict:
-    """linux.resources from -r FILE (or - for stdin) and/or the individual flags."""
-    resources: dict = {}
+    """linux.resources from -r FILE (or - for stdin, a pipe included), or from the individual
+    flags: like runc, a resources document makes the flags ignored."""
     if opts.get("resources"):
-        from ociruntime import bundle, schema
-
-        path = str(opts["resources"])
-        doc = bundle.read_document("/dev/stdin" if path == "-" else path, "--resources")
-        problems = schema.validate({"ociVersion": "1.0.0", "linux": {"resources": doc}}, "config")
-        if problems:
-            from ociruntime.errors import ConfigError
-
-            raise ConfigError([p.removeprefix("linux.resources.") for p in problems], source="--resources")
-        resources = dict(doc)  # type: ignore[arg-type]
-    for dest, (section, key) in _UPDATE_FLAGS.items():
+        return _resources_document(str(opts["resources"]))
+    for dest in ("kernel_memory", "kernel_memory_tcp"):
         if dest in opts:
-            value = str(opts[dest])
-            if key in ("cpus", "mems"):
-                parsed: object = value
-            else:
-                try:
-                    parsed = int(_size(value) if section == "memory" else value)
-                except ValueError:
-                    raise UsageError(f"update --{dest.replace('_', '-')}: {value!r} is not a number") from None
-            resources.setdefault(section, {})[key] = parsed
+            log.warning(f"update --{dest.replace('_', '-')}: kernel memory limits are not supported "
+                        "by the kernel any more: ignored")
+    for dest in ("l3_cache_schema", "mem_bw_schema"):
+        if dest in opts and not os.path.isdir("/sys/fs/resctrl/info"):
+            raise UsageError(f"update --{dest.replace('_', '-')}: Intel RDT is not available on this host "
+                             "(no resctrl filesystem mounted at /sys/fs/resctrl)")
+    resources: dict = {}
+    for dest, (section, key, kind) in _UPDATE_FLAGS.items():
+        if dest in opts:
+            resources.setdefault(section, {})[key] = _update_value(dest, str(opts[dest]), kind)
     if not resources:
         raise UsageError("update: nothing to update (use -r FILE or flags such as --memory)")
     return resources
 
 
+def _update_value(dest: str, value: str, kind: str) -> object:
+    if kind == "str":
+        return value
+    try:
+        return _size(value) if kind == "size" else int(value)
+    except ValueError:
+        raise UsageError(f"update --{dest.replace('_', '-')}: {value!r} is not a number") from None
+
+
+def _resources_document(path: str) -> dict:
+    from ociruntime import bundle, jsonio, schema
+
+    if path == "-":  # go-runc (docker update, kubelet) writes the JSON to a pipe
+        data = b""
+        while chunk := os.read(0, 65536):
+            data += chunk
+            if len(data) > MAX_RESOURCES_BYTES:
+                raise UsageError(f"--resources -: more than {MAX_RESOURCES_BYTES} bytes on stdin")
+        try:
+            doc = jsonio.loads(data.decode())
+        except (UnicodeDecodeError, ValueError) as e:
+            raise UsageError(f"--resources -: not valid JSON: {e}") from None
+    else:
+        doc = bundle.read_document(path, "--resources")
+    problems = schema.validate({"ociVersion": "1.0.0", "linux": {"resources": doc}}, "config")
+    if problems:
+        from ociruntime.errors import ConfigError
+
+        raise ConfigError([p.removeprefix("linux.resources.") for p in problems], source="--resources")
+    return dict(doc)  # type: ignore[arg-type]
+
+
 def _size(text: str) -> int:
-    """runc's memory sizes: plain bytes, or a k/m/g suffix (binary); -1 means unlimited."""
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    low = text.lower().removesuffix("b")
+    """runc's memory sizes (Go's units.RAMInBytes): bytes, or a k/m/g/t/p suffix (binary, with
+    optional "i" and "b": 64m, 64MiB, 1.5g); -1 means unlimited."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+    low = text.strip().lower().removesuffix("b").removesuffix("i").rstrip()
     if low and low[-1] in units:
         return int(float(low[:-1]) * units[low[-1]])
     return int(low)
@@ -361,6 +417,14 @@ def _report(err: OciError) -> None:
         os.write(2, "".join(f"ociruntime: {m}\n" for m in lines).encode(errors="replace"))
 
 
+def _os_error_text(err: OSError) -> str:
+    reason = err.strerror or str(err)
+    if err.filename is not None:
+        target = f"{err.filename} -> {err.filename2}" if err.filename2 is not None else str(err.filename)
+        return f"{target}: {reason}"
+    return reason
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     code = 1
@@ -371,6 +435,11 @@ def main(argv: list[str] | None = None) -> None:
         code = err.exit_code
     except KeyboardInterrupt:
         code = 130
+    except OSError as err:
+        # The library words the failures it expects; any other file error still gets one line
+        # naming the file (read-only or full --root, EIO), never "internal error".
+        _report(OciError(_os_error_text(err)))
+        code = 1
     except BaseException as err:  # a traceback is a bug: it goes to the log, never to stdout
         import traceback
 
@@ -398,10 +467,33 @@ def _main(args: list[str]) -> int:
         return 0 if gopts.get("help") else 1
     command, cargs = rest[0], rest[1:]
     if command == "help":
-        _write_out(USAGE)
+        if len(rest) > 1 and rest[1] in COMMANDS:
+            from ociruntime import clihelp
+
+            _write_out(clihelp.command_usage(rest[1]))
+        else:
+            _write_out(USAGE)
         return 0
     if command not in COMMANDS:
         raise UsageError(f"unknown command {command!r} (commands: {', '.join(COMMANDS)})")
-    # exec: everything after the ID is the command and its own flags.
-    opts, positional = parse_flags(cargs, COMMANDS[command][0], command, stop_at_positional=command == "exec")
+    rootless = str(gopts.get("rootless") or "auto")
+    if rootless not in ("true", "false", "auto"):
+        raise UsageError(f"--rootless: invalid value {rootless!r} (expected true, false or auto)")
+    # exec and ps: everything after the ID is the command (or ps's options) with its own flags.
+    stop = command in ("exec", "ps")
+    if _asks_for_help(cargs, stop):
+        from ociruntime import clihelp
+
+        _write_out(clihelp.command_usage(command))
+        return 0
+    opts, positional = parse_flags(cargs, COMMANDS[command][0], command, stop_at_positional=stop)
     return run_command(command, gopts, opts, positional)
+
+
+def _asks_for_help(args: list[str], stop_at_positional: bool) -> bool:
+    for arg in args:
+        if arg in ("-h", "--h", "-help", "--help"):
+            return True
+        if arg == "--" or (stop_at_positional and not arg.startswith("-")):
+            return False
+    return False

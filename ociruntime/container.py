@@ -11,7 +11,7 @@ import select
 import time
 
 from ociruntime import jsonio, log, state, timing
-from ociruntime.errors import InvalidState, OciError, SetupError
+from ociruntime.errors import ContainerNotFound, InvalidState, NotRunning, OciError, SetupError
 from ociruntime.state import EXEC_FIFO, StateDir
 
 
@@ -84,8 +84,13 @@ class Creation:
         self.data: dict = {}
 
     def undo(self) -> None:
+        """Reverse order of making; each step best-effort so that one failure (or the state
+        dir already removed by delete -f) does not stop the rest."""
         if self.init_pid:
-            _kill_and_wait(self.init_pid)
+            try:
+                _kill_and_wait(self.init_pid)
+            except OciError as e:
+                log.warning(f"cleanup: {e}")
         if self.stage1_pid:
             try:
                 os.kill(self.stage1_pid, 9)
@@ -93,13 +98,16 @@ class Creation:
             except (ProcessLookupError, ChildProcessError):
                 pass
         if self.cgroup is not None:
-            _kill_cgroup(self.cgroup)
             try:
+                _kill_cgroup(self.cgroup, self.data)
                 self.cgroup.destroy()
             except OciError as e:
                 log.warning(f"cleanup: {e}")
         if self.sd is not None:
-            self.sd.remove()
+            try:
+                self.sd.remove()
+            except OciError as e:
+                log.warning(f"cleanup: {e}")
 
 
 def create(root: str, cid: str, opts: CreateOptions) -> Creation:
@@ -108,14 +116,40 @@ def create(root: str, cid: str, opts: CreateOptions) -> Creation:
     config = bundle.load(opts.bundle, systemd_cgroup=opts.systemd_cgroup)
     _check_terminal(config.process.terminal, opts)
     c = Creation(root, cid, opts)
+    c.cgroup = _cgroup_manager(config, c)
     c.sd = StateDir.create(root, cid)
     try:
+        timing.mark("statedir")
+        # Recorded before anything else is made: from here on, whatever kills us, `delete -f`
+        # finds which cgroup directories are ours and removes exactly those.
+        c.cgroup.plan()
+        c.data = _state_data(c, config)
+        c.sd.save(c.data)
+        _warn_foreign_processes(c.cgroup)
         _build(c, config)
     except BaseException:
         c.undo()
         raise
     c.sd.unlock()
     return c
+
+
+def _cgroup_manager(config, c: Creation):
+    from ociruntime.linux import cgroups
+
+    return cgroups.manager(config.linux.cgroups_path, c.cid, systemd=c.opts.systemd_cgroup,
+                           rootless=c.opts.rootless == "true")
+
+
+def _warn_foreign_processes(cg) -> None:
+    """runc's behaviour for a cgroupsPath naming a cgroup that already holds processes: join it,
+    say so; those processes are never killed, nor the cgroup removed, with this container."""
+    if cg.owned():
+        return
+    foreign = cg.pids()
+    if foreign:
+        log.warning(f"cgroup {next(iter(cg.paths().values()), '?')} already holds {len(foreign)} "
+                    "process(es) not of this container: they are left alone, and so is the cgroup")
 
 
 def _check_terminal(terminal: bool, opts: CreateOptions) -> None:
@@ -136,7 +170,7 @@ def _listen_fds() -> int:
 
 
 def _build(c: Creation, config) -> None:
-    from ociruntime.linux import cgroups, namespaces, sync
+    from ociruntime.linux import namespaces, sync
     from ociruntime.linux.init import InitArgs, stage1
 
     sd = c.sd
@@ -154,9 +188,7 @@ def _build(c: Creation, config) -> None:
 
         a.seccomp = compile_filter(config.linux.seccomp)
         timing.mark("seccomp")
-    os.mkfifo(sd.file(EXEC_FIFO), 0o600)
-    # O_RDWR never blocks on a FIFO; the init inherits this fd and reads `start`'s byte from it.
-    a.fifo_fd = os.open(sd.file(EXEC_FIFO), os.O_RDWR | os.O_CLOEXEC)
+    a.fifo_fd = _make_fifo(sd)
     if config.process.terminal:
         from ociruntime.linux import terminal
 
@@ -164,13 +196,14 @@ def _build(c: Creation, config) -> None:
             a.console_fd = terminal.connect_console_socket(c.opts.console_socket)
         else:  # foreground run: the pty master comes to us, and we relay our stdio to it
             c.opts.console_peer, a.console_fd = terminal.console_socketpair()
-    c.cgroup = cgroups.manager(config.linux.cgroups_path, c.cid, systemd=c.opts.systemd_cgroup,
-                               rootless=c.opts.rootless == "true")
     a.cgroup_paths = c.cgroup.paths() if _wants_cgroup_mount(config) else None
     parent_fd, a.sync_fd = sync.socketpair()
     try:
+        parent = os.getpid()
         c.stage1_pid = os.fork()
         if c.stage1_pid == 0:
+            child_after_fork(parent)
+            timing.fault_channel(a.sync_fd)
             os.close(parent_fd)
             stage1(a)
         for fd in (a.sync_fd, a.fifo_fd, a.console_fd):
@@ -185,12 +218,45 @@ def _build(c: Creation, config) -> None:
         _drive(c, config, parent_fd)
     finally:
         os.close(parent_fd)
+    c.data.pop("creating", None)
     sd.save(c.data)
     # `exec` needs the config as it was at create: later edits of config.json MUST NOT matter.
     sd.save_config(config.raw)
     if c.opts.pid_file:
-        state.write_atomic(os.path.abspath(c.opts.pid_file), f"{c.init_pid}".encode())
+        _write_pid_file(c.opts.pid_file, c.init_pid)
     timing.mark("state")
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    target = os.path.abspath(path)
+    try:
+        state.write_atomic(target, f"{pid}".encode())
+    except OSError as e:
+        raise state.io_error("cannot write pid file", target, e) from None
+
+
+def _make_fifo(sd: StateDir) -> int:
+    """exec.fifo, made and opened through the locked directory's fd."""
+    try:
+        os.mkfifo(EXEC_FIFO, 0o600, dir_fd=sd.dir_fd())
+        # O_RDWR never blocks on a FIFO; the init inherits this fd and reads `start`'s byte.
+        return os.open(EXEC_FIFO, os.O_RDWR | os.O_CLOEXEC, dir_fd=sd.dir_fd())
+    except FileNotFoundError:
+        raise OciError(f"container {sd.id!r} was deleted meanwhile (delete --force)") from None
+    except OSError as e:
+        raise state.io_error("cannot make", sd.file(EXEC_FIFO), e) from None
+
+
+def child_after_fork(parent: int) -> None:
+    """First thing in a child the runtime forks: SIGTERM has its default meaning again (see
+    state._on_sigterm), and the child dies with the runtime (PR_SET_PDEATHSIG), so a runtime
+    killed half-way leaves no stage1 behind."""
+    state.reset_child_signals()
+    from ociruntime.linux import security
+
+    security.prctl(1, 9, "prctl(PR_SET_PDEATHSIG)")  # PR_SET_PDEATHSIG, SIGKILL
+    if os.getppid() != parent:
+        os._exit(1)  # the runtime died before the prctl: nobody is left to talk to
 
 
 def _resources_with_default_devices(config) -> dict:
@@ -208,7 +274,7 @@ def _wants_cgroup_mount(config) -> bool:
 
 def _drive(c: Creation, config, fd: int) -> None:
     """Answer the children's requests until the init reports `ready`."""
-    from ociruntime import SPEC_VERSION, hooks
+    from ociruntime import hooks
     from ociruntime.linux import namespaces, sync
 
     while True:
@@ -228,13 +294,15 @@ def _drive(c: Creation, config, fd: int) -> None:
             c.init_pid = int(msg["pid"])
             os.waitpid(c.stage1_pid, 0)
             c.stage1_pid = 0
-            c.data = _state_data(c, config, SPEC_VERSION)
+            c.data = _state_data(c, config)
             # Saved now so that even a create killed half-way can be cleaned up by delete -f.
-            c.sd.save({**c.data, "creating": True})
+            c.sd.save(c.data)
             sync.send(fd, "state", state=hook_state(c.cid, c.data, "creating"))
         elif kind == "createRuntime":
             _run_create_hooks(c, config, hooks)
             sync.send(fd, "createContainer")
+        elif kind == "fault":
+            os.kill(os.getpid(), 9)  # test-only: see timing._fault
         elif kind == "ready":
             timing.merge(msg.get("timings") or [])
             return
@@ -260,14 +328,23 @@ def _run_poststop(poststop: list, cid: str, data: dict) -> None:
         log.warning(f"{failure} (the container is deleted anyway)")
 
 
-def _state_data(c: Creation, config, spec_version: str) -> dict:
+def _state_data(c: Creation, config) -> dict:
+    """What delete -f needs to undo this create, whatever step it stopped at: `creating`
+    until the end; the cgroup directories that are ours; the init's pid, start time and pid
+    namespace once known (a recycled pid, or a process outside the container, is never hit)."""
+    from ociruntime import SPEC_VERSION
+
+    pid = c.init_pid
     return {
-        "ociVersion": spec_version, "id": c.cid, "pid": c.init_pid,
-        "start_time": state.process_start_time(c.init_pid) or -1,
+        "ociVersion": SPEC_VERSION, "id": c.cid, "pid": pid,
+        "start_time": (state.process_start_time(pid) or -1) if pid else -1,
+        "pidns": state.pid_namespace(pid) if pid else 0,
+        "host_pidns": state.pid_namespace("self"),
         "bundle": os.path.abspath(c.opts.bundle), "rootfs": config.root_path,
-        "created": rfc3339_now(), "annotations": config.annotations,
+        "created": c.data.get("created") or rfc3339_now(), "annotations": config.annotations,
         "cgroup": c.cgroup.to_state(),
         "hooks": {k: config.raw.get("hooks", {}).get(k) or [] for k in ("poststart", "poststop")},
+        "creating": True,
     }
 
 
@@ -297,8 +374,12 @@ def start(root: str, cid: str) -> None:
         status = state.status_of(sd, data)
         if status != "created":
             raise InvalidState(f"cannot start container {cid!r}: it is {status}, not created")
-        _release_init(sd, cid)
-        os.unlink(sd.file(EXEC_FIFO))
+        _release_init(sd, cid, data["pid"])
+        try:
+            os.unlink(EXEC_FIFO, dir_fd=sd.dir_fd())
+        except FileNotFoundError:
+            raise OciError(f"container {cid!r} was deleted while it was being started") from None
+        timing.mark("started")
         poststart = _hooks_from(data, "poststart")
         if poststart:
             _run_poststart(cid, data, poststart)
@@ -306,21 +387,31 @@ def start(root: str, cid: str) -> None:
         sd.unlock()
 
 
-def _release_init(sd: StateDir, cid: str) -> None:
+def start_timeout() -> float:
+    """How long `start` waits for the init to exec the user program: the startContainer hooks
+    run in between, and a stopped or stuck init must not hold the lock (and the caller) forever.
+    OCIRUNTIME_START_TIMEOUT (seconds) overrides the default."""
+    value = os.environ.get("OCIRUNTIME_START_TIMEOUT", "")
+    try:
+        return float(value) if value else 60.0
+    except ValueError:
+        return 60.0
+
+
+def _release_init(sd: StateDir, cid: str, pid: int) -> None:
     """Write one byte to exec.fifo, then wait until the init has exec'd the user program
     (its copy of the fifo closes at execve, which shows here as POLLHUP)."""
-    fifo = sd.file(EXEC_FIFO)
-    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        wfd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        rfd = os.open(EXEC_FIFO, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=sd.dir_fd())
+    except FileNotFoundError:
+        raise OciError(f"container {cid!r} was deleted while it was being started") from None
+    try:
+        wfd = os.open(EXEC_FIFO, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=sd.dir_fd())
         try:
             os.write(wfd, b"0")
         finally:
             os.close(wfd)
-        poller = select.poll()
-        poller.register(rfd, select.POLLHUP)
-        while not any(ev & select.POLLHUP for _, ev in poller.poll()):
-            time.sleep(0.0002)  # the init has not read the byte yet; it is about to
+        _wait_exec(sd, cid, pid, rfd)
         try:
             leftover = os.read(rfd, 4096)
         except BlockingIOError:
@@ -333,6 +424,34 @@ def _release_init(sd: StateDir, cid: str) -> None:
                              f"{leftover.decode(errors='replace').strip()}")
     finally:
         os.close(rfd)
+
+
+def _wait_exec(sd: StateDir, cid: str, pid: int, rfd: int) -> None:
+    """Until POLLHUP (every writer gone: the init exec'd or died), bounded by start_timeout();
+    meanwhile notice a delete -f that removed the container under us."""
+    poller = select.poll()
+    poller.register(rfd, select.POLLHUP)
+    timeout = start_timeout()
+    deadline = time.monotonic() + timeout
+    while True:
+        events = poller.poll(50)
+        if any(ev & select.POLLHUP for _, ev in events):
+            return
+        if events:
+            time.sleep(0.0002)  # our byte is still unread: the init is about to read it
+        if sd.removed():
+            raise OciError(f"container {cid!r} was deleted while it was being started")
+        if time.monotonic() >= deadline:
+            raise SetupError(f"container {cid!r}: start gave up after {timeout:g} s waiting for "
+                             f"the init (pid {pid}) {_what_init_does(pid, bool(events))}")
+
+
+def _what_init_does(pid: int, byte_unread: bool) -> str:
+    if state.process_state(pid) == "T":
+        return "to read the start signal: it is stopped (SIGSTOP or a debugger)"
+    if byte_unread:
+        return "to read the start signal from exec.fifo"
+    return "to run its startContainer hooks and exec the user program"
 
 
 def _run_poststart(cid: str, data: dict, poststart: list) -> None:
@@ -361,26 +480,29 @@ def kill(root: str, cid: str, sig: str, all_processes: bool) -> None:
         data = sd.load()
         status = state.status_of(sd, data)
         if status == "stopped" and not all_processes:
-            raise InvalidState(f"cannot kill container {cid!r}: it is not running")
+            raise NotRunning(cid, "kill")
+        if status == "creating":
+            raise InvalidState(f"cannot kill container {cid!r}: it is still being created "
+                               "(delete --force removes it)")
         if all_processes:
             _signal_cgroup(data, number)
         else:
-            _signal_init(int(data["pid"]), int(data["start_time"]), number)
+            _signal_init(cid, int(data["pid"]), int(data["start_time"]), number)
     finally:
         sd.unlock()
 
 
-def _signal_init(pid: int, start_time: int, number: int) -> None:
+def _signal_init(cid: str, pid: int, start_time: int, number: int) -> None:
     import _signal  # the C module: `signal` would import enum (~3 ms)
 
     # A pidfd pins the process: once it is checked, a recycled pid can never be signalled.
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
-        raise InvalidState("container is not running") from None
+        raise NotRunning(cid, "kill") from None
     try:
         if not state.is_same_process(pid, start_time):
-            raise InvalidState("container is not running")
+            raise NotRunning(cid, "kill")
         try:
             _signal.pidfd_send_signal(pidfd, number)
         except OSError as e:
@@ -390,7 +512,7 @@ def _signal_init(pid: int, start_time: int, number: int) -> None:
 
 
 def _signal_cgroup(data: dict, number: int) -> None:
-    for pid in _cgroup_of(data).pids():
+    for pid in _own_pids(_cgroup_of(data), data):
         try:
             os.kill(pid, number)
         except ProcessLookupError:
@@ -398,18 +520,33 @@ def _signal_cgroup(data: dict, number: int) -> None:
 
 
 def delete(root: str, cid: str, force: bool) -> None:
-    sd = StateDir.open(root, cid)
+    if force:
+        try:
+            sd = StateDir.open_forced(root, cid)
+        except ContainerNotFound:
+            return  # runc and crun: delete -f of a container that does not exist succeeds
+    else:
+        sd = StateDir.open(root, cid)
     try:
-        data = sd.load()
+        if force:
+            data, problem = sd.load_salvage()
+            if problem:
+                log.warning(f"{problem} (removing what can be trusted of it)")
+        else:
+            data = sd.load()
         status = state.status_of(sd, data)
         if status in ("running", "paused") and not force:
             raise InvalidState(f"cannot delete container {cid!r}: it is {status} (stop it first, "
                                "or use delete --force)")
         if status != "stopped":
-            # runc deletes a `created` container without --force; callers rely on it.
+            # runc deletes a `created` container without --force; callers rely on it. A
+            # `creating` one here is left by a create that died (we hold its lock) or is
+            # being removed by force: its init, if already recorded, goes too.
             if status == "paused":
                 _cgroup_of(data).thaw()  # frozen tasks would not die of SIGKILL until thawed
-            _kill_and_wait(int(data["pid"]), int(data["start_time"]))
+            if data.get("pid"):
+                _kill_and_wait(data["pid"], data.get("start_time", -1))
+        timing.mark("delete-killed")
         destroy(sd, cid, data)
     finally:
         sd.unlock()
@@ -419,16 +556,35 @@ def destroy(sd: StateDir, cid: str, data: dict) -> None:
     """Undo create: processes, cgroup, state dir; then the poststop hooks."""
     if data.get("cgroup"):
         cg = _cgroup_of(data)
-        _kill_cgroup(cg)
+        _kill_cgroup(cg, data)
         cg.destroy()
+    timing.mark("delete-cgroup")
     sd.remove()
     _run_poststop(_hooks_from(data, "poststop"), cid, data)
 
 
-def _kill_cgroup(cg) -> None:
-    """SIGKILL whatever is left in the cgroup (processes outside a pid namespace survive init)."""
+def _own_pids(cg, data: dict) -> list[int]:
+    """The processes of the cgroup that are this container's: all of them in a cgroup it
+    created; in a cgroup it joined, only those in the container's own pid namespace (its init,
+    their children, exec'd processes), or without one the exec'd processes recorded in the
+    state; never a process someone else put there."""
+    pids = cg.pids()
+    if cg.owned():
+        return pids
+    ns = data.get("pidns") or 0
+    if not ns or ns == data.get("host_pidns"):
+        # It shares a pid namespace: besides the init (signalled by pidfd), only the processes
+        # that entered through `exec`, as recorded with their start times.
+        recorded = {(p, t) for p, t in data.get("exec_pids") or ()}
+        return [p for p in pids if (p, state.process_start_time(p)) in recorded]
+    return [p for p in pids if state.pid_namespace(p) == ns]
+
+
+def _kill_cgroup(cg, data: dict) -> None:
+    """SIGKILL whatever of the container's is left in its cgroup (processes outside its pid
+    namespace survive its init)."""
     for _ in range(50):
-        pids = cg.pids()
+        pids = _own_pids(cg, data)
         if not pids:
             return
         for pid in pids:
@@ -462,7 +618,10 @@ def _wait_gone(pids: list[int], timeout: float) -> None:
 
 
 def _kill_and_wait(pid: int, start_time: int | None = None) -> None:
-    """SIGKILL the init and wait (pidfd, no sleep-polling) until it has exited."""
+    """SIGKILL the init and wait (pidfd) until it has exited, or is exiting: the init of a pid
+    namespace stays in the kernel until every other process of the namespace is reaped, and
+    an exec'd process orphaned by a killed `exec` is reaped by the host's init, which may take
+    its time. It has left the cgroup by then; we need not wait for the reaping."""
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -478,8 +637,12 @@ def _kill_and_wait(pid: int, start_time: int | None = None) -> None:
             return
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
-        if not poller.poll(10_000):
-            raise SetupError(f"container init (pid {pid}) did not die within 10 s of SIGKILL")
+        deadline = time.monotonic() + 10
+        while not poller.poll(10):
+            if state.is_exiting(pid):
+                return
+            if time.monotonic() > deadline:
+                raise SetupError(f"container init (pid {pid}) did not die within 10 s of SIGKILL")
     finally:
         os.close(pidfd)
 
@@ -490,7 +653,11 @@ def _cgroup_of(data: dict):
 
     if not data.get("cgroup"):
         raise InvalidState("the container has no cgroup")
-    return cgroups.from_state(data["cgroup"])
+    try:
+        return cgroups.from_state(data["cgroup"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise OciError(f"container {data.get('id', '')!r}: corrupt state file: the cgroup record "
+                       "is incomplete") from None
 
 
 def pause(root: str, cid: str) -> None:
@@ -523,7 +690,7 @@ def stats_event(root: str, cid: str) -> dict:
     sd = StateDir(root, cid)
     data = sd.load()
     if state.status_of(sd, data) == "stopped":
-        raise InvalidState(f"container {cid!r} is not running")
+        raise NotRunning(cid, "get statistics of")
     return {"type": "stats", "id": cid, "data": _cgroup_of(data).stats()}
 
 
@@ -534,7 +701,7 @@ def update(root: str, cid: str, resources: dict) -> None:
         data = sd.load()
         status = state.status_of(sd, data)
         if status == "stopped":
-            raise InvalidState(f"cannot update container {cid!r}: it is stopped")
+            raise NotRunning(cid, "update")
         _cgroup_of(data).set(resources)
     finally:
         sd.unlock()
@@ -544,8 +711,8 @@ def container_pids(root: str, cid: str) -> list[int]:
     sd = StateDir(root, cid)
     data = sd.load()
     if state.status_of(sd, data) == "stopped":
-        raise InvalidState(f"container {cid!r} is not running")
-    return sorted(_cgroup_of(data).pids())
+        raise NotRunning(cid, "list the processes of")
+    return sorted(_own_pids(_cgroup_of(data), data))
 
 
 # --- list ----------------------------------------------------------------------------------
@@ -557,15 +724,12 @@ def list_containers(root: str, fmt: str, quiet: bool) -> str:
         names = []
     except NotADirectoryError:
         raise OciError(f"--root {root}: not a directory") from None
+    except OSError as e:
+        raise state.io_error("cannot list", root, e) from None
     for name in names:
-        sd = StateDir(root, name)
-        try:
-            data = sd.load()
-        except OciError:
-            continue  # being created or deleted right now
-        doc = public_state(name, data, state.status_of(sd, data))
-        doc["owner"] = _owner(sd.path)
-        entries.append(doc)
+        doc = _list_entry(root, name)
+        if doc is not None:
+            entries.append(doc)
     if quiet:
         return "".join(e["id"] + "\n" for e in entries)
     if fmt == "json":
@@ -576,10 +740,33 @@ def list_containers(root: str, fmt: str, quiet: bool) -> str:
     return _table(rows)
 
 
+def _list_entry(root: str, name: str) -> dict | None:
+    """One container's line; a corrupt one is listed as `unknown` (the others still are)."""
+    try:
+        sd = StateDir(root, name)
+    except OciError:
+        return None  # not a container ID: some other file
+    if not os.path.isdir(sd.path):
+        return None
+    try:
+        data, problem = sd.load_salvage()
+    except OciError:
+        return None  # deleted right now
+    status = "unknown" if problem else state.status_of(sd, data)
+    doc = public_state(name, data, status)
+    if problem:
+        doc["pid"] = 0
+    doc["owner"] = _owner(sd.path)
+    return doc
+
+
 def _owner(path: str) -> str:
     import pwd
 
-    uid = os.stat(path).st_uid
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return ""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -594,7 +781,9 @@ def _table(rows: list[list[str]]) -> str:
 
 # --- run -----------------------------------------------------------------------------------
 def run(root: str, cid: str, opts: CreateOptions, detach: bool, subreaper: bool = True,
-        on_created=None) -> int:
+        on_created=None, keep: bool = False) -> int:
+    """create + start; in the foreground, wait and return the container's exit status, then
+    delete it (unless `keep`: it stays `stopped` for the caller to inspect and delete)."""
     from ociruntime.linux import security
 
     if not detach and subreaper:
@@ -619,12 +808,13 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool, subreaper: bool 
         from ociruntime.linux import terminal
 
         terminal.relay(master, c.init_pid)
-    return _wait_foreground(root, cid, c.init_pid)
+    return _wait_foreground(root, cid, c.init_pid, keep)
 
 
-def _wait_foreground(root: str, cid: str, pid: int) -> int:
+def _wait_foreground(root: str, cid: str, pid: int, keep: bool) -> int:
     code = wait_child(pid)
-    _delete_quietly(root, cid)
+    if not keep:
+        _delete_quietly(root, cid)
     return code
 
 

@@ -37,6 +37,14 @@ class InvalidState(OciError):
     """The operation is not allowed in the container's current status (runtime.md)."""
 
 
+class NotRunning(InvalidState):
+    """The container has stopped. The message carries runc's words "container not running",
+    which containerd's shim and podman match to tell "already gone" from a real failure."""
+
+    def __init__(self, container_id: str, action: str) -> None:
+        super().__init__(f"cannot {action} container {container_id!r}: container not running (it has stopped)")
+
+
 class SetupError(OciError):
     """A step of building the container failed (a syscall, a hook, a cgroup write)."""
 

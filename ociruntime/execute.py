@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 
-from ociruntime import bundle, log, state
+from ociruntime import bundle, log, state, timing
 from ociruntime.config import Config, Process
-from ociruntime.container import non_negative, wait_child
-from ociruntime.errors import ConfigError, InvalidState, OciError, SetupError, UsageError
+from ociruntime.container import child_after_fork, non_negative, wait_child
+from ociruntime.errors import ConfigError, InvalidState, NotRunning, OciError, SetupError, UsageError
 from ociruntime.state import StateDir
 
 # /proc/<pid>/ns names in joining order: user first, mount last (see namespaces.JOIN_ORDER).
@@ -131,9 +131,11 @@ def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
     try:
         data = sd.load()
         status = state.status_of(sd, data)
-        if status in ("stopped", "creating") or (status == "paused" and not eo.ignore_paused):
+        if status == "stopped":
+            raise NotRunning(cid, "exec in")
+        if status == "creating" or (status == "paused" and not eo.ignore_paused):
             raise InvalidState(f"cannot exec in container {cid!r}: it is {status}")
-        raw = bundle.read_document(sd.file(state.CONFIG_COPY), "saved config.json")
+        raw = bundle.read_document(sd.file(state.CONFIG_COPY), sd.file(state.CONFIG_COPY))
     finally:
         sd.unlock()
     assert isinstance(raw, dict)
@@ -147,8 +149,14 @@ def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
 
         security.prctl(security.PR_SET_CHILD_SUBREAPER, 1, "prctl(PR_SET_CHILD_SUBREAPER)")
     exec_pid, master = _spawn(config, data, namespaces_to_join(pid), eo)
+    if _needs_exec_record(data):
+        _record_exec(root, cid, exec_pid)
     if eo.pid_file:
-        state.write_atomic(os.path.abspath(str(eo.pid_file)), str(exec_pid).encode())
+        target = os.path.abspath(str(eo.pid_file))
+        try:
+            state.write_atomic(target, str(exec_pid).encode())
+        except OSError as e:
+            raise state.io_error("cannot write pid file", target, e) from None
     if eo.detach:
         return 0
 
@@ -157,6 +165,33 @@ def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
 
         terminal.relay(master, exec_pid)
     return wait_child(exec_pid)
+
+
+def _needs_exec_record(data: dict) -> bool:
+    """A container that shares its pid namespace and joined a cgroup it did not create: delete
+    can tell its processes from the others there only by the pids recorded here."""
+    if not data.get("cgroup") or data.get("pidns") not in (0, None, data.get("host_pidns")):
+        return False
+    from ociruntime.linux import cgroups
+
+    return not cgroups.from_state(data["cgroup"]).owned()
+
+
+def _record_exec(root: str, cid: str, exec_pid: int) -> None:
+    try:
+        sd = StateDir.open(root, cid)
+    except OciError:
+        return  # deleted meanwhile: its delete has already run
+    try:
+        data = sd.load()
+        alive = [[p, t] for p, t in data.get("exec_pids") or () if state.is_same_process(p, t)]
+        start_time = state.process_start_time(exec_pid)
+        if start_time is not None:
+            alive.append([exec_pid, start_time])
+        data["exec_pids"] = alive
+        sd.save(data)
+    finally:
+        sd.unlock()
 
 
 def _check_terminal(process: Process | None, eo: ExecOptions) -> None:
@@ -192,8 +227,10 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
         else:
             peer, a.console_fd = terminal.console_socketpair()
     parent_fd, a.sync_fd = sync.socketpair()
+    parent = os.getpid()
     stage1_pid = os.fork()
     if stage1_pid == 0:
+        child_after_fork(parent)  # a killed `exec` leaves no stage1 in the container's cgroup
         os.close(parent_fd)
         if peer >= 0:
             os.close(peer)
@@ -203,8 +240,10 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
         for fd in (a.sync_fd, a.console_fd):
             if fd >= 0:
                 os.close(fd)
+        timing.mark("exec-clone")
         if data.get("cgroup"):
             cgroups.from_state(data["cgroup"]).apply(stage1_pid)
+        timing.mark("exec-cgroup")
         sync.send(parent_fd, "go")
         while (msg := sync.recv(parent_fd)) is not None:
             if msg["t"] == "error":
@@ -213,6 +252,7 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
                 exec_pid = int(msg["pid"])
                 os.waitpid(stage1_pid, 0)
                 stage1_pid = 0
+                timing.mark("exec-pid")
         if not exec_pid:
             raise SetupError("exec: the process could not be started")
         if peer >= 0:

@@ -50,10 +50,18 @@ def run_hook(name: str, hook: Hook, payload: bytes) -> None:
         os.close(stdin_r)
         os.close(out_w)
         stdin_r = out_w = -1
-        _feed(stdin_w, payload)
-        os.close(stdin_w)
-        stdin_w = -1
-        status, output = _wait(pid, out_r, hook.timeout, name, hook.path)
+        # A pidfd: once the hook is reaped, a kill through it can never hit a recycled pid.
+        pidfd = os.pidfd_open(pid)
+        try:
+            _feed(stdin_w, payload)
+            os.close(stdin_w)
+            stdin_w = -1
+            status, output = _wait(pid, pidfd, out_r, hook.timeout, name, hook.path)
+        except BaseException:
+            _reap(pid, pidfd)  # we are failing (interrupted by delete -f, say): the hook goes too
+            raise
+        finally:
+            os.close(pidfd)
     finally:
         for fd in (stdin_r, stdin_w, out_r, out_w):
             if fd >= 0:
@@ -73,33 +81,40 @@ def _feed(fd: int, payload: bytes) -> None:
         pass  # a hook need not read its stdin
 
 
-def _wait(pid: int, out_fd: int, timeout: int | None, name: str, path: str) -> tuple[int, bytes]:
+def _wait(pid: int, pidfd: int, out_fd: int, timeout: int | None, name: str,
+          path: str) -> tuple[int, bytes]:
     """Collect output while waiting for exit; kill the hook when its timeout passes."""
-    pidfd = os.pidfd_open(pid)
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
     poller.register(out_fd, select.POLLIN)
     deadline = None if timeout is None else time.monotonic() + timeout
     output = b""
+    while True:
+        wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+        events = poller.poll(wait_ms)
+        if not events:
+            _reap(pid, pidfd)
+            raise HookError(f"hook {name} {path}: timed out after {timeout}s (killed)")
+        for fd, _ in events:
+            if fd == out_fd:
+                chunk = os.read(out_fd, 65536)
+                if not chunk:
+                    poller.unregister(out_fd)
+                elif len(output) < MAX_OUTPUT:
+                    output += chunk
+            elif fd == pidfd:
+                return os.waitpid(pid, 0)[1], output
+
+
+def _reap(pid: int, pidfd: int) -> None:
+    """SIGKILL and reap a hook we stop waiting for; already reaped is fine."""
+    import _signal  # the C module: `signal` would import enum
+
     try:
-        while True:
-            wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            events = poller.poll(wait_ms)
-            if not events:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-                raise HookError(f"hook {name} {path}: timed out after {timeout}s (killed)")
-            for fd, _ in events:
-                if fd == out_fd:
-                    chunk = os.read(out_fd, 65536)
-                    if not chunk:
-                        poller.unregister(out_fd)
-                    elif len(output) < MAX_OUTPUT:
-                        output += chunk
-                elif fd == pidfd:
-                    return os.waitpid(pid, 0)[1], output
-    finally:
-        os.close(pidfd)
+        _signal.pidfd_send_signal(pidfd, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 def _describe(status: int) -> str:

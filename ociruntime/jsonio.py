@@ -27,10 +27,12 @@ _scan = _json.make_scanner(_Ctx())
 _WS = " \t\n\r"
 
 
-def loads(text: str | bytes) -> object:
-    """Parse one JSON document; ValueError (with the offset) on anything else."""
+def loads(text: str | bytes, lenient: bool = False) -> object:
+    """Parse one JSON document; ValueError (with the offset) on anything else, including bad
+    UTF-8 and lone surrogates. `lenient`, for salvaging a damaged file: bad bytes become
+    U+FFFD and lone surrogates stay in the strings."""
     if isinstance(text, (bytes, bytearray)):
-        text = bytes(text).decode("utf-8")
+        text = bytes(text).decode("utf-8", "replace" if lenient else "strict")
     start = 0
     n = len(text)
     while start < n and text[start] in _WS:
@@ -51,7 +53,29 @@ def loads(text: str | bytes) -> object:
         end += 1
     if end != n:
         _explain(text)
+    if not lenient and ("\\ud" in text or "\\uD" in text):
+        refuse_lone_surrogates(value)
     return value
+
+
+def refuse_lone_surrogates(value: object) -> None:
+    """A \\ud800 escape without its pair decodes to a str that cannot be encoded to UTF-8:
+    refuse it here, with the parse error, rather than fail later at a syscall or a write.
+    Only documents that contain such an escape at all are walked."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise ValueError(f"lone surrogate \\u{ord(item[e.start]):04x} in string "
+                                 f"{item[:40]!r} (not valid Unicode)") from None
 
 
 def _explain(text: str) -> None:

@@ -4,12 +4,22 @@
 <root>/<id>/exec.fifo    exists while the container is `created`; `start` writes to it
 A container's status is never read from the file: it is derived from whether the recorded pid
 still names the same process (its start time in /proc/<pid>/stat) and whether the fifo exists.
+
+A runtime can be SIGKILLed at any moment (an OOM kill, a shim's timeout), so every state a
+directory can be left in must stay listable and deletable: a directory without state.json is a
+container still being created (the window between mkdir and the first write), and `create`
+rewrites state.json at each step that makes something (cgroups planned, init pid known) before
+making it. Files are written relative to the locked directory's fd, so a command whose
+directory was removed under it by `delete --force` fails with ENOENT instead of writing into a
+new container of the same ID.
 """
 
 from __future__ import annotations
 
+import _signal  # the C module: `signal` would import enum (~3 ms)
 import fcntl
 import os
+import time
 
 from ociruntime import jsonio
 from ociruntime.errors import ContainerExists, ContainerNotFound, OciError, UsageError
@@ -19,6 +29,18 @@ CONFIG_COPY = "config.json"
 EXEC_FIFO = "exec.fifo"
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-.")
 MAX_ID_LEN = 255  # it names a directory: NAME_MAX
+SIGTERM = 15
+SIGKILL = 9
+
+# delete --force: how long to wait for the lock, then for its holder to give up after SIGTERM,
+# then for it to die of SIGKILL; the whole of `delete -f` must stay under a second.
+LOCK_WAIT_S = 0.2
+TERM_WAIT_S = 0.3
+KILL_WAIT_S = 0.2
+
+
+class Interrupted(OciError):
+    """The command holding a container's lock was told to stop (SIGTERM, sent by delete -f)."""
 
 
 def validate_id(container_id: str) -> str:
@@ -47,6 +69,11 @@ def ensure_root(root: str) -> None:
         raise UsageError(f"--root {root}: not a directory")
 
 
+def io_error(what: str, path: str, err: OSError) -> OciError:
+    """One line naming the operation, the path and the kernel's reason (EROFS, ENOSPC, EIO...)."""
+    return OciError(f"{what} {path}: {err.strerror or err}")
+
+
 class StateDir:
     """One container's state directory, held under an exclusive flock while a command runs."""
 
@@ -55,6 +82,7 @@ class StateDir:
         self.root = root
         self.path = os.path.join(root, container_id)
         self._fd = -1
+        self.locked = False
 
     # --- existence and locking ---------------------------------------------------------
     @classmethod
@@ -65,84 +93,383 @@ class StateDir:
             os.mkdir(d.path, 0o711)
         except FileExistsError:
             raise ContainerExists(container_id) from None
-        d._lock()
+        except OSError as e:
+            raise io_error("cannot create state directory", d.path, e) from None
+        try:
+            d._lock()
+        except ContainerNotFound:
+            raise OciError(f"container {container_id!r} was deleted while it was being created") from None
         return d
 
     @classmethod
     def open(cls, root: str, container_id: str, lock: bool = True) -> StateDir:
+        """The container's directory (ContainerNotFound if there is none), locked by default.
+        A directory without state.json is a container being created: it exists."""
         d = cls(root, container_id)
         if lock:
             d._lock()
-        if not os.path.exists(d.file(STATE_FILE)):
-            d.unlock()
+        elif not os.path.isdir(d.path):
             raise ContainerNotFound(container_id)
         return d
 
-    def _lock(self) -> None:
+    @classmethod
+    def open_forced(cls, root: str, container_id: str) -> StateDir:
+        """For delete --force, which never waits behind another command: the lock if it is free
+        within LOCK_WAIT_S; else its holder is asked to stop (SIGTERM: it undoes its work and
+        fails cleanly), then killed; if even that does not free the lock, the directory is
+        returned unlocked and the caller goes on carefully (pid + start time checks)."""
+        d = cls(root, container_id)
+        d._open_fd()
+        try:
+            if d._try_lock(LOCK_WAIT_S):
+                return d
+            holders = lock_holders(d._fd)
+            _signal_all(holders, SIGTERM)
+            if d._try_lock(TERM_WAIT_S):
+                return d
+            _signal_all(holders, SIGKILL)
+            _wait_dead(holders, KILL_WAIT_S)
+            d._try_lock(0)
+            return d
+        except ContainerNotFound:
+            d.unlock()
+            raise
+
+    def _open_fd(self) -> None:
         try:
             self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
         except NotADirectoryError:
+            if os.path.isdir(self.root):
+                raise ContainerNotFound(self.id) from None  # a stray file of that name
             raise UsageError(f"--root {self.root}: not a directory") from None
+        except OSError as e:
+            raise io_error("cannot open state directory", self.path, e) from None
+
+    def _lock(self) -> None:
+        self._open_fd()
         fcntl.flock(self._fd, fcntl.LOCK_EX)
-        # The directory may have been removed by a concurrent delete while we waited.
-        if not os.path.isdir(self.path):
+        self._locked()
+
+    def _try_lock(self, wait: float) -> bool:
+        """Non-blocking attempts for up to `wait` seconds."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.005)
+                continue
+            self._locked()
+            return True
+
+    def _locked(self) -> None:
+        # The directory may have been removed (and even made again by a new create of the same
+        # ID) while we waited: our fd must still be the directory at the path.
+        if self.removed():
             self.unlock()
             raise ContainerNotFound(self.id)
+        self.locked = True
+        _hold_interruptible(self.id)
+
+    def removed(self) -> bool:
+        """True once the directory we hold is no longer the one at the path."""
+        try:
+            here, there = os.fstat(self._fd), os.stat(self.path)
+        except OSError:
+            return True
+        return here.st_nlink == 0 or (here.st_ino, here.st_dev) != (there.st_ino, there.st_dev)
 
     def unlock(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if self.locked:
+            self.locked = False
+            _release_interruptible()
 
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
 
+    def dir_fd(self) -> int | None:
+        return self._fd if self._fd >= 0 else None
+
     # --- the state file ----------------------------------------------------------------
     def save(self, data: dict) -> None:
-        write_atomic(self.file(STATE_FILE), jsonio.dumps(data).encode(), 0o600)
+        self.write(STATE_FILE, jsonio.dumps(data).encode())
 
     def save_config(self, raw: dict) -> None:
-        write_atomic(self.file(CONFIG_COPY), jsonio.dumps(raw).encode(), 0o600)
+        self.write(CONFIG_COPY, jsonio.dumps(raw).encode())
+
+    def write(self, name: str, data: bytes) -> None:
+        try:
+            write_atomic(name if self._fd >= 0 else self.file(name), data, 0o600, self.dir_fd())
+        except FileNotFoundError:
+            raise OciError(f"container {self.id!r} was deleted meanwhile (delete --force): "
+                           f"cannot write {self.file(name)}") from None
+        except OSError as e:
+            raise io_error("cannot write", self.file(name), e) from None
 
     def load(self) -> dict:
+        """What create recorded, checked field by field; a directory without state.json is a
+        container being created. A corrupt file raises OciError naming the file and the flaw."""
+        path = self.file(STATE_FILE)
         try:
-            with open(self.file(STATE_FILE), "rb") as f:
-                data = jsonio.loads(f.read())
+            fd = os.open(STATE_FILE if self._fd >= 0 else path,
+                         os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=self.dir_fd())
         except FileNotFoundError:
+            if os.path.isdir(self.path):
+                return {"id": self.id, "creating": True}
             raise ContainerNotFound(self.id) from None
         except NotADirectoryError:
+            if os.path.isdir(self.root):
+                raise ContainerNotFound(self.id) from None
             raise UsageError(f"--root {self.root}: not a directory") from None
-        except ValueError as e:
-            raise OciError(f"container {self.id!r}: state file is corrupt: {e}") from None
-        if not isinstance(data, dict):
-            raise OciError(f"container {self.id!r}: state file is corrupt")
+        except OSError as e:
+            raise io_error("cannot open", path, e) from None
+        try:
+            raw = _read_all(fd, path)
+        finally:
+            os.close(fd)
+        try:
+            data = jsonio.loads(raw)
+        except ValueError as e:  # UnicodeDecodeError is one too
+            raise OciError(f"{path}: corrupt state file: {e}") from None
+        problem = check_state(data)
+        if problem:
+            raise OciError(f"{path}: corrupt state file: {problem}")
+        assert isinstance(data, dict)
         return data
 
+    def load_salvage(self) -> tuple[dict, str | None]:
+        """For delete --force and list: whatever can be trusted, and what was wrong. Fields
+        with a wrong type are dropped (a pid we cannot check is never signalled)."""
+        try:
+            return self.load(), None
+        except ContainerNotFound:
+            raise
+        except OciError as e:
+            problem = str(e)
+        data = {}
+        try:
+            with open(self.file(STATE_FILE), "rb") as f:
+                doc = jsonio.loads(f.read(1 << 20), lenient=True)
+            if isinstance(doc, dict):
+                data = {k: v for k, v in doc.items() if not _field_problem(k, v) and _encodable(v)}
+        except (OSError, ValueError):
+            pass
+        if "pid" not in data or "start_time" not in data:
+            data.pop("pid", None)
+            data.pop("start_time", None)
+        return data, problem + _what_is_lost(data)
+
     def remove(self) -> None:
-        for name in os.listdir(self.path):
-            os.unlink(self.file(name))
-        os.rmdir(self.path)
+        """Every file, state.json last (so a delete killed half-way leaves a directory that
+        still says what is left to undo), then the directory. Gone already is fine."""
+        fd = self.dir_fd()
+        try:
+            names = os.listdir(fd if fd is not None else self.path)
+        except FileNotFoundError:
+            names = []
+        except OSError as e:
+            raise io_error("cannot list", self.path, e) from None
+        names.sort(key=lambda n: n == STATE_FILE)
+        for name in names:
+            self._unlink(name)
+        if fd is not None and self.removed():
+            self.unlock()
+            return
+        for _ in range(20):
+            try:
+                os.rmdir(self.path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != 39:  # ENOTEMPTY: a lock holder wrote a file meanwhile
+                    raise io_error("cannot remove", self.path, e) from None
+                for name in os.listdir(self.path):
+                    self._unlink(name)
         self.unlock()
 
+    def _unlink(self, name: str) -> None:
+        fd = self.dir_fd()
+        try:
+            os.unlink(name if fd is not None else self.file(name), dir_fd=fd)
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            import shutil
 
-def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write to a temporary file in the same directory, fsync-free rename over the target."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+            shutil.rmtree(self.file(name), ignore_errors=True)
+        except OSError as e:
+            raise io_error("cannot remove", self.file(name), e) from None
+
+
+def _what_is_lost(data: dict) -> str:
+    """What delete -f cannot undo for want of a trustworthy record."""
+    if "pid" in data and data.get("cgroup"):
+        return ""
+    if data.get("cgroup"):
+        return "; its init is not signalled by pid, only as a member of its cgroups"
+    if "pid" in data:
+        return "; its cgroups cannot be identified from it and are left alone"
+    return "; its init and its cgroups cannot be identified from it and are left alone"
+
+
+def _encodable(value: object) -> bool:
+    """No lone surrogate anywhere in it (what a lenient parse of a damaged file may leave)."""
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        jsonio.refuse_lone_surrogates(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_all(fd: int, path: str) -> bytes:
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+            if len(chunks) > 64:
+                raise OciError(f"{path}: corrupt state file: larger than 4 MiB")
+    except BlockingIOError:
+        raise OciError(f"{path}: corrupt state file: not a regular file") from None
+    except OSError as e:
+        raise io_error("cannot read", path, e) from None
+    return b"".join(chunks)
+
+
+# Fields other code relies on, and the types it relies on.
+_INT_FIELDS = ("pid", "start_time", "pidns", "host_pidns")
+_DICT_FIELDS = ("cgroup", "hooks", "annotations")
+_STR_FIELDS = ("id", "bundle", "rootfs", "created", "ociVersion")
+
+
+def _field_problem(key: str, value: object) -> str | None:
+    if key in _INT_FIELDS and (type(value) is not int):
+        return f"{key} is {value!r}, not a number"
+    if key in _DICT_FIELDS and value is not None and not isinstance(value, dict):
+        return f"{key} is {value!r}, not an object"
+    if key in _STR_FIELDS and not isinstance(value, str):
+        return f"{key} is {value!r}, not a string"
+    if key == "exec_pids" and not (isinstance(value, list) and all(
+            isinstance(e, list) and len(e) == 2 and all(type(n) is int for n in e) for e in value)):
+        return "exec_pids is not a list of [pid, start time]"
+    if key == "hooks" and value and not all(
+            isinstance(v, list) and all(isinstance(h, dict) and isinstance(h.get("path"), str) for h in v)
+            for v in value.values()):  # type: ignore[union-attr]
+        return "hooks is not a list of hooks per kind"
+    return None
+
+
+def check_state(data: object) -> str | None:
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    for key, value in data.items():
+        problem = _field_problem(key, value)
+        if problem:
+            return problem
+    return None
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644, dir_fd: int | None = None) -> None:
+    """Write to a temporary file in the same directory, fsync-free rename over the target.
+    With dir_fd, `path` is relative to it. OSError (ENOSPC, EROFS...) is the caller's to word;
+    the temporary file never stays behind."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.rename(tmp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
+
+
+# --- the lock's holder ---------------------------------------------------------------------
+def lock_holders(fd: int) -> list[int]:
+    """pids holding a flock on the file behind fd, from /proc/locks (waiters, "->", excluded)."""
+    st = os.fstat(fd)
+    dev_ino = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks", "rb") as f:
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    pids = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == dev_ino and fields[4].isdigit():
+            pid = int(fields[4])
+            # 0: a holder in a pid namespace we cannot see (kill(0) would hit our own group).
+            if pid > 0 and pid != os.getpid():
+                pids.append(pid)
+    return pids
+
+
+def _signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except OSError:
+            pass
+
+
+def _wait_dead(pids: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(process_start_time(p) is not None for p in pids):
+        time.sleep(0.005)
+
+
+# While a command holds a lock, SIGTERM (what delete --force sends) becomes Interrupted: the
+# command unwinds through its undo path and reports one line, instead of dying half-way.
+_holder = {"pid": 0, "id": ""}
+
+
+def _on_sigterm(signum: int, _frame: object) -> None:
+    _signal.signal(signum, _signal.SIG_DFL)  # once: a second SIGTERM terminates
+    if os.getpid() != _holder["pid"]:
+        # A child forked while we held the lock, before it reset its handlers: behave as the
+        # default disposition would (the kernel still protects a pid namespace's init).
+        os.kill(os.getpid(), signum)
+        return
+    raise Interrupted(f"container {_holder['id']!r}: interrupted by SIGTERM (delete --force sends it "
+                      "to the command holding the container's lock)")
+
+
+def _hold_interruptible(cid: str) -> None:
+    _holder["pid"], _holder["id"] = os.getpid(), cid
+    _signal.signal(SIGTERM, _on_sigterm)
+
+
+def _release_interruptible() -> None:
+    if _signal.getsignal(SIGTERM) is _on_sigterm:
+        _signal.signal(SIGTERM, _signal.SIG_DFL)
+
+
+def reset_child_signals() -> None:
+    """In a child just forked by a lock holder: SIGTERM is the default again."""
+    _holder["pid"] = 0
+    _signal.signal(SIGTERM, _signal.SIG_DFL)
 
 
 # --- the kernel's view ---------------------------------------------------------------------
 def process_start_time(pid: int) -> int | None:
     """Field 22 of /proc/<pid>/stat (clock ticks since boot); None if gone or a zombie."""
+    if pid <= 0:
+        return None
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -155,17 +482,48 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def process_state(pid: int) -> str:
+    """The one-letter state of /proc/<pid>/stat (R, S, T, Z...), "" if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return ""
+    return stat[stat.rindex(b")") + 2:].split()[0].decode()
+
+
+def is_exiting(pid: int) -> bool:
+    """PF_EXITING in the flags of /proc/<pid>/stat (or gone): killed, and past the point of
+    leaving its cgroup and namespaces' processes behind."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return True
+    fields = stat[stat.rindex(b")") + 2:].split()
+    return fields[0] in (b"Z", b"X") or bool(int(fields[6]) & 0x4)
+
+
 def is_same_process(pid: int, start_time: int) -> bool:
     return pid > 0 and process_start_time(pid) == start_time
 
 
+def pid_namespace(pid: int | str) -> int:
+    """The inode of a process's pid namespace; 0 if it has gone."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
 def status_of(d: StateDir, data: dict) -> str:
-    """creating / created / running / stopped, from the kernel; never a recorded status.
-    `creating` marks a state file written while `create` is still building the container."""
-    if not is_same_process(int(data.get("pid", 0)), int(data.get("start_time", -1))):
-        return "stopped"
+    """creating / created / running / paused / stopped, from the kernel; never a recorded status.
+    `creating` marks a state file written while `create` is still building the container (or
+    left by a create that was killed: delete -f removes it)."""
     if data.get("creating"):
         return "creating"
+    if not is_same_process(data.get("pid", 0), data.get("start_time", -1)):
+        return "stopped"
     if os.path.exists(d.file(EXEC_FIFO)):
         return "created"
     if data.get("cgroup") and _frozen(data["cgroup"]):
@@ -176,4 +534,7 @@ def status_of(d: StateDir, data: dict) -> str:
 def _frozen(cgroup_state: dict) -> bool:
     from ociruntime.linux import cgroups  # imports only os: cheap on the `state` path
 
-    return cgroups.from_state(cgroup_state).frozen()
+    try:
+        return cgroups.from_state(cgroup_state).frozen()
+    except (KeyError, TypeError, ValueError, OciError):
+        return False

@@ -14,7 +14,7 @@
 # $OCIRUNTIME_TEST_LOGDIR (default /var/log/ociruntime-test), not to the terminal.
 #
 # --phases LIST   run only these (comma-separated): install,unit,integration,security,
-#                 conformance,guest-image,guest-tests; the others show as SKIP
+#                 conformance,clients,guest-image,guest-tests; the others show as SKIP
 # PYTEST ARGS     passed to the host pytest runs (unit, integration, security, conformance)
 #
 # Each phase takes /tmp/ociruntime-heavy.lock (shared with other test runs, the VM runner and the
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.." || exit 2
 LOGDIR=${OCIRUNTIME_TEST_LOGDIR:-/var/log/ociruntime-test}
 HEAVY_LOCK=/tmp/ociruntime-heavy.lock
 PY=/opt/ociruntime/bin/python
-ALL_PHASES="install unit integration security conformance guest-image guest-tests"
+ALL_PHASES="install unit integration security conformance clients guest-image guest-tests"
 
 only=""
 if [ "${1:-}" = "--phases" ]; then
@@ -126,12 +126,13 @@ has_tests() {
 
 # Under the heavy lock: reinstalling the project under a running container test would break it.
 do_install() {
-    locked sh scripts/install.sh
+    locked sh scripts/install.sh && locked sh scripts/install-engines.sh
 }
 
 do_unit() { pytest_host tests/unit "$@"; }
-do_integration() { pytest_host tests/integration "$@"; }
+do_integration() { pytest_host tests/integration -m "not soak" "$@"; }
 do_conformance() { pytest_host tests/test_conformance.py "$@"; }
+do_clients() { pytest_host tests/clients "$@"; }
 
 do_security() {
     if ! has_tests tests/security; then
@@ -186,12 +187,13 @@ phase install "install: Debian packages, venv, project (log: $LOGDIR/install.log
     "~30 s on a fresh machine, ~10 s when installed" do_install
 if [ "$failed" = install ]; then
     echo "== install failed: nothing else can run"
-    for p in unit integration security conformance guest-image guest-tests; do record "$p" SKIP 0 0; done
+    for p in unit integration security conformance clients guest-image guest-tests; do record "$p" SKIP 0 0; done
 else
     phase unit "host: unit tests (tests/unit)" "~3 min" do_unit "$@"
     phase integration "host: integration tests (tests/integration, real containers)" "~3 min" do_integration "$@"
     phase security "host: security attack suite (tests/security)" "~1.5 min" do_security "$@"
     phase conformance "host: runtime-spec conformance (tests/test_conformance.py)" "~2 min" do_conformance "$@"
+    phase clients "host: podman, containerd and dockerd driving ociruntime and runc (tests/clients)" "~1.5 min" do_clients "$@"
     phase guest-image "guest: build the qemu image (tests/vm/build; logs: $LOGDIR/vm-build/)" \
         "~2 min cold, ~1.5 min after a change, instant when cached" do_guest_image
     phase guest-tests "guest: cgroup v2 + systemd: pytest -m cgroupv2, podman-check, apparmor-check (tests/vm/run)" \

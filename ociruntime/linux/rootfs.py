@@ -7,6 +7,7 @@ nothing can swap the path between the check and the mount (the CVE-2021-30465 cl
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -187,11 +188,16 @@ class Rootfs:
         the detached tmpfs, from an fd of the covered directory, before it is attached: no path
         is followed, so image symlinks are copied as symlinks, never out of the rootfs."""
         what = f"mount tmpfs on {dest} (tmpcopyup)"
+        existed = self.open_in_root(dest)
+        if existed >= 0:
+            os.close(existed)
         target = self.make_target(dest, True)
         try:
             mfd = mountapi.new_mount("tmpfs", m.source or "tmpfs", opts.flags & ~mf.MS_RDONLY, opts.data, what)
             try:
-                copy_tree(target, mfd, what)
+                # A directory of the image lends the tmpfs its mode (as runc); one we just made
+                # leaves the tmpfs's own (mode= or 1777).
+                copy_tree(target, mfd, what, keep_mode=existed >= 0)
                 if opts.flags & mf.MS_RDONLY:  # filled first, then made read-only
                     mountapi.set_attrs(mfd, mf.MOUNT_ATTR_RDONLY, 0, False, what)
                 mountapi.attach(mfd, target, what)
@@ -526,16 +532,17 @@ def read_image_file(path: str, limit: int) -> bytes | None:
     return data
 
 
-def copy_tree(src_at: int, dst_at: int, what: str) -> None:
+def copy_tree(src_at: int, dst_at: int, what: str, keep_mode: bool) -> None:
     """Copy the directory at fd src_at into the (empty) directory at fd dst_at: modes, owners,
     times, xattrs, symlinks as symlinks, device nodes and FIFOs as nodes. Every file is opened
-    with O_NOFOLLOW below a directory fd, so the image cannot redirect the copy. The root takes
-    the covered directory's mode (as runc does, whatever mode= said), not its owner."""
+    with O_NOFOLLOW below a directory fd, so the image cannot redirect the copy. keep_mode: the
+    root takes the covered directory's mode (whatever mode= said, as runc), not its owner."""
     src = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=src_at)
     dst = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dst_at)
     try:
         _copy_dir(src, dst, what)
-        os.fchmod(dst, stat.S_IMODE(os.fstat(src).st_mode))
+        if keep_mode:
+            os.fchmod(dst, stat.S_IMODE(os.fstat(src).st_mode))
     except OSError as e:
         raise SetupError(f"{what}: copy {e.filename or ''}: {e.strerror}") from None
     finally:
@@ -591,11 +598,27 @@ def _copy_file(src: int, dst: int, name: str, st: os.stat_result) -> None:
         os.close(sfd)
 
 
+def _copy_xattrs(src_fd: int, dst: int) -> None:
+    """Every xattr the destination can hold: tmpfs before Linux 6.6 has no user.* xattrs, and a
+    filesystem without xattrs at all has nothing to copy (ENOTSUP is not an error here)."""
+    try:
+        keys = os.listxattr(src_fd)
+    except OSError as e:
+        if e.errno == errno.EOPNOTSUPP:
+            return
+        raise
+    for key in keys:
+        try:
+            os.setxattr(dst, key, os.getxattr(src_fd, key))
+        except OSError as e:
+            if e.errno != errno.EOPNOTSUPP:
+                raise
+
+
 def _copy_attrs(st: os.stat_result, src_fd: int | None, dst: int, name: str | None) -> None:
     """Owner, mode, times and (from an open source fd) xattrs onto dst (an fd, or name at it)."""
     if src_fd is not None:
-        for key in os.listxattr(src_fd):
-            os.setxattr(dst, key, os.getxattr(src_fd, key))
+        _copy_xattrs(src_fd, dst)
     if name is None:
         os.fchown(dst, st.st_uid, st.st_gid)
         os.fchmod(dst, stat.S_IMODE(st.st_mode))

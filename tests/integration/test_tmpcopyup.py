@@ -13,7 +13,7 @@ from tests.conftest import Runtime
 
 pytestmark = pytest.mark.cgroupv2
 
-SCRIPT = ("cd /data && stat -c '%n %a %u %g %F %Y' file sub sub/inner escape fifo; "
+SCRIPT = ("cd /data && stat -c '%n %a %u %g %F' file sub sub/inner escape fifo; "
           "cat file sub/inner; readlink escape; [ -p fifo ] && echo fifo-ok; "
           "getfattr -d file 2>/dev/null; echo new > created && echo writable; stat -c '%a %u %g' .")
 

@@ -157,6 +157,19 @@ def mkdirs(path: str) -> int:
     return made + 1
 
 
+def missing_components(path: str) -> int:
+    """How many directories mkdirs(path) would create now: counted before creating them, so
+    that a create killed half-way has already recorded which directories are its own."""
+    count = 0
+    while not os.path.isdir(path):
+        count += 1
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return count
+
+
 def read_procs(path: str) -> list[int]:
     """pids in a cgroup and all its descendants (a container may create nested cgroups)."""
     try:
@@ -369,7 +382,18 @@ class CgroupManager:
         raise NotImplementedError
 
     def destroy(self) -> None:
-        """Remove the container's cgroups (and parents we created, if unused). Idempotent."""
+        """Remove the cgroups this container created (and parents it created, if unused);
+        a cgroup that existed before create is left alone. Idempotent."""
+        raise NotImplementedError
+
+    def plan(self) -> None:
+        """Record (in `made`, saved by to_state) the directories create() is about to make,
+        before making them: only those are ever removed."""
+        raise NotImplementedError
+
+    def owned(self) -> bool:
+        """True when this container created every one of its cgroup directories: then every
+        process in them is the container's. A joined, pre-existing cgroup may hold others'."""
         raise NotImplementedError
 
     def pids(self) -> list[int]:

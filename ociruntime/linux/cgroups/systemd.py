@@ -76,6 +76,12 @@ class SystemdManager(CgroupManager):
     def destroy(self) -> None:
         self.inner.destroy()
 
+    def plan(self) -> None:
+        self.inner.plan()
+
+    def owned(self) -> bool:
+        return self.inner.owned()
+
     def pids(self) -> list[int]:
         return self.inner.pids()
 

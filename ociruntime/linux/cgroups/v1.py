@@ -13,6 +13,7 @@ import os
 from ociruntime.linux.cgroups import (
     CgroupError,
     CgroupManager,
+    missing_components,
     mkdirs,
     read_file,
     read_int,
@@ -90,6 +91,15 @@ class V1Manager(CgroupManager):
             except CgroupError as e:
                 self._skip_or_raise(key, e, made)
 
+    def plan(self) -> None:
+        for key, path in self.paths().items():
+            count = missing_components(path)
+            if count:
+                self.made[key] = count
+
+    def owned(self) -> bool:
+        return all(self.made.get(key, 0) > 0 for key in self.paths())
+
     def procs_files(self) -> list[str]:
         """The cgroup.procs files to join: a process can write "0" to each to join itself
         (so the parent need not block on the migration, see apply())."""
@@ -123,10 +133,11 @@ class V1Manager(CgroupManager):
 
     def destroy(self) -> None:
         for key, path in self.dirs.items():
-            if key in self.skipped:
-                continue
+            made = self.made.get(key, 0)
+            if key in self.skipped or not made:
+                continue  # not ours: it existed before the container (and may hold others)
             rmdir_tree(path)
-            remove_parents(path, self.made.get(key, 1) - 1)
+            remove_parents(path, made - 1)
 
     def pids(self) -> list[int]:
         for ctrl in ("freezer", "pids", "memory", "devices", "cpu"):

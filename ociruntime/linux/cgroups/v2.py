@@ -17,6 +17,7 @@ import os
 from ociruntime.linux.cgroups import (
     CgroupError,
     CgroupManager,
+    missing_components,
     mkdirs,
     read_file,
     read_int,
@@ -78,6 +79,13 @@ class V2Manager(CgroupManager):
         except CgroupError as e:
             self._skip_or_raise(e, made)
 
+    def plan(self) -> None:
+        if not self.skipped:
+            self.made = missing_components(self.path) or self.made
+
+    def owned(self) -> bool:
+        return self.skipped or self.made > 0
+
     def procs_files(self) -> list[str]:
         return [] if self.skipped else [self.path + "/cgroup.procs"]
 
@@ -99,8 +107,8 @@ class V2Manager(CgroupManager):
             remove_parents(self.path, made - 1)
 
     def destroy(self) -> None:
-        if self.skipped:
-            return
+        if self.skipped or not self.made:
+            return  # not ours: it existed before the container (and may hold others)
         rmdir_tree(self.path)
         remove_parents(self.path, self.made - 1)
 

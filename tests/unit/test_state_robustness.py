@@ -1,0 +1,149 @@
+"""The state directory under damage and contention, without containers (issue 18)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ociruntime import jsonio, state
+from ociruntime.errors import ContainerNotFound, OciError
+
+ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def make(root: Path, cid: str, doc: object | bytes) -> state.StateDir:
+    (root / cid).mkdir(parents=True)
+    raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    (root / cid / "state.json").write_bytes(raw)
+    return state.StateDir(str(root), cid)
+
+
+@pytest.mark.parametrize(("doc", "problem"), [
+    ({"pid": "abc"}, "pid is 'abc', not a number"),
+    ({"pid": True}, "pid is True, not a number"),
+    ({"cgroup": 5}, "cgroup is 5, not an object"),
+    ({"bundle": 7}, "bundle is 7, not a string"),
+    ({"hooks": {"poststop": [{"path": 1}]}}, "hooks is not a list of hooks per kind"),
+    ([1], "not a JSON object"),
+])
+def test_a_field_of_the_wrong_type_is_named(tmp_path: Path, doc: object, problem: str) -> None:
+    sd = make(tmp_path, "c", doc)
+    with pytest.raises(OciError) as err:
+        sd.load()
+    assert str(err.value) == f"{tmp_path}/c/state.json: corrupt state file: {problem}"
+
+
+@pytest.mark.parametrize("raw", [b"", b'{"pid": 1', b'{"bundle": "\xff"}', b'{"bundle": "\\ud800"}'])
+def test_unparseable_state_names_the_file(tmp_path: Path, raw: bytes) -> None:
+    with pytest.raises(OciError, match=f"^{tmp_path}/c/state.json: corrupt state file: "):
+        make(tmp_path, "c", raw).load()
+
+
+def test_salvage_keeps_what_can_be_trusted(tmp_path: Path) -> None:
+    sd = make(tmp_path, "c", b'{"pid": 12, "start_time": 34, "bundle": "\\ud800x", "cgroup": {"a": 1}}')
+    data, problem = sd.load_salvage()
+    assert data == {"pid": 12, "start_time": 34, "cgroup": {"a": 1}}
+    assert problem and "surrogate" in problem
+    sd = make(tmp_path, "d", {"pid": "abc", "start_time": 34, "cgroup": {"a": 1}})
+    data, problem = sd.load_salvage()
+    assert data == {"cgroup": {"a": 1}}, "a pid without its start time is never trusted"
+    assert problem and "its init is not signalled by pid" in problem
+    data, problem = make(tmp_path, "e", b"{").load_salvage()
+    assert data == {} and problem and "its init and its cgroups cannot be identified" in problem
+
+
+def test_a_directory_without_state_json_is_a_container_being_created(tmp_path: Path) -> None:
+    (tmp_path / "c").mkdir()
+    sd = state.StateDir.open(str(tmp_path), "c")
+    try:
+        assert sd.load() == {"id": "c", "creating": True}
+        assert state.status_of(sd, sd.load()) == "creating"
+    finally:
+        sd.unlock()
+    with pytest.raises(ContainerNotFound):
+        state.StateDir.open(str(tmp_path), "missing")
+
+
+def test_remove_unlinks_state_json_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sd = make(tmp_path, "c", {"pid": 1})
+    for name in ("a", "exec.fifo", "z", "config.json"):
+        (tmp_path / "c" / name).write_text("x")
+    order: list[str] = []
+    real = os.unlink
+    monkeypatch.setattr(os, "unlink", lambda p, *a, **k: (order.append(str(p)), real(p, *a, **k))[1])
+    sd.remove()
+    assert order[-1].endswith("state.json") and len(order) == 5
+    assert not (tmp_path / "c").exists()
+
+
+def test_write_atomic_leaves_no_temporary_file_on_failure(tmp_path: Path) -> None:
+    (tmp_path / "target").mkdir()  # rename of a file over a directory fails (EISDIR)
+    with pytest.raises(OSError):
+        state.write_atomic(str(tmp_path / "target"), b"x")
+    assert sorted(os.listdir(tmp_path)) == ["target"]
+
+
+def test_writes_go_through_the_locked_directory(tmp_path: Path) -> None:
+    """A directory removed and made again under the same name is not the one we write into."""
+    sd = state.StateDir.create(str(tmp_path), "c")
+    try:
+        sd.save({"pid": 1})
+        os.rename(tmp_path / "c", tmp_path / "old")
+        (tmp_path / "c").mkdir()
+        assert sd.removed()
+        sd.save({"pid": 2})
+        assert not (tmp_path / "c" / "state.json").exists()
+        assert json.loads((tmp_path / "old" / "state.json").read_text()) == {"pid": 2}
+    finally:
+        sd.unlock()
+
+
+HOLDER = """
+import fcntl, os, sys, time
+sys.path.insert(0, {root!r})
+from ociruntime import state
+sd = state.StateDir.open({path!r}, "c")
+print("locked", flush=True)
+try:
+    while True:
+        time.sleep(0.01)
+except state.Interrupted as e:
+    print("interrupted:", e, flush=True)
+    time.sleep({linger})
+"""
+
+
+@pytest.mark.parametrize("linger", [0.0, 30.0])
+def test_open_forced_does_not_wait_for_the_lock_holder(tmp_path: Path, linger: float) -> None:
+    """The holder is told to stop (SIGTERM becomes Interrupted, and it unwinds), or killed when
+    it does not let go: either way the lock is ours within a second."""
+    make(tmp_path, "c", {"pid": 0})
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(root=ROOT, path=str(tmp_path),
+                                                                    linger=linger)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        started = time.monotonic()
+        sd = state.StateDir.open_forced(str(tmp_path), "c")
+        elapsed = time.monotonic() - started
+        assert sd.locked and elapsed < 1.0, elapsed
+        sd.unlock()
+        out = holder.communicate(timeout=5)[0]
+        assert "interrupted: container 'c': interrupted by SIGTERM" in out
+        assert holder.returncode == (0 if linger == 0 else -9)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_lone_surrogates_are_refused_but_pairs_accepted() -> None:
+    assert jsonio.loads('["\\ud83d\\ude00"]') == ["\U0001f600"]
+    with pytest.raises(ValueError, match="lone surrogate"):
+        jsonio.loads('{"k": {"\\udfff": 1}}')
+    assert jsonio.loads(b'["\xff"]', lenient=True) == ["\ufffd"]
