@@ -23,6 +23,7 @@ CREATE_FLAGS = {
     "bundle": ("bundle", True), "b": ("bundle", True), "pid-file": ("pid_file", True),
     "console-socket": ("console_socket", True), "no-pivot": ("no_pivot", False),
     "no-new-keyring": ("no_new_keyring", False), "preserve-fds": ("preserve_fds", True),
+    "pidfd-socket": ("pidfd_socket", True),
 }
 COMMANDS: dict[str, tuple[dict[str, tuple[str, bool]], str]] = {
     # command -> (flags, positional usage)
@@ -39,7 +40,8 @@ COMMANDS: dict[str, tuple[dict[str, tuple[str, bool]], str]] = {
               "process-label": ("process_label", True), "apparmor": ("apparmor", True),
               "no-new-privs": ("no_new_privs", False), "cap": ("cap[]", True), "c": ("cap[]", True),
               "preserve-fds": ("preserve_fds", True), "cgroup": ("cgroup[]", True),
-              "ignore-paused": ("ignore_paused", False)}, "ID COMMAND [ARGS...]"),
+              "ignore-paused": ("ignore_paused", False), "pidfd-socket": ("pidfd_socket", True)},
+             "ID COMMAND [ARGS...]"),
     "state": ({}, "ID"),
     "kill": ({"all": ("all", False), "a": ("all", False)}, "ID [SIGNAL]"),
     "delete": ({"force": ("force", False), "f": ("force", False)}, "ID"),

@@ -17,6 +17,7 @@ HELP: dict[str, tuple[str, dict[str, str]]] = {
         "no-pivot": "move the rootfs over / and chroot instead of pivot_root (ramdisk roots)",
         "no-new-keyring": "keep the caller's session keyring instead of a new one per container",
         "preserve-fds": "pass this many extra fds (from 3 on) into the container",
+        "pidfd-socket": "unix socket that receives a pidfd of the container's init (SCM_RIGHTS)",
     }),
     "run": ("create and start a container, in the foreground unless --detach", {
         "detach": "return after start instead of waiting for the container to exit",
@@ -41,6 +42,7 @@ HELP: dict[str, tuple[str, dict[str, str]]] = {
         "preserve-fds": "pass this many extra fds (from 3 on) into the process",
         "cgroup": "run in this sub-cgroup of the container ([CONTROLLER:]PATH, repeatable)",
         "ignore-paused": "allow exec in a paused container",
+        "pidfd-socket": "unix socket that receives a pidfd of the process (SCM_RIGHTS)",
     }),
     "state": ("print the state of a container as JSON", {}),
     "kill": ("send a signal (default SIGTERM) to the container's init", {

@@ -24,6 +24,7 @@ class CreateOptions:
         "no_new_keyring",
         "no_pivot",
         "pid_file",
+        "pidfd_socket",
         "preserve_fds",
         "rootless",
         "systemd_cgroup",
@@ -32,6 +33,7 @@ class CreateOptions:
     def __init__(self, opts: dict[str, object], gopts: dict[str, object], foreground: bool) -> None:
         self.bundle = str(opts.get("bundle") or ".")
         self.pid_file = str(opts["pid_file"]) if opts.get("pid_file") else None
+        self.pidfd_socket = str(opts["pidfd_socket"]) if opts.get("pidfd_socket") else None
         self.console_socket = str(opts["console_socket"]) if opts.get("console_socket") else None
         self.no_pivot = bool(opts.get("no_pivot"))
         self.no_new_keyring = bool(opts.get("no_new_keyring"))
@@ -224,7 +226,30 @@ def _build(c: Creation, config) -> None:
     sd.save_config(config.raw)
     if c.opts.pid_file:
         _write_pid_file(c.opts.pid_file, c.init_pid)
+    if c.opts.pidfd_socket:
+        send_pidfd(c.opts.pidfd_socket, c.init_pid)
     timing.mark("state")
+
+
+def send_pidfd(path: str, pid: int) -> None:
+    """--pidfd-socket (runc 1.2): a pidfd of the process, sent with SCM_RIGHTS over the unix
+    socket at path, so the caller can wait for it and signal it without pid reuse races."""
+    import _socket
+    import struct
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError as e:
+        raise SetupError(f"--pidfd-socket: pidfd_open of pid {pid}: {e.strerror}") from None
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0)
+    try:
+        sock.connect(path)
+        sock.sendmsg([b"pidfd"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", pidfd))])
+    except OSError as e:
+        raise SetupError(f"--pidfd-socket {path}: {e.strerror}") from None
+    finally:
+        sock.close()
+        os.close(pidfd)
 
 
 def _write_pid_file(path: str, pid: int) -> None:

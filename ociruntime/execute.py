@@ -23,6 +23,7 @@ class ExecOptions:
         "apparmor",
         "args",
         "caps",
+        "cgroups",
         "console_socket",
         "cwd",
         "detach",
@@ -30,6 +31,7 @@ class ExecOptions:
         "ignore_paused",
         "no_new_privs",
         "pid_file",
+        "pidfd_socket",
         "preserve_fds",
         "process_file",
         "process_label",
@@ -52,6 +54,8 @@ class ExecOptions:
         self.preserve_fds = non_negative(opts.get("preserve_fds"), "--preserve-fds")
         self.console_socket = opts.get("console_socket")
         self.ignore_paused = bool(opts.get("ignore_paused"))
+        self.cgroups = [str(c) for c in opts.get("cgroup") or []]
+        self.pidfd_socket = str(opts.get("pidfd_socket") or "")
         self.apparmor = str(opts.get("apparmor") or "")
         self.process_label = str(opts.get("process_label") or "")
 
@@ -151,6 +155,10 @@ def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
     exec_pid, master = _spawn(config, data, namespaces_to_join(pid), eo)
     if _needs_exec_record(data):
         _record_exec(root, cid, exec_pid)
+    if eo.pidfd_socket:
+        from ociruntime.container import send_pidfd
+
+        send_pidfd(eo.pidfd_socket, exec_pid)
     if eo.pid_file:
         target = os.path.abspath(str(eo.pid_file))
         try:
@@ -202,6 +210,27 @@ def _check_terminal(process: Process | None, eo: ExecOptions) -> None:
         raise UsageError("exec: --console-socket was given without --tty")
 
 
+def join_sub_cgroups(paths: dict[str, str], specs: list[str], pid: int) -> None:
+    """exec --cgroup [CONTROLLER:]PATH (runc's): move pid into an existing sub-cgroup of the
+    container's, in the hierarchy of CONTROLLER or in all of them."""
+    from ociruntime.linux.cgroups import CgroupError, clean_path, write_file
+
+    for spec in specs:
+        ctrl, _, sub = spec.rpartition(":")
+        cleaned = clean_path(sub)
+        if not sub or sub.startswith("/") or cleaned in ("", ".") or cleaned != sub.strip("/"):
+            raise UsageError(f"exec --cgroup {spec!r}: expected [CONTROLLER:]PATH, a path below the "
+                             "container's cgroup")
+        keys = [k for k in paths if not ctrl or ctrl in k.split(",") or (ctrl == "unified" and k == "")]
+        if not keys:
+            raise UsageError(f"exec --cgroup {spec!r}: the container has no {ctrl} cgroup")
+        for key in keys:
+            try:
+                write_file(f"{paths[key]}/{cleaned}/cgroup.procs", str(pid))
+            except CgroupError as e:
+                raise UsageError(f"exec --cgroup {spec!r}: {e}") from None
+
+
 def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOptions) -> tuple[int, int]:
     from ociruntime.linux import cgroups, sync
     from ociruntime.linux.init import InitArgs, exec_stage1
@@ -242,7 +271,12 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
                 os.close(fd)
         timing.mark("exec-clone")
         if data.get("cgroup"):
-            cgroups.from_state(data["cgroup"]).apply(stage1_pid)
+            cg = cgroups.from_state(data["cgroup"])
+            cg.apply(stage1_pid)
+            if eo.cgroups:
+                join_sub_cgroups(cg.paths(), eo.cgroups, stage1_pid)
+        elif eo.cgroups:
+            raise UsageError("exec --cgroup: the container has no cgroup")
         timing.mark("exec-cgroup")
         sync.send(parent_fd, "go")
         while (msg := sync.recv(parent_fd)) is not None:
