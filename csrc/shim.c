@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
@@ -77,9 +78,16 @@ int oci_capset(const uint32_t sets[6])
 int oci_mount_setattr(int dfd, const char *path, unsigned int flags,
                       uint64_t attr_set, uint64_t attr_clr, uint64_t propagation)
 {
+    return oci_mount_setattr_userns(dfd, path, flags, attr_set, attr_clr, propagation, 0);
+}
+
+/* mount_setattr(2) with the user namespace fd that MOUNT_ATTR_IDMAP reads (an id-mapped mount). */
+int oci_mount_setattr_userns(int dfd, const char *path, unsigned int flags, uint64_t attr_set,
+                             uint64_t attr_clr, uint64_t propagation, uint64_t userns_fd)
+{
     struct {
         uint64_t attr_set, attr_clr, propagation, userns_fd;
-    } attr = {attr_set, attr_clr, propagation, 0};
+    } attr = {attr_set, attr_clr, propagation, userns_fd};
     return (int)syscall(SYS_mount_setattr, dfd, path, flags, &attr, sizeof(attr));
 }
 
@@ -160,4 +168,34 @@ int oci_join_session_keyring(const char *name)
 int oci_keyctl_setperm(int key, uint32_t perm)
 {
     return (int)syscall(SYS_keyctl, 5 /* KEYCTL_SETPERM */, key, perm);
+}
+
+/* sched_setattr(2): glibc has no wrapper, and Python's os.sched_setscheduler cannot express
+ * SCHED_DEADLINE (runtime/deadline/period) nor the scheduling flags. pid 0: the caller. */
+int oci_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice, uint32_t priority,
+                      uint64_t runtime, uint64_t deadline, uint64_t period)
+{
+    struct {
+        uint32_t size, sched_policy;
+        uint64_t sched_flags;
+        int32_t sched_nice;
+        uint32_t sched_priority;
+        uint64_t sched_runtime, sched_deadline, sched_period;
+    } attr = {sizeof(attr), policy, flags, nice, priority, runtime, deadline, period};
+    return (int)syscall(SYS_sched_setattr, pid, &attr, 0);
+}
+
+/* ioprio_set(2): glibc has no wrapper. */
+int oci_ioprio_set(int which, int who, int ioprio)
+{
+    return (int)syscall(SYS_ioprio_set, which, who, ioprio);
+}
+
+/* personality(2): the execution domain (LINUX32 makes uname report i686); not in Python. */
+int oci_personality(unsigned long persona) { return personality(persona); }
+
+/* set_mempolicy(2): the NUMA memory policy of the caller (no glibc wrapper without libnuma). */
+int oci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode)
+{
+    return (int)syscall(SYS_set_mempolicy, mode, nodemask, maxnode);
 }

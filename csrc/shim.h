@@ -17,6 +17,8 @@ int oci_capget(uint32_t sets[6]);
 int oci_capset(const uint32_t sets[6]);
 int oci_mount_setattr(int dfd, const char *path, unsigned int flags,
                       uint64_t attr_set, uint64_t attr_clr, uint64_t propagation);
+int oci_mount_setattr_userns(int dfd, const char *path, unsigned int flags, uint64_t attr_set,
+                             uint64_t attr_clr, uint64_t propagation, uint64_t userns_fd);
 int oci_open_tree(int dfd, const char *path, unsigned int flags);
 int oci_move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path,
                    unsigned int flags);
@@ -29,3 +31,8 @@ int oci_seccomp_set_filter(unsigned int flags, const void *prog, size_t len);
 int oci_setgroups(size_t n, const uint32_t *gids);
 int oci_join_session_keyring(const char *name);
 int oci_keyctl_setperm(int key, uint32_t perm);
+int oci_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice, uint32_t priority,
+                      uint64_t runtime, uint64_t deadline, uint64_t period);
+int oci_ioprio_set(int which, int who, int ioprio);
+int oci_personality(unsigned long persona);
+int oci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);

@@ -71,7 +71,7 @@ def _read_all(fd: int, path: str, name: str) -> bytes:
     return b"".join(chunks)
 
 
-def validate(doc: object, *, systemd_cgroup: bool, require_process: bool = True) -> dict:
+def validate(doc: object, *, systemd_cgroup: bool, require_process: bool = False) -> dict:
     """Schema then semantic checks; raises ConfigError listing every problem found."""
     from ociruntime import schema, semantics
 

@@ -48,9 +48,12 @@ class Process:
         "console_size",
         "cwd",
         "env",
+        "exec_cpu_affinity",
+        "io_priority",
         "no_new_privileges",
         "oom_score_adj",
         "rlimits",
+        "scheduler",
         "selinux_label",
         "terminal",
         "user",
@@ -69,6 +72,9 @@ class Process:
         self.oom_score_adj: int | None = d.get("oomScoreAdj")
         self.apparmor_profile: str = d.get("apparmorProfile") or ""
         self.selinux_label: str = d.get("selinuxLabel") or ""
+        self.scheduler: dict | None = d.get("scheduler")
+        self.io_priority: dict | None = d.get("ioPriority")
+        self.exec_cpu_affinity: dict = d.get("execCPUAffinity") or {}
 
     def path_env(self) -> str:
         for entry in self.env:
@@ -78,13 +84,19 @@ class Process:
 
 
 class Mount:
-    __slots__ = ("destination", "options", "source", "type")
+    __slots__ = ("destination", "gid_mappings", "options", "source", "type", "uid_mappings")
 
     def __init__(self, d: dict) -> None:
         self.destination: str = d["destination"]
         self.source: str = d.get("source") or ""
         self.type: str = d.get("type") or ""
         self.options: list[str] = list(d.get("options") or [])
+        self.uid_mappings = [IdMapping(m) for m in d.get("uidMappings") or []]
+        self.gid_mappings = [IdMapping(m) for m in d.get("gidMappings") or []]
+
+    def idmap(self) -> str:
+        """"ridmap", "idmap" or "" (the last of the two options wins)."""
+        return next((o for o in reversed(self.options) if o in ("idmap", "ridmap")), "")
 
     def is_bind(self) -> bool:
         return self.type == "bind" or "bind" in self.options or "rbind" in self.options
@@ -141,6 +153,7 @@ class Linux:
         "gid_mappings",
         "intel_rdt",
         "masked_paths",
+        "memory_policy",
         "mount_label",
         "namespaces",
         "net_devices",
@@ -169,6 +182,7 @@ class Linux:
         self.seccomp: dict | None = d.get("seccomp")
         self.mount_label: str = d.get("mountLabel") or ""
         self.personality: dict | None = d.get("personality")
+        self.memory_policy: dict | None = d.get("memoryPolicy")
         self.intel_rdt: dict | None = d.get("intelRdt")
         self.net_devices: dict = d.get("netDevices") or {}
 

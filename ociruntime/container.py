@@ -116,7 +116,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> Creation:
     from ociruntime import bundle
 
     config = bundle.load(opts.bundle, systemd_cgroup=opts.systemd_cgroup)
-    _check_terminal(config.process.terminal, opts)
+    _check_terminal(config.process is not None and config.process.terminal, opts)
     c = Creation(root, cid, opts)
     c.cgroup = _cgroup_manager(config, c)
     c.sd = StateDir.create(root, cid)
@@ -191,7 +191,7 @@ def _build(c: Creation, config) -> None:
         a.seccomp = compile_filter(config.linux.seccomp)
         timing.mark("seccomp")
     a.fifo_fd = _make_fifo(sd)
-    if config.process.terminal:
+    if config.process is not None and config.process.terminal:
         from ociruntime.linux import terminal
 
         if c.opts.console_socket:
@@ -214,7 +214,9 @@ def _build(c: Creation, config) -> None:
         timing.mark("clone")
         sync.send(parent_fd, "go")
         c.cgroup.apply(c.stage1_pid)
-        c.cgroup.set(_resources_with_default_devices(config))
+        # stage1 forks the init inside the cgroup: the pids limit waits until the init exists
+        # (_drive), so that a limit of 0 or 1 does not forbid that very fork.
+        c.cgroup.set({k: v for k, v in _resources_with_default_devices(config).items() if k != "pids"})
         sync.send(parent_fd, "cgroup")
         timing.mark("cgroups")
         _drive(c, config, parent_fd)
@@ -319,6 +321,9 @@ def _drive(c: Creation, config, fd: int) -> None:
             c.init_pid = int(msg["pid"])
             os.waitpid(c.stage1_pid, 0)
             c.stage1_pid = 0
+            pids = (config.linux.resources or {}).get("pids")
+            if pids:
+                c.cgroup.set({"pids": pids})
             c.data = _state_data(c, config)
             # Saved now so that even a create killed half-way can be cleaned up by delete -f.
             c.sd.save(c.data)

@@ -241,6 +241,7 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
     a = InitArgs(config, str(data.get("bundle", "/")), plan)
     a.keep_fds = eo.preserve_fds
     a.new_keyring = False
+    a.container_id = str(data.get("id", ""))  # for the seccomp listener's state
     master = -1
     peer = -1
     assert config.process is not None
@@ -270,6 +271,9 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
             if fd >= 0:
                 os.close(fd)
         timing.mark("exec-clone")
+        from ociruntime.linux.procattrs import set_initial_affinity
+
+        set_initial_affinity(stage1_pid, config.process)  # before the cgroup move (the spec)
         if data.get("cgroup"):
             cg = cgroups.from_state(data["cgroup"])
             cg.apply(stage1_pid)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ociruntime import SPEC_VERSION, __version__, jsonio
 from ociruntime.config import HOOK_KINDS
-from ociruntime.linux import lsm, mountflags, seccomp
+from ociruntime.linux import lsm, mountflags, procattrs, seccomp
 from ociruntime.linux.caps import CAPABILITIES
 from ociruntime.linux.namespaces import CLONE_FLAGS
 
@@ -40,10 +40,17 @@ def document() -> dict:
             "apparmor": {"enabled": lsm.apparmor_enabled()},
             "selinux": {"enabled": lsm.selinux_enabled()},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
-            "netDevices": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": True}},
+            "netDevices": {"enabled": True},
+            "memoryPolicy": {"modes": list(procattrs.MPOL_MODES), "flags": list(procattrs.MPOL_FLAGS)},
         },
-        "annotations": {"io.github.ociruntime.version": __version__},
+        "annotations": {
+            "io.github.ociruntime.version": __version__,
+            # Applied properties the features document has no field for (features-linux.md).
+            "io.github.ociruntime.process": "scheduler,ioPriority,execCPUAffinity",
+            "io.github.ociruntime.process.scheduler.policies": ",".join(procattrs.SCHED_POLICIES),
+            "io.github.ociruntime.linux": "personality",
+        },
     }
 
 
@@ -56,19 +63,10 @@ def unsupported(config) -> list[str]:
     so too): refused with a clear message rather than silently ignored."""
     linux = config.linux
     problems = []
-    if linux.net_devices:
-        problems.append("linux.netDevices: not supported by ociruntime")
     if linux.intel_rdt:
         problems.append("linux.intelRdt: not supported by ociruntime")
-    if linux.personality:
-        problems.append("linux.personality: not supported by ociruntime")
-    raw_linux = config.raw.get("linux") or {}
-    if raw_linux.get("memoryPolicy"):
-        problems.append("linux.memoryPolicy: not supported by ociruntime")
-    raw_process = config.raw.get("process") or {}
-    for key in ("scheduler", "ioPriority", "execCPUAffinity"):
-        if raw_process.get(key):
-            problems.append(f"process.{key}: not supported by ociruntime")
+    if config.process is not None and config.process.scheduler:
+        problems += procattrs.unsupported_scheduler(config.process.scheduler)
     if linux.seccomp:
         for i, rule in enumerate(linux.seccomp.get("syscalls") or []):
             if rule.get("action") not in seccomp.ACTIONS:
@@ -81,7 +79,6 @@ def unsupported(config) -> list[str]:
             if flag not in seccomp.FLAGS:
                 problems.append(f"linux.seccomp.flags[{i}]: {flag} is not supported")
     for i, m in enumerate(config.mounts):
-        for opt in m.options:
-            if opt in ("idmap", "ridmap"):
-                problems.append(f"mounts[{i}].options: {opt!r} is not supported by ociruntime")
+        if m.idmap() and not m.is_bind():
+            problems.append(f"mounts[{i}].options: {m.idmap()} is supported on bind mounts only")
     return problems

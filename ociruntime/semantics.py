@@ -254,6 +254,8 @@ def _check_mount(r: _Report, mount: dict[str, Any], at: list[str | int], namespa
         r.warn([*at, "options"], "should contain idmap or ridmap when uidMappings/gidMappings are set")
     if idmapped and not has_maps and "user" not in namespaces:
         r.error([*at, "options"], "idmap needs uidMappings/gidMappings on the mount or a user namespace")
+    if ("uidMappings" in mount) != ("gidMappings" in mount):
+        r.error([*at], "uidMappings and gidMappings go together (an id-mapped mount maps both)")
     for field in ("uidMappings", "gidMappings"):
         _check_mappings(r, mount.get(field, []), [*at, field])
 

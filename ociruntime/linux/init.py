@@ -15,7 +15,7 @@ import os
 from ociruntime import hooks, timing
 from ociruntime.config import Config
 from ociruntime.errors import HookError, OciError, SetupError
-from ociruntime.linux import devices, lsm, namespaces, procfs, rootfs, security, sync
+from ociruntime.linux import devices, lsm, namespaces, procattrs, procfs, rootfs, seccomp, security, sync
 from ociruntime.linux.seccomp import Filter
 
 
@@ -31,11 +31,17 @@ class InitArgs:
         "exec_path",
         "extra_env",
         "fifo_fd",
+        "idmapped",
+        "is_exec",
         "keep_fds",
+        "listener_fd",
+        "net_mover",
         "new_keyring",
         "no_pivot",
+        "pid_pipe",
         "plan",
         "seccomp",
+        "state",
         "sync_fd",
     )
 
@@ -54,6 +60,12 @@ class InitArgs:
         self.exec_path = ""
         self.new_keyring = True
         self.container_id = ""
+        self.is_exec = False  # an `exec`'d process, not the container's init
+        self.idmapped: dict = {}  # Mount -> detached id-mapped tree (stage1, idmap.prepare)
+        self.listener_fd = -1  # connected to linux.seccomp.listenerPath (SCMP_ACT_NOTIFY)
+        self.pid_pipe = -1  # stage1 writes the child's host pid here (for the listener)
+        self.state: dict | None = None  # the container state `create` sent the init
+        self.net_mover = None  # network.DeviceMover for linux.netDevices (stage1 only)
 
 
 def _fail(a: InitArgs, err: BaseException) -> None:
@@ -76,6 +88,7 @@ def stage1(a: InitArgs) -> None:
 
 def exec_stage1(a: InitArgs) -> None:
     """The first child of `exec` (already in the container's cgroup); never returns."""
+    a.is_exec = True
     _first_child(a, exec_child, own_cgroup=False)
 
 
@@ -90,7 +103,17 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
         # The runtime moves us into the container's cgroup meanwhile (the first move into a v1
         # cgroup waits for an RCU grace period): namespaces need not wait for it, the init does.
         seen: set[str] = set()
+        pid_w = -1
+        if needs_host_view(a):
+            if own_cgroup:
+                # A failure here must reach the runtime, which is busy with the cgroup until then.
+                sync.expect(a.sync_fd, "cgroup", "waiting for the cgroup")
+                seen.add("cgroup")
+            pid_w = prepare_from_host(a)
         enter_namespaces(a, seen)
+        if a.net_mover is not None:
+            a.net_mover.finish()  # before the fork: the init inherits none of its pipes
+            a.net_mover = None
         if own_cgroup and "cgroup" not in seen:
             sync.expect(a.sync_fd, "cgroup", "waiting for the cgroup")
         if own_cgroup and "cgroup" in a.plan.new_types:
@@ -99,11 +122,39 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
         pid = os.fork()
         if pid == 0:
             child_main(a)
+        if pid_w >= 0:
+            os.write(pid_w, str(pid).encode())
         sync.send(a.sync_fd, "pid", pid=pid)
         code = 0
     except BaseException as err:
         _fail(a, err)
     os._exit(code)
+
+
+def needs_host_view(a: InitArgs) -> bool:
+    return (any(m.idmap() for m in a.config.mounts) or bool(a.config.linux.net_devices)
+            or (a.seccomp is not None and bool(a.seccomp.listener_path)))
+
+
+def prepare_from_host(a: InitArgs) -> int:
+    """What must be made while we are still in the host's user and mount namespaces: the
+    id-mapped trees (see idmap.py) and the connection to the seccomp listener, which the
+    child that loads the filter uses to send its notify fd with its pid as the runtime sees
+    it (written to the returned pipe once forked; -1 when there is no listener)."""
+    if not a.is_exec and any(m.idmap() for m in a.config.mounts):
+        from ociruntime.linux import idmap
+
+        a.idmapped = idmap.prepare(a.config, a.bundle)
+    if not a.is_exec and a.config.linux.net_devices:
+        from ociruntime.linux.network import DeviceMover
+
+        a.net_mover = DeviceMover(a.config.linux.net_devices)
+        a.net_mover.start()
+    if a.seccomp is None or not a.seccomp.listener_path:
+        return -1
+    a.listener_fd = seccomp.connect_listener(a.seccomp.listener_path)
+    a.pid_pipe, pid_w = os.pipe2(os.O_CLOEXEC)
+    return pid_w
 
 
 def close_inherited_fds(a: InitArgs) -> None:
@@ -167,6 +218,7 @@ def init(a: InitArgs) -> None:
     timing.marks().clear()  # the runtime's own marks, copied by fork: it has them already
     try:
         state = sync.expect(a.sync_fd, "state", "waiting for the container state")["state"]
+        a.state = state
         prepare_container(a, state)
         sync.send(a.sync_fd, "ready", timings=timing.marks())
     except BaseException as err:
@@ -174,6 +226,10 @@ def init(a: InitArgs) -> None:
         os._exit(1)
     try:
         wait_for_start(a)
+        if a.config.process is None:
+            # process is OPTIONAL in config.json: such a container can be created (its
+            # namespaces and mounts used by others), never started.
+            raise SetupError("config.json has no process: there is no program to start")
         state["status"] = "created"
         hooks.run_hooks("startContainer", a.config.hooks["startContainer"], state)
         exec_process(a)
@@ -189,8 +245,6 @@ def init(a: InitArgs) -> None:
 
 def prepare_container(a: InitArgs, state: dict) -> None:
     config = a.config
-    process = config.process
-    assert process is not None
     in_userns = config.linux.namespace("user") is not None
     if "mount" not in a.plan.new_types:
         raise SetupError("linux.namespaces: a new mount namespace is required to build the rootfs")
@@ -217,7 +271,8 @@ def prepare_container(a: InitArgs, state: dict) -> None:
             rootfs.pivot_root(config.root_path)
         timing.mark("pivot_root")
         finish_rootfs(a, root, in_userns)
-        set_process_attributes(a, root.special_fd("proc", "/proc"))
+        if config.process is not None:
+            set_process_attributes(a, root.special_fd("proc", "/proc"))
     finally:
         root.close()
 
@@ -238,13 +293,14 @@ def build_rootfs(a: InitArgs, in_userns: bool) -> rootfs.Rootfs:
     config = a.config
     rootfs.prepare_root(config)
     root = rootfs.Rootfs(config.root_path, in_userns)
+    root.idmapped, a.idmapped = a.idmapped, {}
     try:
         for m in config.mounts:
             root.mount(m, a.bundle, a.cgroup_paths)
         if devices.needs_dev_setup(config):
             devices.populate_dev(root, config, in_userns)
-        assert config.process is not None
-        os.close(root.make_target(config.process.cwd, True))
+        if config.process is not None:
+            os.close(root.make_target(config.process.cwd, True))
     except BaseException:
         root.close()
         raise
@@ -259,8 +315,7 @@ def finish_rootfs(a: InitArgs, root: rootfs.Rootfs, in_userns: bool) -> None:
             write_sysctls(proc.fd, config.linux.sysctl)
     rootfs.mask_paths(root, config.linux.masked_paths)
     rootfs.readonly_paths(root, config.linux.readonly_paths)
-    assert config.process is not None
-    if config.process.terminal:
+    if config.process is not None and config.process.terminal:
         from ociruntime.linux import terminal
 
         terminal.setup(a.console_fd, config.process.console_size)  # closes the socket
@@ -291,6 +346,7 @@ def set_process_attributes(a: InitArgs, proc_fd: int = -1) -> None:
             lsm.set_exec_label(proc.fd, process)
     if process.oom_score_adj is not None:
         security.set_oom_score_adj(process.oom_score_adj)
+    set_task_attributes(a)
     security.set_rlimits(process)
     try:
         os.chdir(process.cwd)
@@ -298,13 +354,35 @@ def set_process_attributes(a: InitArgs, proc_fd: int = -1) -> None:
         raise SetupError(f"process.cwd {process.cwd}: {e.strerror}") from None
     if a.seccomp is not None and not process.no_new_privileges:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
-        a.seccomp.load()
+        load_seccomp(a)
     security.apply_credentials(process)
     if process.no_new_privileges:
         security.no_new_privileges()
     a.exec_path = find_executable(process.args, process.path_env())
     if not any(e.startswith("HOME=") for e in process.env):
         a.extra_env.append(f"HOME={home_directory(process.user.uid)}")
+
+
+def set_task_attributes(a: InitArgs) -> None:
+    """Scheduler, I/O priority, execution domain, memory policy and (exec'd processes only)
+    the final CPU affinity: inherited across execve, set while we still have the capabilities
+    they may need and before a seccomp filter could refuse the syscalls. Not in the runtime's
+    stages before this: a SCHED_DEADLINE task cannot fork, nor should a memory policy or a
+    low priority slow the set-up down."""
+    process = a.config.process
+    assert process is not None
+    linux = a.config.linux
+    if process.exec_cpu_affinity.get("final") and a.is_exec:
+        # After the move into the container's cgroup (the spec; a v1 cpuset move resets it).
+        procattrs.set_affinity(process.exec_cpu_affinity["final"], "process.execCPUAffinity.final")
+    if linux.personality:
+        procattrs.set_personality(linux.personality)
+    if linux.memory_policy:
+        procattrs.set_memory_policy(linux.memory_policy)
+    if process.io_priority:
+        procattrs.set_io_priority(process.io_priority)
+    if process.scheduler:
+        procattrs.set_scheduler(process.scheduler)
 
 
 MAX_PASSWD_BYTES = 4 << 20
@@ -335,6 +413,40 @@ def find_executable(args: list[str], path_env: str) -> str:
     raise SetupError(f"exec {name!r}: executable file not found in $PATH ({path_env})")
 
 
+def load_seccomp(a: InitArgs) -> None:
+    """Load the filter; with notify rules, send its fd and the container state to the
+    listener (from here on, a notified syscall of ours waits for that listener)."""
+    assert a.seccomp is not None
+    notify_fd = a.seccomp.load()
+    if notify_fd < 0:
+        return
+    try:
+        seccomp.send_listener_state(a.listener_fd, notify_fd, listener_state(a), _host_pid(a),
+                                    a.seccomp.listener_metadata)
+    finally:
+        a.listener_fd = -1  # closed by send_listener_state
+        os.close(notify_fd)
+
+
+def listener_state(a: InitArgs) -> dict:
+    """The container state for the listener: the one `create` sent us; an exec'd process has
+    none, so it is made from what we know (the container runs)."""
+    if a.state is not None:
+        return a.state
+    from ociruntime import SPEC_VERSION
+
+    return {"ociVersion": SPEC_VERSION, "id": a.container_id, "status": "running",
+            "bundle": a.bundle}
+
+
+def _host_pid(a: InitArgs) -> int:
+    """Our pid in the runtime's pid namespace (in ours we may be 1), from stage1."""
+    data = os.read(a.pid_pipe, 32)
+    os.close(a.pid_pipe)
+    a.pid_pipe = -1
+    return int(data)
+
+
 def wait_for_start(a: InitArgs) -> None:
     os.close(a.sync_fd)
     a.sync_fd = -1
@@ -347,6 +459,10 @@ def exec_process(a: InitArgs) -> None:
     assert process is not None
     # execve takes a mapping; entries without '=' cannot be expressed and were refused earlier.
     env = dict(e.split("=", 1) for e in process.env + a.extra_env if "=" in e)
+    load_last = a.seccomp is not None and process.no_new_privileges
+    if load_last and a.listener_fd >= 0:
+        load_seccomp(a)  # the listener gets its fd before the fds below are closed
+        load_last = False
     for fd in range(3, 3 + a.keep_fds):
         os.set_inheritable(fd, True)
     # Only stdio and the preserved fds may reach the container program (the fifo is close-on-
@@ -357,6 +473,7 @@ def exec_process(a: InitArgs) -> None:
         os.closerange(a.fifo_fd + 1, 1 << 20)
     else:
         os.closerange(low, 1 << 20)
-    if a.seccomp is not None and process.no_new_privileges:
+    if load_last:
+        assert a.seccomp is not None
         a.seccomp.load()
     os.execve(a.exec_path, process.args, env)

@@ -90,7 +90,8 @@ RECURSIVE_OPTIONS: dict[str, tuple[int, int]] = {
 NO_OP_OPTIONS = frozenset(("defaults",))
 # Options the runtime itself carries out (runc's extensions), never passed to the filesystem.
 TMPCOPYUP = "tmpcopyup"
-RUNTIME_OPTIONS = frozenset((TMPCOPYUP,))
+# idmap/ridmap: an id-mapped bind (mount_setattr MOUNT_ATTR_IDMAP), never a filesystem option.
+RUNTIME_OPTIONS = frozenset((TMPCOPYUP, "idmap", "ridmap"))
 
 
 class MountOptions:

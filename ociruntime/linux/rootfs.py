@@ -51,6 +51,8 @@ class Rootfs:
         self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         # The procfs/sysfs this runtime mounted, by destination: verified mounts, held by fd.
         self.special: dict[str, int] = {}
+        # Detached id-mapped trees made by stage1 (idmap.prepare), attached by mount().
+        self.idmapped: dict[Mount, int] = {}
 
     # --- safe resolution ----------------------------------------------------------------
     def open_in_root(self, rel: str, strict: bool = False) -> int:
@@ -138,6 +140,8 @@ class Rootfs:
             return
         if opts.flags & mf.MS_REMOUNT:
             self._remount(dest, opts)
+        elif m in self.idmapped:
+            self._attach_idmapped(m, dest, opts)
         elif m.is_bind():
             self._bind(m, dest, opts, bundle)
         elif opts.copy_up:
@@ -245,6 +249,20 @@ class Rootfs:
             os.close(fd)
         self.remount_bind(dest, opts.flags)
 
+    def _attach_idmapped(self, m: Mount, dest: str, opts: mf.MountOptions) -> None:
+        """The id-mapped tree stage1 made, attached at its in-root target by fd."""
+        tree = self.idmapped.pop(m)
+        what = f"{m.idmap()} mount {m.source} on {dest}"
+        try:
+            target = self.make_target(dest, stat.S_ISDIR(os.fstat(tree).st_mode))
+            try:
+                mountapi.attach(tree, target, what)
+            finally:
+                os.close(target)
+        finally:
+            os.close(tree)
+        self.remount_bind(dest, opts.flags)
+
     def remount_bind(self, dest: str, flags: int) -> None:
         """Bind mounts take their flags only on a second MS_REMOUNT call."""
         want = flags & mf.REMOUNT_FLAGS
@@ -317,9 +335,10 @@ class Rootfs:
             os.close(pfd)
 
     def close(self) -> None:
-        for fd in self.special.values():
+        for fd in [*self.special.values(), *self.idmapped.values()]:
             os.close(fd)
         self.special.clear()
+        self.idmapped.clear()
         os.close(self.fd)
 
 
@@ -367,9 +386,15 @@ def describe_flags(flags: int) -> str:
 
 # --- whole-rootfs steps, in the order init runs them ---------------------------------------
 def prepare_root(config: Config) -> None:
-    """Stop our mounts from reaching the host, then make the rootfs a mount point of its own."""
-    prop = mf.PROPAGATION_OPTIONS.get(config.linux.rootfs_propagation, mf.MS_SLAVE | mf.MS_REC)
-    _mount(None, "/", None, prop, None, "set propagation of /")
+    """Stop our mounts from reaching the host, then make the rootfs a mount point of its own.
+
+    Always rslave here, whatever rootfsPropagation says: every copied mount leaves the host's
+    peer groups (nothing we mount propagates out) yet still receives from them, so the rootfs
+    bind below is a slave of the bundle's mount when that one is shared. The configured
+    propagation is applied to the container's / at the very end (set_root_propagation): done
+    here, `unbindable` would forbid the bind of the rootfs itself (EINVAL) and a non-recursive
+    `slave`/`private` would leave the bundle's mount shared with the host."""
+    _mount(None, "/", None, mf.MS_SLAVE | mf.MS_REC, None, "make / rslave")
     _make_parent_private(config.root_path)
     _mount(config.root_path, config.root_path, None, mf.MS_BIND | mf.MS_REC, None,
            f"bind mount rootfs {config.root_path} on itself")
@@ -500,9 +525,14 @@ def readonly_root(in_userns: bool) -> None:
 
 
 def set_root_propagation(propagation: str) -> None:
-    if propagation in ("shared", "rshared", "unbindable", "runbindable"):
-        _mount(None, "/", None, mf.PROPAGATION_OPTIONS[propagation], None,
-               f"set rootfsPropagation {propagation}")
+    """The configured propagation of the container's / (after pivot_root, so that nothing of
+    the set-up binds from it). The root is a slave from prepare_root: `slave`/`rslave` need
+    nothing more; `shared` gives it a new peer group of its own, and it stays a slave of the
+    host's (the spec: shared within the container, not with the host)."""
+    flags = mf.PROPAGATION_OPTIONS.get(propagation)
+    if flags is None or propagation in ("slave", "rslave"):
+        return
+    _mount(None, "/", None, flags, None, f"set rootfsPropagation {propagation}")
 
 
 def read_image_file(path: str, limit: int) -> bytes | None:

@@ -13,6 +13,7 @@ ACTIONS = {
     "SCMP_ACT_KILL_PROCESS": 0x80000000, "SCMP_ACT_TRAP": 0x00030000,
     "SCMP_ACT_ERRNO": 0x00050000, "SCMP_ACT_TRACE": 0x7FF00000,
     "SCMP_ACT_LOG": 0x7FFC0000, "SCMP_ACT_ALLOW": 0x7FFF0000,
+    "SCMP_ACT_NOTIFY": 0x7FC00000,
 }
 ACTIONS_WITH_ERRNO = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
 OPERATORS = {
@@ -28,6 +29,9 @@ ARCHITECTURES = (
 FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
          "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
 SCMP_FLTATR_CTL_NNP = 3
+# seccomp(2): load the filter and return a user-notification fd (SCMP_ACT_NOTIFY rules).
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
+SCM_RIGHTS = 1
 EPERM = 1
 EEXIST = 17
 
@@ -45,17 +49,61 @@ def _action(name: str, errno_ret: int | None) -> int:
 
 
 class Filter:
-    """A compiled filter: the BPF bytes and the seccomp(2) flags to load it with."""
+    """A compiled filter: the BPF bytes and the seccomp(2) flags to load it with; with
+    SCMP_ACT_NOTIFY rules, where its notify fd goes (listenerPath) and the metadata with it."""
 
-    __slots__ = ("bpf", "flags")
+    __slots__ = ("bpf", "flags", "listener_metadata", "listener_path")
 
-    def __init__(self, bpf: bytes, flags: int) -> None:
+    def __init__(self, bpf: bytes, flags: int, listener_path: str = "", listener_metadata: str = "") -> None:
         self.bpf = bpf
         self.flags = flags
+        self.listener_path = listener_path
+        self.listener_metadata = listener_metadata
 
-    def load(self) -> None:
+    def load(self) -> int:
+        """Load it into the calling thread: the notify fd when it has notify rules, else -1."""
         buf = ffi.from_buffer(self.bpf)
-        check(lib.oci_seccomp_set_filter(self.flags, buf, len(self.bpf)), "load seccomp filter")
+        flags = self.flags | (SECCOMP_FILTER_FLAG_NEW_LISTENER if self.listener_path else 0)
+        ret = check(lib.oci_seccomp_set_filter(flags, buf, len(self.bpf)), "load seccomp filter")
+        return ret if self.listener_path else -1
+
+
+def connect_listener(path: str) -> int:
+    """A connected socket to linux.seccomp.listenerPath (made while the runtime's child still
+    sees the host's filesystem); an unreachable listener fails `create`."""
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC, 0)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise SetupError(f"linux.seccomp.listenerPath {path}: connect: {e.strerror}") from None
+    return sock.detach()
+
+
+def send_listener_state(sock_fd: int, notify_fd: int, state: dict, pid: int, metadata: str) -> None:
+    """The ContainerProcessState (config-linux.md): one message, the JSON as its data and the
+    notify fd as SCM_RIGHTS, as runc sends it."""
+    # Only modules already loaded: after pivot_root the host's library is out of reach
+    # (connect_listener imported _socket; jsonio read the config).
+    import _socket
+    import sys
+
+    from ociruntime import jsonio
+
+    doc = {"ociVersion": state.get("ociVersion", ""), "fds": ["seccompFd"], "pid": pid,
+           "state": state}
+    if metadata:
+        doc["metadata"] = metadata
+    sock = _socket.socket(fileno=sock_fd)
+    try:
+        sock.sendmsg([jsonio.dumps(doc).encode()],
+                     [(_socket.SOL_SOCKET, SCM_RIGHTS, notify_fd.to_bytes(4, sys.byteorder))])
+    except OSError as e:
+        raise SetupError(f"linux.seccomp.listenerPath: send the seccomp fd: {e.strerror}") from None
+    finally:
+        sock.close()
 
 
 def compile_filter(spec: dict) -> Filter:
@@ -75,7 +123,9 @@ def compile_filter(spec: dict) -> Filter:
                 raise SetupError(f"seccomp: add architecture {arch}: {os.strerror(-rc)}")
         for i, rule in enumerate(spec.get("syscalls") or []):
             _add_rule(ctx, default, rule, i)
-        return Filter(_export(ctx), _flags(spec.get("flags") or []))
+        notify = any(r.get("action") == "SCMP_ACT_NOTIFY" for r in spec.get("syscalls") or [])
+        return Filter(_export(ctx), _flags(spec.get("flags") or []),
+                      spec.get("listenerPath", "") if notify else "", spec.get("listenerMetadata", ""))
     finally:
         lib.seccomp_release(ctx)
 

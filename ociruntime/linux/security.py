@@ -115,7 +115,19 @@ def set_capabilities(caps: Capabilities) -> None:
                 log.debug(f"process.capabilities.ambient: {name} not raised: {os.strerror(ffi.errno)}")
 
 
+def warn_ungrantable(caps: Capabilities) -> None:
+    """Known names this kernel predates (CAP_BPF before 5.8, ...) cannot be granted: the spec
+    (1.3.0) asks for a warning and no failure, so a config written for newer kernels still runs.
+    Names nobody knows were warned about at validation."""
+    last = _last_cap()
+    names = {n for kind in (caps.bounding, caps.effective, caps.permitted, caps.inheritable,
+                            caps.ambient) for n in kind}
+    for name in sorted(n for n in names if CAPABILITIES.get(n, -1) > last):
+        log.warning(f"process.capabilities: {name} is not known to this kernel: not granted")
+
+
 def apply_credentials(process: Process) -> None:
+    warn_ungrantable(process.capabilities)
     drop_bounding(cap_mask(process.capabilities.bounding))
     switch_user(process)
     set_capabilities(process.capabilities)

@@ -191,9 +191,11 @@ class V1Manager(CgroupManager):
             self._memory(resources["memory"])
         if resources.get("cpu"):
             self._cpu(resources["cpu"])
-        if (resources.get("pids") or {}).get("limit"):
-            limit = resources["pids"]["limit"]
-            write_file(self._dir("pids") + "/pids.max", str(limit) if limit > 0 else "max")
+        pids = resources.get("pids") or {}
+        if "limit" in pids:
+            # runtime-spec 1.3.0: 0 is a real limit (no new task); only a negative one is none.
+            limit = pids["limit"]
+            write_file(self._dir("pids") + "/pids.max", str(limit) if limit >= 0 else "max")
         if resources.get("blockIO"):
             self._blkio(resources["blockIO"])
         if resources.get("hugepageLimits"):
