@@ -64,7 +64,9 @@ def unsupported(config) -> list[str]:
     linux = config.linux
     problems = []
     if linux.intel_rdt:
-        problems.append("linux.intelRdt: not supported by ociruntime")
+        problems.append("linux.intelRdt: not supported by ociruntime (Intel RDT needs the resctrl "
+                        "filesystem; no machine this runtime is tested on has it, so it is refused, not "
+                        "applied untested)")
     if config.process is not None and config.process.scheduler:
         problems += procattrs.unsupported_scheduler(config.process.scheduler)
     if linux.seccomp:
