@@ -236,21 +236,15 @@ def _build(c: Creation, config) -> None:
 def send_pidfd(path: str, pid: int) -> None:
     """--pidfd-socket (runc 1.2): a pidfd of the process, sent with SCM_RIGHTS over the unix
     socket at path, so the caller can wait for it and signal it without pid reuse races."""
-    import _socket
-    import struct
+    from ociruntime.linux import unixsock
 
     try:
         pidfd = os.pidfd_open(pid)
     except OSError as e:
         raise SetupError(f"--pidfd-socket: pidfd_open of pid {pid}: {e.strerror}") from None
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0)
     try:
-        sock.connect(path)
-        sock.sendmsg([b"pidfd"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", pidfd))])
-    except OSError as e:
-        raise SetupError(f"--pidfd-socket {path}: {e.strerror}") from None
+        unixsock.send_fd(unixsock.connect(path, "--pidfd-socket"), b"pidfd", pidfd, f"--pidfd-socket {path}")
     finally:
-        sock.close()
         os.close(pidfd)
 
 

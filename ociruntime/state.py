@@ -123,12 +123,16 @@ class StateDir:
         try:
             if d._try_lock(LOCK_WAIT_S):
                 return d
-            holders = lock_holders(d._fd)
-            _signal_all(holders, SIGTERM)
-            if d._try_lock(TERM_WAIT_S):
-                return d
-            _signal_all(holders, SIGKILL)
-            _wait_dead(holders, KILL_WAIT_S)
+            holders = _pin_holders(d._fd)
+            try:
+                _signal_all(holders, SIGTERM)
+                if d._try_lock(TERM_WAIT_S):
+                    return d
+                _signal_all(holders, SIGKILL)
+                _wait_dead(holders, KILL_WAIT_S)
+            finally:
+                for pidfd in holders:
+                    os.close(pidfd)
             d._try_lock(0)
             return d
         except ContainerNotFound:
@@ -419,18 +423,45 @@ def lock_holders(fd: int) -> list[int]:
     return pids
 
 
-def _signal_all(pids: list[int], signum: int) -> None:
-    for pid in pids:
+def _pin_holders(fd: int) -> list[int]:
+    """pidfds of the lock's holders, each checked to still hold it after it was pinned: a pid
+    read from /proc/locks could be recycled before we signal it; a pidfd cannot."""
+    pinned = []
+    for pid in lock_holders(fd):
         try:
-            os.kill(pid, signum)
+            pinned.append((pid, os.pidfd_open(pid)))
+        except OSError:
+            pass
+    still = set(lock_holders(fd))
+    keep = []
+    for pid, pidfd in pinned:
+        if pid in still:
+            keep.append(pidfd)
+        else:
+            os.close(pidfd)
+    return keep
+
+
+def _signal_all(pidfds: list[int], signum: int) -> None:
+    for pidfd in pidfds:
+        try:
+            _signal.pidfd_send_signal(pidfd, signum)
         except OSError:
             pass
 
 
-def _wait_dead(pids: list[int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(process_start_time(p) is not None for p in pids):
-        time.sleep(0.005)
+def _wait_dead(pidfds: list[int], timeout: float) -> None:
+    """Until every pidfd reads as exited (POLLIN), or timeout."""
+    import select
+
+    poller = select.poll()
+    for pidfd in pidfds:
+        poller.register(pidfd, select.POLLIN)
+    remaining, deadline = len(pidfds), time.monotonic() + timeout
+    while remaining and time.monotonic() < deadline:
+        for pidfd, _ in poller.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+            poller.unregister(pidfd)
+            remaining -= 1
 
 
 # While a command holds a lock, SIGTERM (what delete --force sends) becomes Interrupted: the

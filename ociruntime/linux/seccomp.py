@@ -71,39 +71,25 @@ class Filter:
 def connect_listener(path: str) -> int:
     """A connected socket to linux.seccomp.listenerPath (made while the runtime's child still
     sees the host's filesystem); an unreachable listener fails `create`."""
-    import _socket
+    from ociruntime.linux import unixsock
 
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC, 0)
-    try:
-        sock.connect(path)
-    except OSError as e:
-        sock.close()
-        raise SetupError(f"linux.seccomp.listenerPath {path}: connect: {e.strerror}") from None
-    return sock.detach()
+    return unixsock.connect(path, "linux.seccomp.listenerPath")
 
 
 def send_listener_state(sock_fd: int, notify_fd: int, state: dict, pid: int, metadata: str) -> None:
     """The ContainerProcessState (config-linux.md): one message, the JSON as its data and the
     notify fd as SCM_RIGHTS, as runc sends it."""
     # Only modules already loaded: after pivot_root the host's library is out of reach
-    # (connect_listener imported _socket; jsonio read the config).
-    import _socket
-    import sys
-
+    # (connect_listener imported unixsock; jsonio read the config).
     from ociruntime import jsonio
+    from ociruntime.linux import unixsock
 
     doc = {"ociVersion": state.get("ociVersion", ""), "fds": ["seccompFd"], "pid": pid,
            "state": state}
     if metadata:
         doc["metadata"] = metadata
-    sock = _socket.socket(fileno=sock_fd)
-    try:
-        sock.sendmsg([jsonio.dumps(doc).encode()],
-                     [(_socket.SOL_SOCKET, SCM_RIGHTS, notify_fd.to_bytes(4, sys.byteorder))])
-    except OSError as e:
-        raise SetupError(f"linux.seccomp.listenerPath: send the seccomp fd: {e.strerror}") from None
-    finally:
-        sock.close()
+    unixsock.send_fd(sock_fd, jsonio.dumps(doc).encode(), notify_fd,
+                     "linux.seccomp.listenerPath: send the seccomp fd")
 
 
 def compile_filter(spec: dict) -> Filter:

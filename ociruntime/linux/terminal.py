@@ -11,6 +11,7 @@ import struct
 
 from ociruntime.errors import SetupError
 from ociruntime.linux import mountflags as mf
+from ociruntime.linux import unixsock
 from ociruntime.linux.rootfs import _mount
 
 TIOCGPTN = 0x80045430
@@ -23,13 +24,7 @@ SIGWINCH = 28
 
 def connect_console_socket(path: str) -> int:
     """Connected by the parent, before any namespace change, so the path is the caller's."""
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0)
-    try:
-        sock.connect(path)
-    except OSError as e:
-        sock.close()
-        raise SetupError(f"--console-socket {path}: connect: {e.strerror}") from None
-    return sock.detach()
+    return unixsock.connect(path, "--console-socket")
 
 
 def open_pty() -> tuple[int, str]:
@@ -44,14 +39,7 @@ def open_pty() -> tuple[int, str]:
 
 
 def send_master(console_fd: int, master: int) -> None:
-    sock = _socket.socket(fileno=console_fd)
-    try:
-        sock.sendmsg([b"/dev/ptmx"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                                       struct.pack("i", master))])
-    except OSError as e:
-        raise SetupError(f"send pty master to console socket: {e.strerror}") from None
-    finally:
-        sock.close()
+    unixsock.send_fd(console_fd, b"/dev/ptmx", master, "send pty master to console socket")
 
 
 def become_terminal(slave_path: str, size: dict | None) -> None:
