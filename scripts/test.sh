@@ -176,13 +176,17 @@ do_guest_tests() {
         failed=""
         pytest '"$PYTEST_OPTS"' -m cgroupv2 '"$dirs"' || failed="$failed pytest"
         echo
+        if [ -n "$(find tests/guest -name "test_*.py" | head -n 1)" ]; then
+            pytest '"$PYTEST_OPTS"' tests/guest || failed="$failed pytest-guest"
+        fi
+        echo
         tests/vm/podman-check || failed="$failed podman-check"
         tests/vm/apparmor-check || failed="$failed apparmor-check"
         [ -z "$failed" ] || { echo "guest-tests: FAILED:$failed"; exit 1; }'
 }
 
 echo "== ociruntime test suite: $(date -u +%FT%TZ), $(nproc) cores, host cgroups $(stat -fc %T /sys/fs/cgroup); logs in $LOGDIR"
-echo "== 7 phases, about 25 min in all on a fresh 2-core machine (most of it the qemu guest)"
+echo "== 8 phases, about 25 min in all on a fresh 2-core machine (most of it the qemu guest)"
 phase install "install: Debian packages, venv, project (log: $LOGDIR/install.log)" \
     "~30 s on a fresh machine, ~10 s when installed" do_install
 if [ "$failed" = install ]; then
@@ -196,7 +200,7 @@ else
     phase clients "host: podman, containerd and dockerd driving ociruntime and runc (tests/clients)" "~1.5 min" do_clients "$@"
     phase guest-image "guest: build the qemu image (tests/vm/build; logs: $LOGDIR/vm-build/)" \
         "~2 min cold, ~1.5 min after a change, instant when cached" do_guest_image
-    phase guest-tests "guest: cgroup v2 + systemd: pytest -m cgroupv2, podman-check, apparmor-check (tests/vm/run)" \
+    phase guest-tests "guest: cgroup v2 + systemd: pytest -m cgroupv2, tests/guest, podman-check, apparmor-check (tests/vm/run)" \
         "~13 min (qemu without KVM)" do_guest_tests
 fi
 

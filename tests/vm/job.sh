@@ -36,6 +36,8 @@ export HOME=/root LANG=C.UTF-8 TERM=dumb
 # The guest boots with AppArmor on (tests/vm/apparmor-check): tests that would skip or test the
 # refusal without it must fail here instead (tests/security/test_lsm.py).
 export OCIRUNTIME_EXPECT_APPARMOR=1
+# tests/guest is collected only where this is set (tests/guest/conftest.py).
+export OCIRUNTIME_IN_GUEST=1
 export PATH=/opt/ociruntime/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # The same path as on the host, so paths in test output and tracebacks read the same.
