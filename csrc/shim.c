@@ -1,6 +1,8 @@
 /* See shim.h. Each wrapper is commented with the syscall it makes and why Python needs it. */
 #define _GNU_SOURCE
+#include <Python.h>
 #include <errno.h>
+#include <signal.h>
 #include <grp.h>
 #include <sched.h>
 #include <string.h>
@@ -198,4 +200,38 @@ int oci_personality(unsigned long persona) { return personality(persona); }
 int oci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode)
 {
     return (int)syscall(SYS_set_mempolicy, mode, nodemask, maxnode);
+}
+
+/* clone3(2) as a fork Python can survive: os.fork cannot pass CLONE_PARENT (the process that
+ * will exec becomes the runtime's own child, so `run --no-subreaper` can still wait for it) nor
+ * CLONE_INTO_CGROUP (a child born inside its cgroup v2 directory: no migration afterwards).
+ * Like os.fork, it holds the GIL across the clone and runs CPython's before/after-fork
+ * handlers (cffi released the GIL for this call; PyGILState_Ensure takes it back).
+ * Returns the child's pid in the parent, 0 in the child, -1 with errno on failure. */
+int oci_fork3(uint64_t flags, int cgroup_fd)
+{
+    struct {
+        uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+            set_tid, set_tid_size, cgroup;
+    } args;
+    long pid;
+    int saved;
+    PyGILState_STATE gil = PyGILState_Ensure();
+
+    memset(&args, 0, sizeof(args));
+    args.flags = flags;
+    /* With CLONE_PARENT the kernel gives the child our own exit signal (SIGCHLD for a forked
+     * stage) and refuses an explicit one. */
+    args.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
+    args.cgroup = cgroup_fd < 0 ? 0 : (uint64_t)cgroup_fd;
+    PyOS_BeforeFork();
+    pid = syscall(SYS_clone3, &args, sizeof(args));
+    saved = errno;
+    if (pid == 0)
+        PyOS_AfterFork_Child();
+    else
+        PyOS_AfterFork_Parent();
+    PyGILState_Release(gil);
+    errno = saved;
+    return (int)pid;
 }

@@ -36,3 +36,4 @@ int oci_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice, ui
 int oci_ioprio_set(int which, int who, int ioprio);
 int oci_personality(unsigned long persona);
 int oci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
+int oci_fork3(uint64_t flags, int cgroup_fd);

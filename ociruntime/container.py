@@ -202,7 +202,7 @@ def _build(c: Creation, config) -> None:
     parent_fd, a.sync_fd = sync.socketpair()
     try:
         parent = os.getpid()
-        c.stage1_pid = os.fork()
+        joined = _fork_stage1(c)
         if c.stage1_pid == 0:
             child_after_fork(parent)
             timing.fault_channel(a.sync_fd)
@@ -213,7 +213,8 @@ def _build(c: Creation, config) -> None:
                 os.close(fd)
         timing.mark("clone")
         sync.send(parent_fd, "go")
-        c.cgroup.apply(c.stage1_pid)
+        if not joined:
+            c.cgroup.apply(c.stage1_pid)
         # stage1 forks the init inside the cgroup: the pids limit waits until the init exists
         # (_drive), so that a limit of 0 or 1 does not forbid that very fork.
         c.cgroup.set({k: v for k, v in _resources_with_default_devices(config).items() if k != "pids"})
@@ -231,6 +232,25 @@ def _build(c: Creation, config) -> None:
     if c.opts.pidfd_socket:
         send_pidfd(c.opts.pidfd_socket, c.init_pid)
     timing.mark("state")
+
+
+def _fork_stage1(c: Creation) -> bool:
+    """Fork stage1 into c.stage1_pid; True if it was born inside its cgroup (one cgroup v2
+    directory: clone3 CLONE_INTO_CGROUP), False if it must be moved there."""
+    target = c.cgroup.clone_target()
+    if target < 0:
+        c.stage1_pid = os.fork()
+        return False
+    from ociruntime.linux import fork
+
+    try:
+        c.stage1_pid, joined = fork.fork_into_cgroup(target)
+    except BaseException:
+        os.close(target)
+        raise
+    if c.stage1_pid:
+        os.close(target)  # the child closes its copy with every other inherited fd
+    return joined
 
 
 def send_pidfd(path: str, pid: int) -> None:

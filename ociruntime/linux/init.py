@@ -15,7 +15,7 @@ import os
 from ociruntime import hooks, timing
 from ociruntime.config import Config
 from ociruntime.errors import HookError, OciError, SetupError
-from ociruntime.linux import devices, lsm, namespaces, procattrs, procfs, rootfs, seccomp, security, sync
+from ociruntime.linux import devices, fork, lsm, namespaces, procattrs, procfs, rootfs, seccomp, security, sync
 from ociruntime.linux.seccomp import Filter
 
 
@@ -119,7 +119,9 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
         if own_cgroup and "cgroup" in a.plan.new_types:
             # After joining the cgroup, so that it is the root of the container's cgroup view.
             namespaces.unshare(namespaces.CLONE_FLAGS["cgroup"], "cgroup namespace")
-        pid = os.fork()
+        # The runtime's own child (CLONE_PARENT), as runc's: `run --no-subreaper` and `exec`
+        # wait for it and get its status; stage1 exits next.
+        pid = fork.fork_sibling()
         if pid == 0:
             child_main(a)
         if pid_w >= 0:

@@ -49,6 +49,17 @@ def test_run_keep_leaves_the_stopped_container(oci: Runtime, runc: Runtime, bund
         assert rt.status(cid) == "absent"
 
 
+def test_run_no_subreaper_returns_the_container_status(oci: Runtime, runc: Runtime, bundle) -> None:
+    """run --no-subreaper still waits for the container and returns its status (the process
+    that execs is the runtime's own child), and the container's orphans are not ours to reap."""
+    b = bundle(["sh", "-c", "sleep 0.3; exit 3"])
+    for rt in (oci, runc):
+        res = rt.run("run", "--no-subreaper", "-b", str(b), rt.new_id())
+        assert res.returncode == 3, (rt.binary, res)
+    # Without the flag the runtime is a subreaper: the container's own exit status too.
+    assert oci.run("run", "-b", str(b), oci.new_id()).returncode == 3
+
+
 def test_exec_cgroup_joins_a_sub_cgroup(oci: Runtime, runc: Runtime, bundle) -> None:
     """exec --cgroup memory:sub (runc's [CONTROLLER:]PATH): that hierarchy only, an existing sub-cgroup."""
     from pathlib import Path

@@ -423,6 +423,12 @@ class CgroupManager:
         """True while the container's cgroup directory is still there."""
         return any(os.path.isdir(p) for p in self.paths().values())
 
+    def clone_target(self) -> int:
+        """An fd of the one directory a child can be cloned straight into (CLONE_INTO_CGROUP),
+        the cgroup created; -1 when the container's cgroup is not a single v2 directory (v1 or
+        hybrid hierarchies, systemd's scope made from a pid): then apply() moves the child."""
+        return -1
+
 
 def manager(
     cgroups_path: str | None,

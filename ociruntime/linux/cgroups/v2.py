@@ -79,6 +79,15 @@ class V2Manager(CgroupManager):
         except CgroupError as e:
             self._skip_or_raise(e, made)
 
+    def clone_target(self) -> int:
+        self.create()
+        if self.skipped:
+            return -1
+        try:
+            return os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return -1  # apply() reports it
+
     def plan(self) -> None:
         if not self.skipped:
             self.made = missing_components(self.path) or self.made

@@ -1,0 +1,40 @@
+"""Forking with the clone3(2) flags os.fork cannot pass.
+
+- CLONE_PARENT: stage1 forks the process that will exec as the runtime's own child, so `run`
+  (with or without --no-subreaper) and `exec` wait for it directly and get its exit status.
+- CLONE_INTO_CGROUP: the child is born in a cgroup v2 directory (by fd): no migration after the
+  fork, and nothing of it ever runs in the runtime's cgroup.
+
+Where the kernel lacks them (clone3 before 5.3, CLONE_INTO_CGROUP before 5.7) this is os.fork;
+the callers then move the child themselves, and `run` waits as a subreaper."""
+
+from __future__ import annotations
+
+import os
+
+from ociruntime.linux.sys import ffi, lib
+
+CLONE_PARENT = 0x00008000
+CLONE_INTO_CGROUP = 0x200000000
+_UNSUPPORTED = (38, 7, 22)  # ENOSYS, E2BIG (args larger than this kernel knows), EINVAL (flag)
+
+
+def fork_sibling() -> int:
+    """Fork a child of our parent (os.fork's return convention)."""
+    pid = lib.oci_fork3(CLONE_PARENT, -1)
+    if pid >= 0:
+        return pid
+    if ffi.errno not in _UNSUPPORTED:
+        raise OSError(ffi.errno, f"clone3(CLONE_PARENT): {os.strerror(ffi.errno)}")
+    return os.fork()
+
+
+def fork_into_cgroup(cgroup_fd: int) -> tuple[int, bool]:
+    """(pid, joined): fork a child inside the cgroup v2 directory cgroup_fd. joined is False
+    when the kernel or the cgroup refused (EBUSY: controllers enabled for its children,
+    EOPNOTSUPP: threaded, ...): the child was forked where we are, and the caller moves it the
+    usual way, which reports such an error in full."""
+    pid = lib.oci_fork3(CLONE_INTO_CGROUP, cgroup_fd)
+    if pid >= 0:
+        return pid, True
+    return os.fork(), False
