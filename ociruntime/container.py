@@ -393,8 +393,11 @@ def _state_data(c: Creation, config) -> dict:
 
 
 def hook_state(cid: str, data: dict, status: str) -> dict:
+    """The state on a hook's stdin (README "Hooks": which status each kind sees, and why)."""
     doc = {"ociVersion": data.get("ociVersion", ""), "id": cid, "status": status,
            "pid": data.get("pid", 0), "bundle": data.get("bundle", "")}
+    if status == "stopped":
+        del doc["pid"]  # OPTIONAL when stopped: the process is gone and its pid may be reused
     if data.get("annotations"):
         doc["annotations"] = data["annotations"]
     return doc

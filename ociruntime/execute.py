@@ -231,17 +231,27 @@ def join_sub_cgroups(paths: dict[str, str], specs: list[str], pid: int) -> None:
                 raise UsageError(f"exec --cgroup {spec!r}: {e}") from None
 
 
+def _open_root_of(pid: int) -> int:
+    try:
+        return os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise OciError(f"cannot open the root of the container's init (pid {pid}): {e.strerror}") from None
+
+
 def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOptions) -> tuple[int, int]:
     from ociruntime.linux import cgroups, sync
     from ociruntime.linux.init import InitArgs, exec_stage1
     from ociruntime.linux.namespaces import NamespacePlan
 
     plan = NamespacePlan(config.linux)
+    own_mount_namespace = "mount" in plan.new_types
     plan.join, plan.new_user, plan.new_types, plan.unshare_flags = joins, False, set(), 0
     a = InitArgs(config, str(data.get("bundle", "/")), plan)
     a.keep_fds = eo.preserve_fds
     a.new_keyring = False
     a.container_id = str(data.get("id", ""))  # for the seccomp listener's state
+    if not own_mount_namespace:  # shared with the runtime or joined: the init chrooted
+        a.root_fd = _open_root_of(int(data["pid"]))
     master = -1
     peer = -1
     assert config.process is not None

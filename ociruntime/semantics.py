@@ -100,7 +100,29 @@ def check_config(
             if doc[field] and "uts" not in namespaces:
                 r.error([field], 'setting it needs a uts namespace: add {"type": "uts"} to linux.namespaces')
     _check_linux(r, linux, namespaces, systemd_cgroup)
+    mount_ns = namespaces.get("mount")
+    if mount_ns is None or "path" in mount_ns:
+        _check_no_mounts(r, doc, "joined by path" if mount_ns else "shared with the runtime")
     return r.errors, r.warnings
+
+
+# What building the rootfs would mount or write; none of it is done in a mount namespace that is
+# not the container's own: it would outlive the container in someone else's mount table.
+_MOUNTING_FIELDS = ((("mounts",), "mounts"), (("linux", "maskedPaths"), "masks"),
+                    (("linux", "readonlyPaths"), "read-only bind mounts"),
+                    (("linux", "devices"), "device nodes"), (("linux", "rootfsPropagation"), "propagation"),
+                    (("root", "readonly"), "a read-only remount"))
+
+
+def _check_no_mounts(r: _Report, doc: dict[str, Any], how: str) -> None:
+    for path, what in _MOUNTING_FIELDS:
+        value: Any = doc
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value:
+            r.error(list(path), f"needs {what} made, but the mount namespace is {how}: they would "
+                                'outlive the container in that mount table (add {"type": "mount"} '
+                                "to linux.namespaces, or leave this out)")
 
 
 def check_process(doc: dict[str, Any], prefix: Path = ()) -> tuple[list[str], list[str]]:

@@ -40,6 +40,7 @@ class InitArgs:
         "no_pivot",
         "pid_pipe",
         "plan",
+        "root_fd",
         "seccomp",
         "state",
         "sync_fd",
@@ -66,6 +67,7 @@ class InitArgs:
         self.pid_pipe = -1  # stage1 writes the child's host pid here (for the listener)
         self.state: dict | None = None  # the container state `create` sent the init
         self.net_mover = None  # network.DeviceMover for linux.netDevices (stage1 only)
+        self.root_fd = -1  # exec into a container without its own mount namespace: its root
 
 
 def _fail(a: InitArgs, err: BaseException) -> None:
@@ -100,6 +102,11 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
         close_inherited_fds(a)
         sync.expect(a.sync_fd, "go", "waiting for the runtime")
         security.set_dumpable(False)
+        # Through the host's /proc while we still see it, inherited by the process we fork: as
+        # the host's root, so a negative oomScoreAdj is allowed even in a user namespace.
+        security.last_cap()
+        if a.config.process is not None and a.config.process.oom_score_adj is not None:
+            security.set_oom_score_adj(a.config.process.oom_score_adj)
         # The runtime moves us into the container's cgroup meanwhile (the first move into a v1
         # cgroup waits for an RCU grace period): namespaces need not wait for it, the init does.
         seen: set[str] = set()
@@ -111,6 +118,11 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
                 seen.add("cgroup")
             pid_w = prepare_from_host(a)
         enter_namespaces(a, seen)
+        if a.root_fd >= 0:
+            # Joining a mount namespace resets our root to its root: the container's own only
+            # when it pivoted there. Without a mount namespace of its own, it chrooted.
+            rootfs.chroot_root(f"/proc/self/fd/{a.root_fd}")
+            os.close(a.root_fd)
         if a.net_mover is not None:
             a.net_mover.finish()  # before the fork: the init inherits none of its pipes
             a.net_mover = None
@@ -164,7 +176,7 @@ def close_inherited_fds(a: InitArgs) -> None:
     flock would otherwise be held by the waiting init until `start`."""
     from ociruntime import log
 
-    keep = {a.sync_fd, a.fifo_fd, a.console_fd, log.fd()} | set(range(3 + a.keep_fds))
+    keep = {a.sync_fd, a.fifo_fd, a.console_fd, a.root_fd, log.fd()} | set(range(3 + a.keep_fds))
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd not in keep:
@@ -219,8 +231,10 @@ def init(a: InitArgs) -> None:
     """The container's first process; never returns (execve or _exit)."""
     timing.marks().clear()  # the runtime's own marks, copied by fork: it has them already
     try:
-        state = sync.expect(a.sync_fd, "state", "waiting for the container state")["state"]
-        a.state = state
+        a.state = sync.expect(a.sync_fd, "state", "waiting for the container state")["state"]
+        # createContainer and startContainer hooks run in the container's namespaces: the
+        # runtime-spec gives them the pid as the container sees it (1 in a new pid namespace).
+        state = dict(a.state, pid=os.getpid())
         prepare_container(a, state)
         sync.send(a.sync_fd, "ready", timings=timing.marks())
     except BaseException as err:
@@ -248,8 +262,6 @@ def init(a: InitArgs) -> None:
 def prepare_container(a: InitArgs, state: dict) -> None:
     config = a.config
     in_userns = config.linux.namespace("user") is not None
-    if "mount" not in a.plan.new_types:
-        raise SetupError("linux.namespaces: a new mount namespace is required to build the rootfs")
     timing.mark("namespaces")
     if "network" in a.plan.new_types:
         from ociruntime.linux.network import loopback_up
@@ -260,13 +272,12 @@ def prepare_container(a: InitArgs, state: dict) -> None:
     if a.new_keyring:
         security.new_session_keyring(a.container_id)
     lsm.check_enabled(config)
+    if "mount" not in a.plan.new_types:
+        enter_root_in_foreign_mount_namespace(a, state)
+        return
     root = build_rootfs(a, in_userns)
     try:
-        if any(config.hooks[k] for k in ("prestart", "createRuntime", "createContainer")):
-            sync.send(a.sync_fd, "createRuntime")
-            sync.expect(a.sync_fd, "createContainer", "waiting for createRuntime hooks")
-            hooks.run_hooks("createContainer", config.hooks["createContainer"], state)
-            timing.mark("hooks")
+        _run_create_container_hooks(a, state)
         if a.no_pivot:
             rootfs.move_root(config.root_path)
         else:
@@ -277,6 +288,33 @@ def prepare_container(a: InitArgs, state: dict) -> None:
             set_process_attributes(a, root.special_fd("proc", "/proc"))
     finally:
         root.close()
+
+
+def enter_root_in_foreign_mount_namespace(a: InitArgs, state: dict) -> None:
+    """A mount namespace shared with the runtime or joined by path is someone else's: nothing
+    is mounted in it (semantics refused every field that would mount) and its root mount is
+    left alone; the process is confined to root.path with chroot(2), as pivot_root would
+    move the root of every process in that namespace."""
+    config = a.config
+    _run_create_container_hooks(a, state)
+    rootfs.chroot_root(config.root_path)
+    timing.mark("pivot_root")
+    if config.process is not None and config.process.terminal:
+        from ociruntime.linux import terminal
+
+        terminal.setup(a.console_fd, config.process.console_size)
+        a.console_fd = -1
+    if config.process is not None:
+        set_process_attributes(a)  # an LSM label goes through a detached procfs of our own
+
+
+def _run_create_container_hooks(a: InitArgs, state: dict) -> None:
+    config = a.config
+    if any(config.hooks[k] for k in ("prestart", "createRuntime", "createContainer")):
+        sync.send(a.sync_fd, "createRuntime")
+        sync.expect(a.sync_fd, "createContainer", "waiting for createRuntime hooks")
+        hooks.run_hooks("createContainer", config.hooks["createContainer"], state)
+        timing.mark("hooks")
 
 
 def set_names(config: Config) -> None:
@@ -346,8 +384,6 @@ def set_process_attributes(a: InitArgs, proc_fd: int = -1) -> None:
     if process.apparmor_profile or process.selinux_label:
         with procfs.Procfs(proc_fd) as proc:
             lsm.set_exec_label(proc.fd, process)
-    if process.oom_score_adj is not None:
-        security.set_oom_score_adj(process.oom_score_adj)
     set_task_attributes(a)
     security.set_rlimits(process)
     try:

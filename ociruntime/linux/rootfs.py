@@ -445,6 +445,16 @@ def move_root(rootfs: str) -> None:
     os.chdir("/")
 
 
+def chroot_root(rootfs: str) -> None:
+    """Without a mount namespace of our own: confine the process to rootfs, mounts untouched."""
+    try:
+        os.chdir(rootfs)
+        os.chroot(".")
+    except OSError as e:
+        raise SetupError(f"root.path {rootfs}: chroot: {e.strerror}") from None
+    os.chdir("/")
+
+
 def open_container_path(root: Rootfs, path: str) -> int:
     """After pivot_root: an O_PATH fd of a container path, resolved through the procfs/sysfs
     mount we verified when it lies below one, otherwise in-root; -1 if it does not exist."""

@@ -54,7 +54,7 @@ def set_oom_score_adj(value: int) -> None:
 
 def cap_mask(names: list[str]) -> int:
     """Unknown names were already warned about at validation (the spec says: not fatal)."""
-    last = _last_cap()
+    last = last_cap()
     mask = 0
     for name in names:
         number = CAPABILITIES.get(name)
@@ -66,7 +66,9 @@ def cap_mask(names: list[str]) -> int:
 _LAST_CAP: list[int] = []
 
 
-def _last_cap() -> int:
+def last_cap() -> int:
+    """The highest capability number this kernel knows (read once, from the host's procfs in
+    stage1: the container may have no /proc of ours, or a chroot without one)."""
     if not _LAST_CAP:
         with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
             _LAST_CAP.append(int(f.read()))
@@ -74,7 +76,7 @@ def _last_cap() -> int:
 
 
 def drop_bounding(keep: int) -> None:
-    for number in range(_last_cap() + 1):
+    for number in range(last_cap() + 1):
         if not keep & (1 << number):
             prctl(PR_CAPBSET_DROP, number, f"drop capability {number} from the bounding set")
 
@@ -106,7 +108,7 @@ def set_capabilities(caps: Capabilities) -> None:
     check(lib.oci_capset(sets), "capset (effective/permitted/inheritable)")
     check(lib.oci_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient set")
     ambient = cap_mask(caps.ambient)
-    for number in range(_last_cap() + 1):
+    for number in range(last_cap() + 1):
         if ambient & (1 << number):
             if lib.oci_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, number, 0, 0) < 0:
                 # Ambient needs the cap in permitted and inheritable too; runc's own default spec
@@ -119,7 +121,7 @@ def warn_ungrantable(caps: Capabilities) -> None:
     """Known names this kernel predates (CAP_BPF before 5.8, ...) cannot be granted: the spec
     (1.3.0) asks for a warning and no failure, so a config written for newer kernels still runs.
     Names nobody knows were warned about at validation."""
-    last = _last_cap()
+    last = last_cap()
     names = {n for kind in (caps.bounding, caps.effective, caps.permitted, caps.inheritable,
                             caps.ambient) for n in kind}
     for name in sorted(n for n in names if CAPABILITIES.get(n, -1) > last):

@@ -66,9 +66,11 @@ def test_each_hook_runs_at_its_moment_with_state_on_stdin(oci: Runtime, bundle, 
     # create runs prestart, createRuntime and createContainer, in that order, and nothing else.
     assert ran(tmp_path) == ["prestart", "createRuntime", "createContainer"]
     assert not (b / "rootfs/tmp/startContainer.json").exists()
-    for kind in ("prestart", "createRuntime", "createContainer"):
+    # The state each kind sees (README "Hooks"): status by the spec's definitions, and the pid
+    # as seen from where the hook runs (1 for createContainer: the container's pid namespace).
+    for kind, seen_pid in (("prestart", pid), ("createRuntime", pid), ("createContainer", 1)):
         st = hook_state(tmp_path, kind)
-        assert st["id"] == cid and st["pid"] == pid and st["status"] == "creating", (kind, st)
+        assert st["id"] == cid and st["pid"] == seen_pid and st["status"] == "creating", (kind, st)
         assert st["bundle"] == str(b) and st["ociVersion"], (kind, st)
         assert (tmp_path / "hooks" / f"{kind}.argenv").read_text().split() == [f"arg-{kind}",
                                                                                f"env-{kind}"]
@@ -82,8 +84,9 @@ def test_each_hook_runs_at_its_moment_with_state_on_stdin(oci: Runtime, bundle, 
     # poststart has run before `start` returned; startContainer before the user program.
     assert ran(tmp_path)[3:] == ["poststart"]
     st = json.loads((b / "rootfs/tmp/startContainer.json").read_text())
-    assert st["id"] == cid and st["pid"] == pid
-    assert hook_state(tmp_path, "poststart")["pid"] == pid
+    assert (st["id"], st["pid"], st["status"]) == (cid, 1, "created"), st
+    post = hook_state(tmp_path, "poststart")
+    assert (post["pid"], post["status"]) == (pid, "running"), post
     deadline = time.monotonic() + 5
     while not (b / "rootfs/tmp/user").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -98,6 +101,7 @@ def test_each_hook_runs_at_its_moment_with_state_on_stdin(oci: Runtime, bundle, 
     assert ran(tmp_path)[-1] == "poststop"
     post = hook_state(tmp_path, "poststop")
     assert post["id"] == cid and post["status"] == "stopped"
+    assert "pid" not in post, "the process is gone: a stale pid could name another process"
 
 
 def test_failing_create_runtime_hook_fails_create_and_leaves_nothing(oci: Runtime, bundle,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -211,3 +212,77 @@ def test_cgroup_namespace_hides_the_host_path(oci: Runtime, bundle) -> None:
     # Every hierarchy the container was put in reads as the root of its cgroup namespace.
     paths = {ln.split(":", 2)[2] for ln in out.splitlines()}
     assert paths == {"/"}, out
+
+
+# --- no mount namespace of its own (issue 12 item 1) -----------------------------------------
+def _without_mounts(mount_entry: dict | None) -> Callable[[dict], None]:
+    """A config that asks for no mount at all, sharing (None) or joining the mount namespace."""
+    def edit(c: dict) -> None:
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "mount"]
+        if mount_entry is not None:
+            c["linux"]["namespaces"].append(mount_entry)
+        c["mounts"] = []
+        c["root"]["readonly"] = False
+        for field in ("maskedPaths", "readonlyPaths"):
+            c["linux"].pop(field, None)
+    return edit
+
+
+def _mounts_below(mountinfo: str, path: Path) -> list[str]:
+    with open(mountinfo) as f:
+        return [line for line in f if f" {path}" in line]
+
+
+@pytest.mark.parametrize("how", ["shared", "joined"])
+def test_container_in_a_mount_namespace_not_its_own(how: str, oci: Runtime, bundle) -> None:
+    """Sharing the runtime's mount namespace, or joining one by path: the process runs confined
+    to root.path (chroot), `exec` too, and nothing is mounted in that namespace, ever."""
+    import subprocess
+
+    owner = None
+    try:
+        if how == "joined":
+            owner = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "100"])
+            entry = {"type": "mount", "path": f"/proc/{owner.pid}/ns/mnt"}
+            deadline = time.monotonic() + 5
+            while ns(owner.pid, "mnt") == ns("self", "mnt") and time.monotonic() < deadline:
+                time.sleep(0.01)  # until unshare(1) has made its namespace
+            expect_ns, mountinfo = ns(owner.pid, "mnt"), f"/proc/{owner.pid}/mountinfo"
+        else:
+            entry = None
+            expect_ns, mountinfo = ns("self", "mnt"), "/proc/self/mountinfo"
+        b = bundle(["sleep", "100"], edit=_without_mounts(entry))
+        (b / "rootfs/marker").write_text("in the rootfs\n")
+        before = _mounts_below(mountinfo, b)
+        cid = oci.new_id("mns")
+        oci.run("run", "-d", "-b", str(b), cid, check=True)
+        pid = oci.state(cid)["pid"]
+        assert ns(pid, "mnt") == expect_ns
+        assert os.readlink(f"/proc/{pid}/root") == str(b / "rootfs")
+        res = oci.run("exec", cid, "sh", "-c", "cat /marker; ls /", check=True)
+        out = res.stdout.decode()
+        assert out.startswith("in the rootfs\n") and "marker" in out.split(), out
+        assert "boot" not in out.split() and "work" not in out.split(), f"exec saw the host's /: {out}"
+        assert _mounts_below(mountinfo, b) == before, "a mount was made in a mount namespace not the container's"
+        oci.run("delete", "-f", cid, check=True)
+        assert _mounts_below(mountinfo, b) == before
+    finally:
+        if owner is not None:
+            owner.kill()
+            owner.wait()
+
+
+@pytest.mark.parametrize("how", ["shared", "joined"])
+def test_mounts_without_a_mount_namespace_of_its_own_are_refused(how: str, oci: Runtime, bundle) -> None:
+    """The default config's mounts, masks and read-only paths cannot be made without leaving
+    them in someone else's mount table (runc makes them in the host's and never removes them)."""
+    def edit(c: dict) -> None:
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "mount"]
+        if how == "joined":
+            c["linux"]["namespaces"].append({"type": "mount", "path": f"/proc/{os.getpid()}/ns/mnt"})
+    b = bundle(["true"], edit=edit)
+    cid = oci.new_id("mnr")
+    res = oci.run("create", "-b", str(b), cid)
+    first = assert_clean_error(res, "mounts", "mount namespace", problems=4)
+    assert "shared with the runtime" in first if how == "shared" else "joined by path" in first, first
+    assert oci.status(cid) == "absent"

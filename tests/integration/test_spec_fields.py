@@ -465,15 +465,18 @@ SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101  # _IOWR('!', 1, struct seccomp_notif_resp
 
 
 class Listener:
-    """A seccomp agent: takes the one message (state JSON + notify fd), then answers every
-    notified syscall with success without running it (mkdir "succeeds", makes nothing)."""
+    """A seccomp agent: takes one message (state JSON + notify fd) per connection -- the
+    container's, then one per `exec` -- and answers every notified syscall with success
+    without running it (mkdir "succeeds", makes nothing)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, connections: int = 1) -> None:
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.srv.bind(str(path))
-        self.srv.listen(1)
+        self.srv.listen(connections)
         self.srv.settimeout(20)
-        self.state: dict = {}
+        self.connections = connections
+        self.state: dict = {}  # the last message
+        self.states: list[dict] = []
         self.fds: list[int] = []
         self.messages = 0
         self.answered: list[int] = []  # syscall numbers
@@ -481,17 +484,23 @@ class Listener:
         self.thread.start()
 
     def serve(self) -> None:
-        conn, _ = self.srv.accept()
-        with conn:
-            # One message (runc keeps the connection open while its container runs).
-            data, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4 * 4))
+        answering = []
+        for _ in range(self.connections):
+            conn, _ = self.srv.accept()
+            with conn:
+                # One message (runc keeps the connection open while its container runs).
+                data, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4 * 4))
             self.messages += 1
             self.state = json.loads(data)
+            self.states.append(self.state)
             for level, kind, payload in anc:
                 if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
-                    self.fds += array.array("i", payload[: len(payload) - len(payload) % 4]).tolist()
-            for fd in self.fds:
-                self.answer(fd)
+                    for fd in array.array("i", payload[: len(payload) - len(payload) % 4]).tolist():
+                        self.fds.append(fd)
+                        answering.append(threading.Thread(target=self.answer, args=(fd,), daemon=True))
+                        answering[-1].start()
+        for t in answering:
+            t.join()
 
     def answer(self, fd: int) -> None:
         poller = select.poll()
@@ -548,6 +557,31 @@ def test_seccomp_notify_reaches_the_listener(nnp: bool, oci: Runtime, runc: Runt
             assert st["fds"] == ["seccompFd"] and st["metadata"] == "agent-meta", st
             assert isinstance(st["pid"], int) and st["pid"] > 1, st
             assert st["state"]["id"] and st["state"]["pid"] == st["pid"], st
+            assert agent.answered, "no syscall was notified"
+        finally:
+            agent.close()
+
+
+def test_seccomp_notify_reaches_the_listener_from_exec(oci: Runtime, runc: Runtime, bundle,
+                                                       tmp_path: Path) -> None:
+    """An exec'd process gets the container's filter, and its own notify fd reaches the
+    listener in a message of its own (the init's was sent at create)."""
+    for rt in (oci, runc):
+        path = tmp_path / f"{os.path.basename(rt.binary)}-exec.sock"
+        agent = Listener(path, connections=2)
+        try:
+            cid = rt.new_id("sn")
+            b = bundle(args=["sleep", "100"], edit=notify_config(path, True))
+            rt.run("run", "-d", "-b", str(b), cid, check=True)
+            res = rt.run("exec", cid, "sh", "-c", "mkdir /mnt/a/y && echo made; ls /mnt/a | wc -l",
+                         check=True)
+            assert res.stdout.split() == [b"made", b"0"], (rt.binary, res)
+            rt.run("delete", "-f", cid, check=True)
+            agent.thread.join(15)
+            assert agent.messages == 2 and len(agent.fds) == 2, (rt.binary, agent.states)
+            init_msg, exec_msg = agent.states
+            assert exec_msg["metadata"] == "agent-meta" and exec_msg["fds"] == ["seccompFd"], exec_msg
+            assert exec_msg["pid"] != init_msg["pid"] and exec_msg["state"]["id"] == cid, agent.states
             assert agent.answered, "no syscall was notified"
         finally:
             agent.close()
