@@ -27,10 +27,10 @@ def needs_dev_setup(config: Config) -> bool:
 
 
 def populate_dev(root: Rootfs, config: Config, in_userns: bool) -> None:
-    wanted = {d.path: d for d in DEFAULT_DEVICES}
-    wanted.update({d.path: d for d in config.linux.devices})
-    for dev in wanted.values():
-        create_device(root, dev, in_userns)
+    wanted = {d.path: (d, False) for d in DEFAULT_DEVICES}
+    wanted.update({d.path: (d, True) for d in config.linux.devices})
+    for dev, configured in wanted.values():
+        create_device(root, dev, in_userns, configured)
     for target, link in DEFAULT_SYMLINKS:
         root.symlink(target, link)
     if os.path.exists("/proc/kcore"):
@@ -42,8 +42,10 @@ def populate_dev(root: Rootfs, config: Config, in_userns: bool) -> None:
         os.close(ptmx)
 
 
-def create_device(root: Rootfs, dev: Device, in_userns: bool) -> None:
-    """mknod the node; inside a user namespace mknod is refused, so bind the host's node."""
+def create_device(root: Rootfs, dev: Device, in_userns: bool, configured: bool = True) -> None:
+    """mknod the node; inside a user namespace mknod is refused, so bind the host's node.
+    configured: from linux.devices, where a different file already at the path is an error
+    (config-linux.md); a default device replaces whatever the image has there."""
     if in_userns or dev.type not in _TYPES:
         _bind_host_device(root, dev)
         return
@@ -53,21 +55,52 @@ def create_device(root: Rootfs, dev: Device, in_userns: bool) -> None:
         dirfd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     finally:
         os.close(pfd)
+    mode = (dev.file_mode if dev.file_mode is not None else 0o666) | _TYPES[dev.type]
+    rdev = os.makedev(dev.major, dev.minor) if dev.type != "p" else 0
     try:
-        try:
-            os.unlink(name, dir_fd=dirfd)
-        except FileNotFoundError:
-            pass
-        mode = (dev.file_mode if dev.file_mode is not None else 0o666) | _TYPES[dev.type]
-        os.mknod(name, mode, os.makedev(dev.major, dev.minor), dir_fd=dirfd)
-        # mknod honours the umask; the spec's fileMode is the final mode.
-        os.chmod(name, mode & 0o7777, dir_fd=dirfd)
-        os.chown(name, dev.uid or 0, dev.gid or 0, dir_fd=dirfd)
+        _remove_existing(dirfd, name, dev, mode, rdev, configured)
+        os.mknod(name, mode, rdev, dir_fd=dirfd)
+        _set_owner_and_mode(dirfd, name, dev, mode, rdev)
     except OSError as e:
         raise SetupError(f"create device {dev.path} ({dev.type} {dev.major}:{dev.minor}): "
                          f"{e.strerror}") from None
     finally:
         os.close(dirfd)
+
+
+def _remove_existing(dirfd: int, name: str, dev: Device, mode: int, rdev: int, configured: bool) -> None:
+    try:
+        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    same = stat.S_IFMT(st.st_mode) == stat.S_IFMT(mode) and st.st_rdev == rdev
+    if configured and not same:
+        raise SetupError(f"linux.devices: {dev.path}: a {_kind(st.st_mode)} is already there, not the "
+                         f"requested device ({dev.type} {dev.major}:{dev.minor})")
+    os.unlink(name, dir_fd=dirfd)  # made again: the config's mode and owner, nothing of the image's
+
+
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISREG, "regular file"), (stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symlink"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return what
+    return "file"
+
+
+def _set_owner_and_mode(dirfd: int, name: str, dev: Device, mode: int, rdev: int) -> None:
+    """Through an O_PATH fd of the node just made, verified to be it: a name can be swapped for
+    a symlink meanwhile (chmod would follow it out of the rootfs)."""
+    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+    try:
+        st = os.fstat(fd)
+        if stat.S_IFMT(st.st_mode) != stat.S_IFMT(mode) or st.st_rdev != rdev:
+            raise SetupError(f"create device {dev.path}: replaced while it was being made")
+        # mknod honours the umask; the spec's fileMode is the final mode.
+        os.chmod(f"/proc/self/fd/{fd}", mode & 0o7777)
+        os.chown(f"/proc/self/fd/{fd}", dev.uid or 0, dev.gid or 0)
+    finally:
+        os.close(fd)
 
 
 def _bind_host_device(root: Rootfs, dev: Device) -> None:

@@ -13,6 +13,7 @@ import os
 import select
 import shutil
 import socket
+import stat
 import struct
 import subprocess
 import tempfile
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from conformance.bundle import default_config, make_bundle
-from tests.conftest import Runtime
+from tests.conftest import Runtime, assert_clean_error, leaks
 from tests.integration.test_namespaces import USERNS_MAPS, userns_bundle, with_namespaces  # noqa: F401
 
 
@@ -677,3 +678,24 @@ def test_pids_limit_zero_is_a_real_limit(oci: Runtime, bundle) -> None:
               if ":pids:" in ln or ln.startswith("0::"))
     base = "/sys/fs/cgroup/pids" if os.path.isdir("/sys/fs/cgroup/pids") else "/sys/fs/cgroup"
     assert Path(f"{base}{cg}/pids.max").read_text().strip() == "0"
+
+
+# --- linux.devices over an existing file (config-linux.md: MUST be an error) ---------------------
+def test_device_over_a_different_file_is_an_error(oci: Runtime, bundle) -> None:
+    """A regular file where a device is asked for is an error, and is left as it was; the same
+    device already there is fine (an image with its own device nodes)."""
+    def edit(c: dict) -> None:
+        c["root"]["readonly"] = False
+        c["linux"]["devices"] = [{"path": "/data/conflict", "type": "c", "major": 1, "minor": 3},
+                                 {"path": "/data/same", "type": "c", "major": 1, "minor": 5}]
+    b = bundle(args=["sh", "-c", "head -c 3 /data/same | wc -c"], edit=edit)
+    (b / "rootfs/data").mkdir(exist_ok=True)
+    (b / "rootfs/data/conflict").write_text("not a device")
+    os.mknod(b / "rootfs/data/same", 0o600 | stat.S_IFCHR, os.makedev(1, 5))
+    cid = oci.new_id("dv")
+    res = oci.run("run", "-b", str(b), cid)
+    assert_clean_error(res, "linux.devices", "/data/conflict", "regular file")
+    assert not leaks(oci.root, cid, b)
+    assert (b / "rootfs/data/conflict").read_text() == "not a device"
+    (b / "rootfs/data/conflict").unlink()
+    assert inside(oci, b).split() == ["3"]
