@@ -23,7 +23,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PYTHON = sys.executable
 RELAXED = settings(deadline=None, suppress_health_check=list(HealthCheck))
 # Examples per kind; config is the one that matters most and gets the most.
-EXAMPLES = {"config": 800, "process": 300, "state": 300, "features": 300}
+# CI replays the same derandomized examples every run (tests/conftest.py): a third of them keeps
+# it a regression check at a third of the time; by hand the full number explores afresh.
+CI_SHARE = 3 if os.environ.get("CI") else 1
+EXAMPLES = {k: n // CI_SHARE for k, n in {"config": 800, "process": 300, "state": 300, "features": 300}.items()}
 
 
 @pytest.fixture(scope="module")
@@ -268,8 +271,9 @@ def test_typical_config_validates_in_well_under_a_millisecond(
 
 def _import_cost_us(tmp_path: Any, module: str, setup: str = "") -> tuple[int, set[str]]:
     """CPU time of importing `module` (best of 5; CPU, not wall time, so that other work on the
-    machine does not count) and the modules that importing it loaded."""
-    code = (f"import sys, time; sys.path[:0] = [{str(tmp_path)!r}, {REPO!r}]; {setup}"
+    machine does not count) and the modules that importing it loaded. `os` is imported first:
+    every command needs it (~2 ms under -S, the interpreter's floor, not the module's cost)."""
+    code = (f"import sys, time, os; sys.path[:0] = [{str(tmp_path)!r}, {REPO!r}]; {setup}"
             f"before = set(sys.modules); t = time.thread_time_ns(); import {module}; "
             "t = time.thread_time_ns() - t; "
             "print(t // 1000, ' '.join(sorted(set(sys.modules) - before)))")
@@ -292,7 +296,7 @@ def test_generated_module_imports_in_under_2ms(tmp_path: Any) -> None:
 def test_schema_module_import_is_light(tmp_path: Any) -> None:
     cost, loaded = _import_cost_us(tmp_path, "ociruntime.schema")
     assert not loaded & {"json", "re", "jsonschema", "pathlib", "enum"}, loaded
-    assert cost < 3000, f"{cost} us"
+    assert cost < 2000, f"{cost} us"
 
 
 def test_semantics_module_import_is_light(tmp_path: Any) -> None:

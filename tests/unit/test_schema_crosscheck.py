@@ -51,7 +51,7 @@ import referencing
 from hypothesis import HealthCheck, given, settings
 from oci_strategies import documents, mutated
 from referencing.jsonschema import DRAFT4
-from test_schema import spec_config
+from test_schema import CI_SHARE, spec_config
 
 from ociruntime import schema, semantics
 
@@ -232,7 +232,7 @@ def _normalize_for_upstream(doc: dict[str, Any], archs: set[str]) -> dict[str, A
     return doc
 
 
-@settings(RELAXED, max_examples=400)
+@settings(RELAXED, max_examples=400 // CI_SHARE)
 @given(doc=documents("config"))
 def test_upstream_accepts_what_we_accept(upstream: dict[str, Any], doc: dict[str, Any]) -> None:
     archs = _upstream_archs(upstream)
@@ -281,7 +281,7 @@ def _explained_by_upstream_stricter(err: Any, kind: str) -> bool:
 def test_disagreements_on_broken_documents_are_all_intended(upstream: dict[str, Any], kind: str) -> None:
     ours = schema._reference_validator(kind)
 
-    @settings(RELAXED, max_examples=1500 if kind == "config" else 400)
+    @settings(RELAXED, max_examples=(1500 if kind == "config" else 400) // CI_SHARE)
     @given(mutated(kind))
     def check(doc: Any) -> None:
         ours_valid, upstream_valid = ours.is_valid(doc), upstream[kind].is_valid(doc)
