@@ -323,7 +323,6 @@ def _compare_resources(rec: dict, config: dict) -> None:
     """linux.resources that the cgroup does not show."""
     res = (config.get("linux") or {}).get("resources") or {}
     cg = rec["cgroup"]
-    got = cg["limits"]
     v2 = cg["version"] == 2
     page = os.sysconf("SC_PAGE_SIZE")
     checks = []  # (spec field, asked value, file, expected file content)
@@ -347,15 +346,15 @@ def _compare_resources(rec: dict, config: dict) -> None:
     for key in ("cpus", "mems"):
         if cpu.get(key):
             checks.append((f"cpu.{key}", cpu[key], f"cpuset.{key}", None))
+    dirs = {k: d for k, d in cg["paths"].items() if os.path.isdir(d)}
     for field, asked, name, expected in checks:
-        value = got.get(name)
-        if expected is None:
-            if value is None:
-                diff = f"linux.resources.{field}: asked {asked!r}, {name} is not set in the cgroup"
-                rec["differences"].append(diff)
-        elif value != expected and not (value is None and expected in ("max", "-1")):
+        value = ki.read_limit(dirs, name, v2)
+        if value is None:
+            continue  # a controller this host does not have: nothing to compare with
+        same = ki.cpu_list(value) == ki.cpu_list(str(asked)) if expected is None else value == expected
+        if not same:
             rec["differences"].append(f"linux.resources.{field}: asked {asked}, the cgroup has "
-                                      f"{name} {value if value is not None else 'unset'}")
+                                      f"{name} {value!r}")
 
 
 # ---------------------------------------------------------------- text

@@ -454,6 +454,23 @@ def cgroup_limits(dirs: dict[str, str], v2: bool) -> dict[str, str]:
     return out
 
 
+def read_limit(dirs: dict[str, str], name: str, v2: bool) -> str | None:
+    """The content of limit file `name` (one of the tables') in the container's cgroup."""
+    controller = next((c for c, n, _ in (V2_LIMITS if v2 else V1_LIMITS) if n == name), None)
+    d = _dir_for(dirs, controller, v2) if controller else None
+    return _read(f"{d}/{name}") if d else None
+
+
+def cpu_list(text: str) -> set[int]:
+    """"0-2,5" -> {0, 1, 2, 5} (cpuset lists, which the kernel rewrites in its own form)."""
+    out: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        if first.isdigit():
+            out.update(range(int(first), int(last or first) + 1))
+    return out
+
+
 def cgroup_usage(dirs: dict[str, str], v2: bool) -> dict[str, int]:
     """Current (and peak) usage: memory in bytes, cpu in nanoseconds, pids, io bytes."""
     out: dict[str, int] = {}

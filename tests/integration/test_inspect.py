@@ -210,6 +210,12 @@ def test_created_paused_and_stopped(oci, bundle) -> None:
     assert "freezer  FROZEN" in inspect_text(oci, cid)
     oci.run("resume", cid, check=True)
     assert inspect_json(oci, cid)["cgroup"]["freezer"] == "THAWED"
+    # The cgroup changed behind the config's back (update): the limit now differs from it.
+    oci.run("update", "--memory", "32m", cid, check=True)
+    rec = inspect_json(oci, cid)
+    name = "memory.max" if rec["cgroup"]["version"] == 2 else "memory.limit_in_bytes"
+    assert rec["differences"] == [f"linux.resources.memory.limit: asked {48 * MIB}, the cgroup has "
+                                  f"{name} '{32 * MIB}'"]
 
     oci.run("kill", cid, "KILL", check=True)
     assert oci.wait_status(cid, "stopped") == "stopped"
@@ -219,7 +225,7 @@ def test_created_paused_and_stopped(oci, bundle) -> None:
     assert any("process has exited" in n for n in rec["notes"])
     cg = rec["cgroup"]
     assert cg["exists"] is True  # until delete: the limit and the peak usage can still be read
-    assert cg["limits"]["memory.max" if cg["version"] == 2 else "memory.limit_in_bytes"] == str(48 * MIB)
+    assert cg["limits"]["memory.max" if cg["version"] == 2 else "memory.limit_in_bytes"] == str(32 * MIB)
     assert cg["usage"]["memory_peak"] > 0
     text = inspect_text(oci, cid)
     assert text.startswith(f"container {cid}: stopped\n")
