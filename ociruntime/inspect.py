@@ -391,7 +391,7 @@ def text(rec: dict) -> str:
     if rec.get("processes"):
         out += ["", "processes (pid on the host, pid in the container, command)"]
         for p in rec["processes"]:
-            out.append(f"  {'  ' * p['depth']}{p['pid']:<8} {p['pid_inside']:<6} {' '.join(p['command'])}")
+            out.append(f"  {p['pid']:<8} {p['pid_inside']:<6} {'  ' * p['depth']}{' '.join(p['command'])}")
     out += ["", "differences from config.json"]
     out += [f"  - {d}" for d in rec["differences"]] or ["  none found"]
     return "\n".join(out) + "\n"
