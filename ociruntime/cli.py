@@ -62,13 +62,14 @@ COMMANDS: dict[str, tuple[dict[str, tuple[str, bool]], str]] = {
               "rootless": ("rootless", False)}, ""),
     "features": ({}, ""),
     "check": ({"bundle": ("bundle", True), "b": ("bundle", True)}, ""),
+    "inspect": ({"format": ("format", True), "f": ("format", True)}, "ID"),
 }
 USAGE = """usage: ociruntime [global flags] COMMAND [flags] [ID] [args]
 
 An OCI runtime (runtime-spec 1.3.0), flag-compatible with runc.
 
 commands: create, start, run, exec, state, kill, delete, pause, resume, ps, events,
-          update, list, spec, features, check
+          update, list, spec, features, check, inspect
 global flags: --root DIR (default /run/ociruntime), --log FILE, --log-format text|json,
               --debug, --systemd-cgroup, --rootless true|false|auto, --version
 """
@@ -219,7 +220,26 @@ def run_command(command: str, gopts: dict[str, object], opts: dict[str, object],
                                       systemd_cgroup=bool(gopts.get("systemd_cgroup")))
         _write_out("".join(p + "\n" for p in problems) or "ok: bundle and host look fine\n")
         return 1 if problems else 0
+    if command == "inspect":
+        return _inspect(root, opts, positional)
     raise UsageError(f"unknown command {command!r}")
+
+
+def _inspect(root: str, opts: dict[str, object], positional: list[str]) -> int:
+    """What isolates a container, read from the kernel: text, or JSON with -f json."""
+    from ociruntime import inspect
+
+    fmt = str(opts.get("format") or "text")
+    if fmt not in ("text", "json"):
+        raise UsageError(f"inspect: invalid format {fmt!r} (expected text or json)")
+    record = inspect.inspect(root, _one_id("inspect", positional))
+    if fmt == "json":
+        from ociruntime import jsonio
+
+        _write_out(jsonio.dumps_pretty(record) + "\n")
+    else:
+        _write_out(inspect.text(record))
+    return 0
 
 
 def _create_or_run(commands, root: str, command: str, opts: dict[str, object],

@@ -93,6 +93,11 @@ HELP: dict[str, tuple[str, dict[str, str]]] = {
     "check": ("check a bundle against this host without creating anything (not in runc)", {
         "bundle": "path to the bundle directory",
     }),
+    "inspect": ("show what isolates a container (namespaces, ids, cgroup, mounts, capabilities, "
+                "seccomp, rlimits, processes), read from the kernel, and where it differs from "
+                "config.json (not in runc)", {
+        "format": "text (default) or json",
+    }),
 }
 GLOBAL_HELP = {
     "root": "directory of the containers' state (default /run/ociruntime)",
