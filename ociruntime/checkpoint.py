@@ -118,7 +118,7 @@ def checkpoint(root: str, cid: str, opts: CheckpointOptions) -> None:
         _make_dirs(opts)
         cg = container._cgroup_of(data) if data.get("cgroup") else None
         args = ["pre-dump" if opts.pre_dump else "dump", "-t", str(pid), "-D", opts.image_path,
-                *opts.common_args(), *_dump_externals(config, pid), *_dump_extra(opts, cg)]
+                *opts.common_args(), *_dump_externals(config, pid, cg), *_dump_extra(opts, cg)]
         fds = {}
         if opts.status_fd >= 0:
             args += ["--status-fd", str(opts.status_fd)]
@@ -152,12 +152,12 @@ def _make_dirs(opts: CriuOptions) -> None:
             raise OciError(f"{flag} {path}: cannot create directory: {e.strerror}") from None
 
 
-def _dump_externals(config, pid: int) -> list[str]:
-    """Bind mounts from the host, keyed by destination; namespaces joined by path, by inode."""
+def _dump_externals(config, pid: int, cg) -> list[str]:
+    """Bind mounts from the host, keyed by destination (the container's cgroup directories
+    bound into a `type: cgroup` mount too); namespaces joined by path, by inode."""
     args = []
-    for m in config.mounts:
-        if m.is_bind():
-            args += ["--external", f"mnt[{m.destination}]:{m.destination}"]
+    for dest, _ in _external_mounts(config, "/", cg.paths() if cg is not None else {}):
+        args += ["--external", f"mnt[{dest}]:{dest}"]
     for ns in config.linux.namespaces:
         if ns.path and ns.type in EXTERNAL_NS:
             kind, key = EXTERNAL_NS[ns.type]
@@ -289,7 +289,7 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
     pidfile = sd.file("criu.pid")
     fds, inherit = _restore_fds(ropts.image_path, config)
     args = ["restore", "-d", "-D", ropts.image_path, "--root", os.path.abspath(config.root_path),
-            "--pidfile", pidfile, *ropts.common_args(), *_restore_externals(config, bundle), *inherit,
+            "--pidfile", pidfile, *ropts.common_args(), *_restore_externals(config, bundle, c.cgroup.paths()), *inherit,
             *_cgroup_roots(c.cgroup.paths())]
     if ropts.lsm_profile:
         args += ["--lsm-profile", ropts.lsm_profile]
@@ -373,13 +373,27 @@ def _is_open(fd: int) -> bool:
         return False
 
 
-def _restore_externals(config, bundle: str) -> list[str]:
+def _restore_externals(config, bundle: str, cgroup_paths: dict[str, str]) -> list[str]:
+    """Each external mount bound from the new config's source (the new cgroup's directories
+    for the cgroup view)."""
     args = []
-    for m in config.mounts:
-        if m.is_bind():
-            source = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
-            args += ["--external", f"mnt[{m.destination}]:{source}"]
+    for dest, source in _external_mounts(config, bundle, cgroup_paths):
+        args += ["--external", f"mnt[{dest}]:{source}"]
     return args
+
+
+def _external_mounts(config, bundle: str, cgroup_paths: dict[str, str]) -> list[tuple[str, str]]:
+    """(destination, host source) of every mount whose source is outside the container."""
+    from ociruntime.linux.rootfs import cgroup_view_binds
+
+    out = []
+    for m in config.mounts:
+        dest = "/" + m.destination.strip("/")  # as rootfs.py mounts it, as criu names it
+        if m.is_bind():
+            out.append((os.path.normpath(dest), os.path.join(bundle, m.source)))
+        elif m.type == "cgroup":
+            out += [(os.path.normpath(d), s) for d, s in cgroup_view_binds(dest, cgroup_paths)]
+    return out
 
 
 def _cgroup_roots(paths: dict[str, str]) -> list[str]:
