@@ -63,15 +63,31 @@ COMMANDS: dict[str, tuple[dict[str, tuple[str, bool]], str]] = {
     "features": ({}, ""),
     "check": ({"bundle": ("bundle", True), "b": ("bundle", True)}, ""),
     "inspect": ({"format": ("format", True), "f": ("format", True)}, "ID"),
+    "checkpoint": ({**{f: (f.replace("-", "_"), True) for f in (
+                        "image-path", "work-path", "parent-path", "status-fd", "page-server",
+                        "manage-cgroups-mode")},
+                    **{f: (f.replace("-", "_"), False) for f in (
+                        "leave-running", "tcp-established", "ext-unix-sk", "shell-job", "lazy-pages",
+                        "file-locks", "pre-dump", "auto-dedup")},
+                    "empty-ns": ("empty_ns[]", True)}, "ID"),
+    "restore": ({**{f: (f.replace("-", "_"), True) for f in (
+                     "console-socket", "image-path", "work-path", "manage-cgroups-mode", "pid-file",
+                     "lsm-profile", "lsm-mount-context")},
+                 **{f: (f.replace("-", "_"), False) for f in (
+                     "tcp-established", "ext-unix-sk", "shell-job", "file-locks", "no-subreaper",
+                     "no-pivot", "auto-dedup", "lazy-pages")},
+                 "bundle": ("bundle", True), "b": ("bundle", True),
+                 "detach": ("detach", False), "d": ("detach", False),
+                 "empty-ns": ("empty_ns[]", True)}, "ID"),
 }
 USAGE = """usage: ociruntime [global flags] COMMAND [flags] [ID] [args]
 
 An OCI runtime (runtime-spec 1.3.0), flag-compatible with runc.
 
 commands: create, start, run, exec, state, kill, delete, pause, resume, ps, events,
-          update, list, spec, features, check, inspect
+          update, list, spec, features, check, inspect, checkpoint, restore
 global flags: --root DIR (default /run/ociruntime), --log FILE, --log-format text|json,
-              --debug, --systemd-cgroup, --rootless true|false|auto, --version
+              --debug, --systemd-cgroup, --rootless true|false|auto, --criu PATH, --version
 """
 
 
@@ -213,6 +229,8 @@ def run_command(command: str, gopts: dict[str, object], opts: dict[str, object],
 
         _write_out(features.document_text() + "\n")
         return 0
+    if command in ("checkpoint", "restore"):
+        return _checkpoint_or_restore(root, command, opts, gopts, positional)
     if command == "check":
         from ociruntime import check
 
@@ -259,6 +277,22 @@ def _create_or_run(commands, root: str, command: str, opts: dict[str, object],
     return commands.run(root, cid, options, detach=detach,
                         subreaper=not opts.get("no_subreaper"), keep=bool(opts.get("keep")),
                         on_created=lambda: log.debug(f"create {cid}: {timing.breakdown()}"))
+
+
+def _checkpoint_or_restore(root: str, command: str, opts: dict[str, object],
+                           gopts: dict[str, object], positional: list[str]) -> int:
+    from ociruntime import checkpoint
+
+    cid = _one_id(command, positional)
+    if command == "checkpoint":
+        checkpoint.checkpoint(root, cid, checkpoint.CheckpointOptions(opts, gopts))
+        return 0
+    from ociruntime import container
+
+    detach = bool(opts.get("detach"))
+    return checkpoint.restore(root, cid, container.CreateOptions(opts, gopts, foreground=not detach),
+                              checkpoint.RestoreOptions(opts, gopts), detach=detach,
+                              subreaper=not opts.get("no_subreaper"))
 
 
 def _events(commands, root: str, cid: str, opts: dict[str, object]) -> int:

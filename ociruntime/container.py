@@ -112,7 +112,9 @@ class Creation:
                 log.warning(f"cleanup: {e}")
 
 
-def create(root: str, cid: str, opts: CreateOptions) -> Creation:
+def create(root: str, cid: str, opts: CreateOptions, build=None) -> Creation:
+    """build(c, config) makes the init (default: _build; restore: criu); everything before it
+    (config, cgroup plan, state dir) and the undo on failure are the same for both."""
     from ociruntime import bundle
 
     config = bundle.load(opts.bundle, systemd_cgroup=opts.systemd_cgroup)
@@ -128,7 +130,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> Creation:
         c.data = _state_data(c, config)
         c.sd.save(c.data)
         _warn_foreign_processes(c.cgroup)
-        _build(c, config)
+        (build or _build)(c, config)
     except BaseException:
         c.undo()
         raise
@@ -223,6 +225,13 @@ def _build(c: Creation, config) -> None:
         _drive(c, config, parent_fd)
     finally:
         os.close(parent_fd)
+    finish_create(c, config)
+
+
+def finish_create(c: Creation, config) -> None:
+    """The init exists and c.data records it: the state says so, the caller gets its pid."""
+    sd = c.sd
+    assert sd is not None
     c.data.pop("creating", None)
     sd.save(c.data)
     # `exec` needs the config as it was at create: later edits of config.json MUST NOT matter.

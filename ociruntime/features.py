@@ -50,6 +50,8 @@ def document() -> dict:
             "io.github.ociruntime.process": "scheduler,ioPriority,execCPUAffinity",
             "io.github.ociruntime.process.scheduler.policies": ",".join(procattrs.SCHED_POLICIES),
             "io.github.ociruntime.linux": "personality",
+            # As runc's org.opencontainers.runc.checkpoint.enabled: the commands exist (they need criu).
+            "io.github.ociruntime.checkpoint.enabled": "true",
         },
     }
 

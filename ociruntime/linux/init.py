@@ -360,6 +360,10 @@ def finish_rootfs(a: InitArgs, root: rootfs.Rootfs, in_userns: bool) -> None:
 
         terminal.setup(a.console_fd, config.process.console_size)  # closes the socket
         a.console_fd = -1
+    else:
+        # A session of its own, as runc's init has (terminal.setup makes one too): criu dumps
+        # a process tree only when its session leader is inside the container.
+        os.setsid()
     if config.root_readonly:
         rootfs.readonly_root(in_userns)
     rootfs.set_root_propagation(config.linux.rootfs_propagation)

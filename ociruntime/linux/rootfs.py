@@ -303,8 +303,7 @@ class Rootfs:
                    "mode=755", f"mount tmpfs on {dest}")
         finally:
             os.close(fd)
-        for name, host_dir in sorted(cgroup_paths.items()):
-            sub = f"{dest}/{_CGROUP_DIR_NAMES.get(name, name)}"
+        for sub, host_dir in cgroup_view_binds(dest, cgroup_paths):
             sfd = self.make_target(sub, True, strict=True)
             try:
                 _mount(host_dir, f"/proc/self/fd/{sfd}", None, mf.MS_BIND | mf.MS_REC, None,
@@ -340,6 +339,13 @@ class Rootfs:
         self.special.clear()
         self.idmapped.clear()
         os.close(self.fd)
+
+
+def cgroup_view_binds(dest: str, cgroup_paths: dict[str, str]) -> list[tuple[str, str]]:
+    """(container path, host cgroup directory) of each bind in a `type: cgroup` mount's view
+    (checkpoint names the same ones to criu as external mounts)."""
+    return [(f"{dest}/{_CGROUP_DIR_NAMES.get(name, name)}", host_dir)
+            for name, host_dir in sorted(cgroup_paths.items())]
 
 
 def open_beneath(dirfd: int, rel: str, scope: int, strict: bool, where: str) -> int:

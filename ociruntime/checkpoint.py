@@ -1,0 +1,447 @@
+"""`checkpoint` and `restore`: a running container to criu images and back (runc's commands).
+
+checkpoint: criu dumps the container's process tree from its init, with what criu cannot
+take from inside the container declared external: the bind mounts from the host (keyed by
+their destination, as runc does, so images move between the two runtimes), a network or pid
+namespace the container joined by path. The paths of the init's stdio go to descriptors.json
+in the image directory. After a full dump (not --leave-running, not --pre-dump) the container
+is gone, as with runc: its processes were killed by criu, its cgroup and state are removed.
+
+restore: `create`'s own first steps (config, cgroup, state directory: so a failure undoes
+exactly what was made, and delete -f works at every step), then criu instead of the init: in
+a private mount namespace where the rootfs is a mount point of its own (criu's --root), with
+the external mounts bound from the new config's sources, the caller's stdio in place of the
+pipes the old process had, and the tasks placed in the new container's cgroup (--cgroup-root).
+The restored container is a normal one: state, kill, exec, delete, ps work on it."""
+
+from __future__ import annotations
+
+import os
+
+from ociruntime import jsonio, log, state
+from ociruntime.errors import ContainerExists, InvalidState, NotRunning, OciError, UsageError
+from ociruntime.linux import criu
+
+DESCRIPTORS = "descriptors.json"  # runc's name and shape: the init's fds 0-2 as readlink shows them
+INVENTORY = "inventory.img"  # the first image criu reads on restore
+MANAGE_CGROUPS_MODES = ("soft", "full", "strict", "ignore")
+EMPTY_NS = {"network": "net"}  # runc's --empty-ns names -> criu's
+# Namespaces joined by path that criu is told are external: spec type -> (criu type, key).
+EXTERNAL_NS = {"network": ("net", "extRootNetNS"), "pid": ("pid", "extRootPidNS")}
+# Boolean flags passed to criu as they are (the same names in runc and criu).
+CRIU_SWITCHES = {
+    "tcp_established": "--tcp-established", "ext_unix_sk": "--ext-unix-sk",
+    "shell_job": "--shell-job", "file_locks": "--file-locks", "auto_dedup": "--auto-dedup",
+    "lazy_pages": "--lazy-pages", "leave_running": "--leave-running",
+}
+
+
+class CriuOptions:
+    """What checkpoint and restore share: where the images are, criu's switches and modes."""
+
+    __slots__ = ("criu", "empty_ns", "image_path", "manage_cgroups_mode", "switches", "work_path")
+
+    def __init__(self, opts: dict[str, object], gopts: dict[str, object]) -> None:
+        self.criu = str(gopts["criu"]) if gopts.get("criu") else None
+        # runc's default: ./checkpoint; the work files (criu's log) go with the images.
+        self.image_path = os.path.abspath(str(opts.get("image_path") or "checkpoint"))
+        self.work_path = os.path.abspath(str(opts["work_path"])) if opts.get("work_path") else self.image_path
+        self.switches = [flag for dest, flag in CRIU_SWITCHES.items() if opts.get(dest)]
+        mode = str(opts.get("manage_cgroups_mode") or "soft")
+        if mode not in MANAGE_CGROUPS_MODES:
+            raise UsageError(f"--manage-cgroups-mode: invalid value {mode!r} (expected "
+                             f"{', '.join(MANAGE_CGROUPS_MODES[:-1])} or {MANAGE_CGROUPS_MODES[-1]})")
+        self.manage_cgroups_mode = mode
+        self.empty_ns = []
+        for name in opts.get("empty_ns") or []:  # type: ignore[union-attr]
+            if name not in EMPTY_NS:
+                raise UsageError(f"--empty-ns: namespace {name!r} is not supported (only "
+                                 f"{', '.join(EMPTY_NS)})")
+            self.empty_ns.append(EMPTY_NS[name])
+
+    def common_args(self) -> list[str]:
+        args = [f"--manage-cgroups={self.manage_cgroups_mode}", *self.switches]
+        for ns in self.empty_ns:
+            args += ["--empty-ns", ns]
+        return args
+
+
+class CheckpointOptions(CriuOptions):
+    __slots__ = ("page_server", "parent_path", "pre_dump", "status_fd")
+
+    def __init__(self, opts: dict[str, object], gopts: dict[str, object]) -> None:
+        super().__init__(opts, gopts)
+        self.parent_path = str(opts["parent_path"]) if opts.get("parent_path") else None
+        self.pre_dump = bool(opts.get("pre_dump"))
+        self.status_fd = _status_fd(opts.get("status_fd"))
+        self.page_server = _page_server(opts.get("page_server"))
+
+
+def _status_fd(value: object) -> int:
+    text = str(value) if value is not None else "-1"
+    if text == "-1":
+        return -1
+    if not text.isdigit():
+        raise UsageError(f"--status-fd: {text!r} is not a file descriptor number")
+    fd = int(text)
+    try:
+        os.fstat(fd)
+    except OSError:
+        raise UsageError(f"--status-fd {fd}: not an open file descriptor") from None
+    return fd
+
+
+def _page_server(value: object) -> tuple[str, str] | None:
+    if not value:
+        return None
+    address, sep, port = str(value).rpartition(":")
+    if not sep or not address or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--page-server: {value!r} is not ADDRESS:PORT")
+    return address.strip("[]"), port
+
+
+# --- checkpoint ----------------------------------------------------------------------------
+def checkpoint(root: str, cid: str, opts: CheckpointOptions) -> None:
+    from ociruntime import container
+
+    sd = state.StateDir.open(root, cid)
+    try:
+        data = sd.load()
+        status = state.status_of(sd, data)
+        if status == "stopped":
+            raise NotRunning(cid, "checkpoint")
+        if status not in ("running", "paused"):
+            raise InvalidState(f"cannot checkpoint container {cid!r}: it is {status}, not running")
+        binary = criu.find(opts.criu)
+        config = _saved_config(sd, data)
+        pid = int(data["pid"])
+        _make_dirs(opts)
+        cg = container._cgroup_of(data) if data.get("cgroup") else None
+        args = ["pre-dump" if opts.pre_dump else "dump", "-t", str(pid), "-D", opts.image_path,
+                *opts.common_args(), *_dump_externals(config, pid, cg), *_dump_extra(opts, cg)]
+        fds = {}
+        if opts.status_fd >= 0:
+            args += ["--status-fd", str(opts.status_fd)]
+            fds[opts.status_fd] = opts.status_fd
+        if not opts.pre_dump:
+            _save_descriptors(opts.image_path, pid)
+        criu.run(binary, args, opts.work_path, "pre-dump.log" if opts.pre_dump else "dump.log", fds=fds)
+        if not (opts.pre_dump or "--leave-running" in opts.switches):
+            # criu killed the processes; what is left of the container goes, as with runc.
+            container.destroy(sd, cid, data)
+    finally:
+        sd.unlock()
+
+
+def _saved_config(sd: state.StateDir, data: dict):
+    """The config as it was at create (the state dir's copy), as the config model."""
+    from ociruntime import bundle
+    from ociruntime.config import Config
+
+    raw = bundle.read_document(sd.file(state.CONFIG_COPY), sd.file(state.CONFIG_COPY))
+    if not isinstance(raw, dict):
+        raise OciError(f"{sd.file(state.CONFIG_COPY)}: not a JSON object")
+    return Config(raw, str(data.get("bundle") or "/"))
+
+
+def _make_dirs(opts: CriuOptions) -> None:
+    for flag, path in (("--image-path", opts.image_path), ("--work-path", opts.work_path)):
+        try:
+            os.makedirs(path, 0o700, exist_ok=True)
+        except OSError as e:
+            raise OciError(f"{flag} {path}: cannot create directory: {e.strerror}") from None
+
+
+def _dump_externals(config, pid: int, cg) -> list[str]:
+    """Bind mounts from the host, keyed by destination (the container's cgroup directories
+    bound into a `type: cgroup` mount too); namespaces joined by path, by inode."""
+    args = []
+    for dest, _ in _external_mounts(config, "/", cg.paths() if cg is not None else {}):
+        args += ["--external", f"mnt[{dest}]:{dest}"]
+    for ns in config.linux.namespaces:
+        if ns.path and ns.type in EXTERNAL_NS:
+            kind, key = EXTERNAL_NS[ns.type]
+            proc = f"/proc/{pid}/ns/{kind}"
+            try:
+                inode = os.stat(proc).st_ino
+            except OSError as e:
+                raise OciError(f"{proc}: {e.strerror}") from None
+            args += ["--external", f"{kind}[{inode}]:{key}"]
+    return args
+
+
+def _dump_extra(opts: CheckpointOptions, cg) -> list[str]:
+    args = []
+    if opts.parent_path:
+        # criu takes it relative to the image directory, as runc documents for --parent-path.
+        args += ["--prev-images-dir", opts.parent_path, "--track-mem"]
+    elif opts.pre_dump:
+        args.append("--track-mem")
+    if opts.page_server:
+        args += ["--page-server", "--address", opts.page_server[0], "--port", opts.page_server[1]]
+    if cg is not None and cg.owned():
+        # Freezing the cgroup stops the tree from forking during the dump; only a cgroup the
+        # container made (a joined one may hold processes that are not the container's).
+        freezer = _freezer_dir(cg.paths())
+        if freezer:
+            args += ["--freeze-cgroup", freezer]
+    return args
+
+
+def _freezer_dir(paths: dict[str, str]) -> str | None:
+    for key, path in paths.items():
+        if "freezer" in key.split(","):
+            return path
+    return paths.get("")
+
+
+def _save_descriptors(image_path: str, pid: int) -> None:
+    fds = []
+    for n in range(3):
+        try:
+            fds.append(os.readlink(f"/proc/{pid}/fd/{n}"))
+        except OSError:
+            fds.append("")  # closed: nothing to hand over on restore
+    try:
+        state.write_atomic(os.path.join(image_path, DESCRIPTORS), jsonio.dumps(fds).encode(), 0o600)
+    except OSError as e:
+        raise state.io_error("cannot write", os.path.join(image_path, DESCRIPTORS), e) from None
+
+
+# --- restore -------------------------------------------------------------------------------
+class RestoreOptions(CriuOptions):
+    __slots__ = ("lsm_mount_context", "lsm_profile")
+
+    def __init__(self, opts: dict[str, object], gopts: dict[str, object]) -> None:
+        super().__init__(opts, gopts)
+        self.lsm_profile = str(opts["lsm_profile"]) if opts.get("lsm_profile") else None
+        self.lsm_mount_context = str(opts["lsm_mount_context"]) if opts.get("lsm_mount_context") else None
+        if self.lsm_profile and self.lsm_profile.partition(":")[0] not in ("apparmor", "selinux"):
+            raise UsageError(f"--lsm-profile: {self.lsm_profile!r} is not TYPE:NAME with TYPE "
+                             "apparmor or selinux")
+
+
+def restore(root: str, cid: str, copts, ropts: RestoreOptions, detach: bool,
+            subreaper: bool = True) -> int:
+    """Restore the images as container `cid` from bundle copts.bundle; in the foreground
+    (not detach) wait for it and return its exit status, as `run` does."""
+    from ociruntime import container
+
+    # The caller's mistakes first, in the order of the command line; nothing is made yet.
+    if os.path.isdir(state.StateDir(root, cid).path):
+        raise ContainerExists(cid)
+    _check_images(ropts.image_path)
+    binary = criu.find(ropts.criu)
+    if not detach and subreaper:
+        # The restored init is criu's child; criu exits after restoring it: as a subreaper we
+        # get it as our child and can wait for it.
+        from ociruntime.linux import security
+
+        security.prctl(security.PR_SET_CHILD_SUBREAPER, 1, "prctl(PR_SET_CHILD_SUBREAPER)")
+    c = container.create(root, cid, copts,
+                         build=lambda c, config: _restore_build(c, config, binary, ropts))
+    try:
+        poststart = container._hooks_from(c.data, "poststart")
+        if poststart:
+            container._run_poststart(cid, c.data, poststart)
+    except BaseException:
+        container._delete_quietly(root, cid)
+        raise
+    if detach:
+        return 0
+    return container._wait_foreground(root, cid, c.init_pid, keep=False)
+
+
+def _check_images(path: str) -> None:
+    """Before anything is made: a missing or unusable image directory is the caller's mistake."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise OciError(f"--image-path {path}: no such directory (nothing to restore)") from None
+    except NotADirectoryError:
+        raise OciError(f"--image-path {path}: not a directory") from None
+    except OSError as e:
+        raise OciError(f"--image-path {path}: {e.strerror}") from None
+    try:
+        try:
+            st = os.stat(INVENTORY, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise OciError(f"--image-path {path}: not a checkpoint (no {INVENTORY}; make one with "
+                           "`ociruntime checkpoint --image-path DIR ID`)") from None
+        import stat
+
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            raise OciError(f"--image-path {path}: {INVENTORY} is not a checkpoint image (empty or not "
+                           "a regular file)")
+    finally:
+        os.close(fd)
+
+
+def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
+    """container.create's build step for restore: criu makes the init."""
+    from ociruntime import container
+
+    sd = c.sd
+    c.cgroup.create()
+    c.cgroup.set(container._resources_with_default_devices(config))
+    bundle = os.path.abspath(c.opts.bundle)
+    _make_mount_points(config, bundle)
+    pidfile = sd.file("criu.pid")
+    fds, inherit = _restore_fds(ropts.image_path, config)
+    args = ["restore", "-d", "-D", ropts.image_path, "--root", os.path.abspath(config.root_path),
+            "--pidfile", pidfile, *ropts.common_args(), *_restore_externals(config, bundle, c.cgroup.paths()), *inherit,
+            *_cgroup_roots(c.cgroup.paths())]
+    if ropts.lsm_profile:
+        args += ["--lsm-profile", ropts.lsm_profile]
+    if ropts.lsm_mount_context:
+        args += ["--lsm-mount-context", ropts.lsm_mount_context]
+    # criu places the tasks in the new cgroup (--cgroup-root); with "ignore" it leaves them
+    # where criu is, so then criu runs there. Otherwise it stays out: the container's device
+    # rules would deny criu's own probes (/dev/net/tun).
+    joins = c.cgroup.procs_files() if ropts.manage_cgroups_mode == "ignore" else []
+    try:
+        criu.run(binary, args, ropts.work_path, "restore.log", fds=fds,
+                 setup=lambda: _restore_child_setup(config, joins))
+    finally:
+        for fd in fds.values():
+            if fd > 2:
+                os.close(fd)
+    c.init_pid = _read_pidfile(pidfile)
+    c.data = container._state_data(c, config)
+    container.finish_create(c, config)
+
+
+def _make_mount_points(config, bundle: str) -> None:
+    """criu mounts on the paths the old container had: a fresh rootfs (another bundle) may
+    lack the ones create made. Made in-root, as create makes them."""
+    from ociruntime.linux.rootfs import Rootfs
+
+    root = Rootfs(config.root_path, in_userns=False)
+    try:
+        for m in config.mounts:
+            is_dir = True
+            if m.is_bind():
+                source = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
+                is_dir = os.path.isdir(source)
+            os.close(root.make_target(m.destination, is_dir))
+    finally:
+        root.close()
+
+
+def _restore_fds(image_path: str, config) -> tuple[dict[int, int], list[str]]:
+    """{fd number in criu: our fd} and the --inherit-fd arguments: our stdio in place of the
+    pipes the old init had as its stdio (descriptors.json), a namespace joined by path."""
+    fds: dict[int, int] = {}
+    inherit: list[str] = []
+    for n, resource in enumerate(_descriptors(image_path)):
+        if resource.startswith("pipe:") and _is_open(n):
+            fds[100 + n] = n
+            inherit += ["--inherit-fd", f"fd[{100 + n}]:{resource}"]
+    for i, ns in enumerate(config.linux.namespaces):
+        if ns.path and ns.type in EXTERNAL_NS:
+            try:
+                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                for opened in fds.values():
+                    if opened > 2:
+                        os.close(opened)
+                raise OciError(f"linux.namespaces[{i}].path {ns.path}: {e.strerror}") from None
+            fds[110 + i] = fd
+            inherit += ["--inherit-fd", f"fd[{110 + i}]:{EXTERNAL_NS[ns.type][1]}"]
+    return fds, inherit
+
+
+def _descriptors(image_path: str) -> list[str]:
+    path = os.path.join(image_path, DESCRIPTORS)
+    try:
+        with open(path, "rb") as f:
+            doc = jsonio.loads(f.read(1 << 16))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as e:
+        raise OciError(f"{path}: cannot read the checkpoint's stdio record: {e}") from None
+    if not isinstance(doc, list) or not all(isinstance(x, str) for x in doc):
+        raise OciError(f"{path}: not a list of 3 paths (corrupt checkpoint)")
+    return doc[:3]
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def _restore_externals(config, bundle: str, cgroup_paths: dict[str, str]) -> list[str]:
+    """Each external mount bound from the new config's source (the new cgroup's directories
+    for the cgroup view)."""
+    args = []
+    for dest, source in _external_mounts(config, bundle, cgroup_paths):
+        args += ["--external", f"mnt[{dest}]:{source}"]
+    return args
+
+
+def _external_mounts(config, bundle: str, cgroup_paths: dict[str, str]) -> list[tuple[str, str]]:
+    """(destination, host source) of every mount whose source is outside the container."""
+    from ociruntime.linux.rootfs import cgroup_view_binds
+
+    out = []
+    for m in config.mounts:
+        dest = "/" + m.destination.strip("/")  # as rootfs.py mounts it, as criu names it
+        if m.is_bind():
+            out.append((os.path.normpath(dest), os.path.join(bundle, m.source)))
+        elif m.type == "cgroup":
+            out += [(os.path.normpath(d), s) for d, s in cgroup_view_binds(dest, cgroup_paths)]
+    return out
+
+
+def _cgroup_roots(paths: dict[str, str]) -> list[str]:
+    """--cgroup-root: the new container's cgroup, as a path from each hierarchy's root (what
+    criu sees in /proc/self/cgroup); one for all when they agree."""
+    from ociruntime.linux import cgroups
+
+    layout = cgroups.read_layout()
+    mounts = dict(layout.v1)
+    if layout.unified:
+        mounts[""] = layout.unified
+    rel = {}
+    for key, path in paths.items():
+        point, mount_root = mounts.get(key, ("", "/"))
+        if not point or not (path == point or path.startswith(point.rstrip("/") + "/")):
+            continue
+        rel[key] = (mount_root.rstrip("/") + path[len(point.rstrip("/")):]) or "/"
+    if len(set(rel.values())) == 1:
+        return ["--cgroup-root", next(iter(rel.values()))]
+    args = []
+    for key, path in rel.items():
+        args += ["--cgroup-root", f"{key}:{path}" if key else path]
+    return args
+
+
+def _restore_child_setup(config, procs_files: list[str]) -> None:
+    """In criu's process before execve: a mount namespace of its own in which the rootfs is a
+    mount point (criu's --root must be one; nothing of it reaches the host); the cgroups in
+    procs_files joined."""
+    from ociruntime.linux import cgroups
+    from ociruntime.linux.namespaces import CLONE_FLAGS
+    from ociruntime.linux.rootfs import prepare_root
+    from ociruntime.linux.sys import check, lib
+
+    check(lib.oci_unshare(CLONE_FLAGS["mount"]), "unshare(CLONE_NEWNS) for criu")
+    prepare_root(config)
+    for procs in procs_files:
+        cgroups.write_file(procs, "0")
+
+
+def _read_pidfile(path: str) -> int:
+    try:
+        with open(path, "rb") as f:
+            text = f.read(64).decode(errors="replace").strip()
+        os.unlink(path)
+    except OSError as e:
+        raise OciError(f"criu restore: cannot read its pid file {path}: {e.strerror}") from None
+    if not text.isdigit() or int(text) <= 0:
+        raise OciError(f"criu restore: its pid file {path} holds {text!r}, not a pid")
+    log.debug(f"criu restored the init as pid {text}")
+    return int(text)

@@ -1,0 +1,173 @@
+"""checkpoint / restore bad input that is caught before criu does anything (issue 16 point 4).
+
+These run on the host, where criu cannot work (Debian's criu 3.17 cannot read this kernel's
+vDSO layout; the real checkpoint and restore tests are tests/guest/test_checkpoint.py). Each
+failure is one line naming the argument or path, exit status 1, a JSON error line in --log, and
+nothing left behind: no state dir, cgroup, mount or process of the would-be container, the
+checkpointed container untouched and still running, no image directory made."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Runtime, assert_clean_error, assert_json_error_log, leaks
+
+LOOP = ["sh", "-c", "while true; do sleep 1; done"]
+
+
+@pytest.fixture
+def running(oci: Runtime, bundle) -> tuple[str, Path]:
+    b = bundle(LOOP)
+    cid = oci.new_id("ck")
+    oci.run("run", "-d", "-b", str(b), cid, check=True)
+    assert oci.status(cid) == "running"
+    return cid, b
+
+
+def fake_images(path: Path) -> Path:
+    """A directory that passes restore's own checks (a non-empty inventory.img): enough to
+    reach the checks that come after it."""
+    path.mkdir()
+    (path / "inventory.img").write_bytes(b"not really an image")
+    return path
+
+
+def test_checkpoint_criu_absent(oci: Runtime, running, tmp_path: Path) -> None:
+    cid, _ = running
+    images = tmp_path / "images"
+    log = tmp_path / "log.json"
+    res = oci.run("--criu", "/nonexistent/criu", "checkpoint", "--image-path", str(images), cid,
+                  log_json=log)
+    assert_clean_error(res, "criu", "/nonexistent/criu")
+    assert_json_error_log(log)
+    assert not images.exists(), "an image directory was made for a checkpoint that never ran"
+    assert oci.status(cid) == "running"
+
+
+def test_checkpoint_criu_not_in_path(oci: Runtime, running, tmp_path: Path) -> None:
+    cid, _ = running
+    env = {**os.environ, "PATH": str(tmp_path)}  # a PATH with no criu in it
+    res = oci.run("checkpoint", "--image-path", str(tmp_path / "images"), cid, env=env)
+    assert_clean_error(res, "criu", "PATH")
+    assert oci.status(cid) == "running"
+
+
+@pytest.mark.parametrize("start_as, words", [("created", ("created", "not running")),
+                                             ("stopped", ("not running",)),
+                                             ("absent", ("does not exist",))])
+def test_checkpoint_not_running(oci: Runtime, bundle, tmp_path: Path, start_as: str,
+                                words: tuple[str, ...]) -> None:
+    cid = oci.new_id("ck")
+    b = bundle(LOOP)
+    if start_as != "absent":
+        oci.run("create", "-b", str(b), cid, check=True)
+    if start_as == "stopped":
+        oci.run("start", cid, check=True)
+        oci.run("kill", cid, "KILL", check=True)
+        assert oci.wait_status(cid, "stopped") == "stopped"
+    images = tmp_path / "images"
+    res = oci.run("checkpoint", "--image-path", str(images), cid)
+    assert_clean_error(res, cid, *words)
+    assert not images.exists()
+    assert oci.status(cid) == (start_as if start_as != "absent" else "absent")
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--manage-cgroups-mode", "loose"], ("--manage-cgroups-mode", "loose")),
+    (["--empty-ns", "ipc"], ("--empty-ns", "ipc")),
+    (["--page-server", "nowhere"], ("--page-server", "nowhere")),
+    (["--status-fd", "x"], ("--status-fd",)),
+    (["--status-fd", "987"], ("--status-fd", "987")),
+])
+def test_checkpoint_bad_flags(oci: Runtime, running, tmp_path: Path, flags: list[str],
+                              words: tuple[str, ...]) -> None:
+    cid, _ = running
+    images = tmp_path / "images"
+    res = oci.run("checkpoint", "--image-path", str(images), *flags, cid)
+    assert_clean_error(res, *words)
+    assert not images.exists()
+    assert oci.status(cid) == "running"
+
+
+def test_restore_missing_image_dir(oci: Runtime, bundle, tmp_path: Path) -> None:
+    b = bundle(LOOP)
+    cid = oci.new_id("rs")
+    log = tmp_path / "log.json"
+    res = oci.run("restore", "-d", "-b", str(b), "--image-path", str(tmp_path / "nothing"), cid,
+                  log_json=log)
+    assert_clean_error(res, "--image-path", str(tmp_path / "nothing"), "no such directory")
+    assert_json_error_log(log)
+    assert leaks(oci.root, cid, b) == []
+
+
+def test_restore_not_a_checkpoint(oci: Runtime, bundle, tmp_path: Path) -> None:
+    b = bundle(LOOP)
+    cid = oci.new_id("rs")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = oci.run("restore", "-d", "-b", str(b), "--image-path", str(empty), cid)
+    assert_clean_error(res, str(empty), "inventory.img")
+    assert leaks(oci.root, cid, b) == []
+    (empty / "inventory.img").write_bytes(b"")  # truncated to nothing
+    res = oci.run("restore", "-d", "-b", str(b), "--image-path", str(empty), cid)
+    assert_clean_error(res, "inventory.img", "empty")
+    assert leaks(oci.root, cid, b) == []
+
+
+def test_restore_image_path_is_a_file(oci: Runtime, bundle, tmp_path: Path) -> None:
+    b = bundle(LOOP)
+    cid = oci.new_id("rs")
+    (tmp_path / "file").write_text("x")
+    res = oci.run("restore", "-d", "-b", str(b), "--image-path", str(tmp_path / "file"), cid)
+    assert_clean_error(res, "--image-path", "not a directory")
+    assert leaks(oci.root, cid, b) == []
+
+
+def test_restore_running_id(oci: Runtime, running, tmp_path: Path) -> None:
+    cid, b = running
+    pid = oci.state(cid)["pid"]
+    res = oci.run("restore", "-d", "-b", str(b), "--image-path", str(fake_images(tmp_path / "img")), cid)
+    assert_clean_error(res, cid, "already exists")
+    st = oci.state(cid)
+    assert (st["status"], st["pid"]) == ("running", pid), "the running container was disturbed"
+
+
+def test_restore_criu_absent(oci: Runtime, bundle, tmp_path: Path) -> None:
+    b = bundle(LOOP)
+    cid = oci.new_id("rs")
+    log = tmp_path / "log.json"
+    res = oci.run("--criu", "/nonexistent/criu", "restore", "-d", "-b", str(b), "--image-path",
+                  str(fake_images(tmp_path / "img")), cid, log_json=log)
+    assert_clean_error(res, "criu", "/nonexistent/criu")
+    assert_json_error_log(log)
+    assert leaks(oci.root, cid, b) == []
+
+
+def test_restore_bad_flags(oci: Runtime, bundle, tmp_path: Path) -> None:
+    b = bundle(LOOP)
+    cid = oci.new_id("rs")
+    images = str(fake_images(tmp_path / "img"))
+    for flags, words in ((["--manage-cgroups-mode", "hard"], ("--manage-cgroups-mode", "hard")),
+                         (["--lsm-profile", "tomoyo:x"], ("--lsm-profile", "tomoyo:x")),
+                         (["--empty-ns", "pid"], ("--empty-ns", "pid"))):
+        res = oci.run("restore", "-d", "-b", str(b), "--image-path", images, *flags, cid)
+        assert_clean_error(res, *words)
+        assert leaks(oci.root, cid, b) == []
+
+
+@pytest.mark.parametrize("command", ["checkpoint", "restore"])
+def test_help_has_every_runc_flag(oci: Runtime, runc: Runtime, command: str) -> None:
+    """`COMMAND --help` exits 0 (podman runs `checkpoint --help` to decide whether a runtime can
+    checkpoint) and lists every flag runc's help on this host lists."""
+    import re
+
+    ours = oci.run(command, "--help")
+    assert ours.returncode == 0
+    theirs = runc.run(command, "--help", check=True).stdout.decode()
+    runc_flags = set(re.findall(r"^\s+(?:-\w, )?--([\w-]+)", theirs, re.M)) - {"help"}
+    assert len(runc_flags) > 10, theirs
+    our_flags = set(re.findall(r"--([\w-]+)", ours.stdout.decode()))
+    assert runc_flags - our_flags == set()
