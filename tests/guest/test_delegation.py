@@ -8,7 +8,10 @@ cgroup itself stay root's. Checked with the cgroupfs and the systemd driver."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,16 @@ echo "controllers: $(cat work/cgroup.controllers)"
 echo "work pids.max: $(cat work/pids.max)"
 if echo 1 > memory.max 2>/dev/null; then echo "raised own limit"; else echo "own limit refused"; fi
 """
+
+
+@pytest.fixture
+def bundle(base_rootfs: Path) -> Iterator[BundleFactory]:
+    """Bundles on a path the container's root (host uid 100000) can traverse: pytest's tmp
+    dirs are 0700, so a rootfs under them is unreachable from inside a user namespace."""
+    top = Path(tempfile.mkdtemp(prefix="ociruntime-deleg-", dir="/var/tmp"))
+    top.chmod(0o755)
+    yield BundleFactory(top, base_rootfs)
+    shutil.rmtree(top, ignore_errors=True)
 
 
 def delegation_bundle(bundle: BundleFactory, cgroups_path: str) -> Path:

@@ -48,7 +48,9 @@ def parse_path(cgroups_path: str | None, container_id: str, rootless: bool) -> t
         raise CgroupError(f"cgroup: invalid systemd cgroupsPath {cgroups_path!r}")
     if name.endswith(".slice"):
         return name, expand_slice(name) or "/"
-    unit = f"{prefix}-{name}.scope" if prefix else f"{name}.scope"
+    # runc's name even with an empty prefix ("-name.scope"): the same cgroupsPath must give the
+    # same unit under either runtime.
+    unit = f"{prefix}-{name}.scope"
     parent = expand_slice(slice_name or ("user.slice" if rootless else "system.slice"))
     return unit, f"{parent}/{unit}"
 
@@ -413,7 +415,9 @@ class SystemdManager(CgroupManager):
         self.inner.destroy()
 
     def owned(self) -> bool:
-        return True  # a unit name of its own; an existing active unit is refused at apply
+        # Only a unit this container started is all its own: an active unit of the same name
+        # (refused at apply) holds someone else's processes, which a failed create must not kill.
+        return self.started
 
     def pids(self) -> list[int]:
         return self.inner.pids()
