@@ -693,8 +693,10 @@ class Bench:
 
     def ctr_setup(self) -> str | None:
         """Start a private containerd (as tests/clients/conftest.py does); why not, or None."""
-        for tool in ("containerd", "ctr", "containerd-shim-runc-v2"):
-            if shutil.which(tool, path=CHILD_ENV["PATH"]) is None:
+        tools = {tool: shutil.which(tool, path=CHILD_ENV["PATH"])
+                 for tool in ("containerd", "ctr", "containerd-shim-runc-v2")}
+        for tool, path in tools.items():
+            if path is None:
                 return f"{tool} is not installed (scripts/install-engines.sh)"
         base = Path(tempfile.mkdtemp(prefix="ocibctd-", dir="/tmp"))  # short: socket paths
         self.ctr_base = base
@@ -708,7 +710,7 @@ class Bench:
         self.ctr_daemon = subprocess.Popen(["containerd", "--config", str(base / "config.toml")],
                                            stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=CHILD_ENV)
         log.close()
-        self.ctr_global = ["ctr", "--address", str(base / "containerd.sock")]
+        self.ctr_global = [str(tools["ctr"]), "--address", str(base / "containerd.sock")]
         deadline = time.monotonic() + 30
         while self.sp.text([*self.ctr_global, "version"])[0] != 0:
             if time.monotonic() > deadline or self.ctr_daemon.poll() is not None:
