@@ -201,6 +201,10 @@ def _build(c: Creation, config) -> None:
         else:  # foreground run: the pty master comes to us, and we relay our stdio to it
             c.opts.console_peer, a.console_fd = terminal.console_socketpair()
     a.cgroup_paths = c.cgroup.paths() if _wants_cgroup_mount(config) else None
+    if a.cgroup_paths and list(a.cgroup_paths) == [""] and _new_cgroupns(config):
+        # cgroup v2 and a cgroup namespace: a cgroup2 mount, whose root is the container's cgroup
+        # (the init unshares the namespace inside it), as a delegated subtree needs.
+        a.cgroup_paths = {}
     parent_fd, a.sync_fd = sync.socketpair()
     try:
         parent = os.getpid()
@@ -330,7 +334,7 @@ def _delegate_cgroup(cg, config) -> None:
     paths = cg.paths()
     if list(paths) != [""] or config.process is None:
         return
-    if not any(ns.type == "cgroup" and not ns.path for ns in config.linux.namespaces):
+    if not _new_cgroupns(config):
         return
     if not any(os.path.normpath(m.destination) == "/sys/fs/cgroup" and "ro" not in m.options
                and (m.source == "cgroup" or m.type in ("cgroup", "cgroup2"))
@@ -344,6 +348,10 @@ def _delegate_cgroup(cg, config) -> None:
     from ociruntime.linux.cgroups.v2 import delegate
 
     delegate(paths[""], uid, gid)
+
+
+def _new_cgroupns(config) -> bool:
+    return any(ns.type == "cgroup" and not ns.path for ns in config.linux.namespaces)
 
 
 def _host_id(cid: int, mappings) -> int | None:

@@ -132,8 +132,14 @@ def test_oom_failed_unit_is_reset_on_delete(rt: Runtime, bundle: BundleFactory) 
                        {"memory": {"limit": 16 * MIB, "swap": 16 * MIB}})
     rt.ids.append(cid)
     rt.run("--systemd-cgroup", "run", "-d", "--bundle", str(b), cid, check=True, timeout=120)
-    wait_for("the scope to fail", lambda: show(unit, "ActiveState")["ActiveState"] == "failed",
-             timeout=120, interval=0.5)
+    try:
+        wait_for("the scope to fail", lambda: show(unit, "ActiveState")["ActiveState"] == "failed",
+                 timeout=120, interval=0.5)
+    except AssertionError:
+        seen = show(unit, "LoadState", "ActiveState", "Result", "ControlGroup", "OOMPolicy")
+        events = Path(f"/sys/fs/cgroup/system.slice/{unit}/memory.events")
+        raise AssertionError(f"{seen}, container {rt.status(cid)}, memory.events "
+                             f"{events.read_text() if events.exists() else 'gone'}") from None
     assert show(unit, "Result")["Result"] == "oom-kill"
     rt.run("delete", "-f", cid, check=True, timeout=60)
     assert status_says_not_found(unit)
