@@ -9,7 +9,7 @@ import os
 import sys
 
 from ociruntime import log
-from ociruntime.errors import OciError, UsageError
+from ociruntime.errors import NotRunning, OciError, UsageError
 
 # name -> (dest, takes_value); aliases share a dest. Go-style: -x, --x, -name, --name, --name=v.
 GLOBAL_FLAGS = {
@@ -242,24 +242,57 @@ def _create_or_run(commands, root: str, command: str, opts: dict[str, object],
 
 
 def _events(commands, root: str, cid: str, opts: dict[str, object]) -> int:
-    """--stats: one record; otherwise one record per --interval until the container stops."""
+    """--stats: one record. Otherwise, like runc, a stats record after every --interval and an
+    `oom` record whenever the container's memory cgroup has an OOM, until the container stops."""
+    from ociruntime import jsonio
+
+    if opts.get("stats"):
+        event = commands.stats_event(root, cid)
+        event["data"] = runc_stats(event["data"])
+        _write_out(jsonio.dumps(event) + "\n")
+        return 0
+    interval = _duration(str(opts.get("interval") or "5s"))
+    try:
+        watch = commands.oom_watch(root, cid)
+    except NotRunning:
+        return 0
+    try:
+        return _event_stream(commands, root, cid, interval, watch)
+    finally:
+        if watch is not None:
+            watch.close()
+
+
+def _event_stream(commands, root: str, cid: str, interval: float, watch) -> int:
+    import select
     import time
 
     from ociruntime import jsonio
 
-    interval = _duration(str(opts.get("interval") or "5s"))
+    poller = select.poll()
+    if watch is not None:
+        poller.register(watch.fd, watch.events())
+    oom = jsonio.dumps({"type": "oom", "id": cid}) + "\n"
+    next_stats = time.monotonic() + interval
     while True:
+        left = next_stats - time.monotonic()
+        if left > 0:
+            if watch is None:
+                time.sleep(left)
+            elif poller.poll(left * 1000):
+                if watch.ready():
+                    _write_out(oom)
+                if watch.gone:
+                    poller.unregister(watch.fd)
+                    watch = None
+            continue
+        next_stats += interval
         try:
             event = commands.stats_event(root, cid)
         except OciError:
-            if opts.get("stats"):
-                raise
             return 0  # the container has gone: the stream ends
         event["data"] = runc_stats(event["data"])
         _write_out(jsonio.dumps(event) + "\n")
-        if opts.get("stats"):
-            return 0
-        time.sleep(interval)
 
 
 def runc_stats(stats: dict) -> dict:

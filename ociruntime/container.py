@@ -718,6 +718,18 @@ def stats_event(root: str, cid: str) -> dict:
     return {"type": "stats", "id": cid, "data": _cgroup_of(data).stats()}
 
 
+def oom_watch(root: str, cid: str):
+    """A linux.cgroups.oom.OomWatch on the container's memory cgroup (None without one), for
+    the `oom` events of `events`."""
+    from ociruntime.linux.cgroups import oom
+
+    sd = StateDir(root, cid)
+    data = sd.load()
+    if state.status_of(sd, data) == "stopped":
+        raise NotRunning(cid, "watch the events of")
+    return oom.watch(_cgroup_of(data).paths())
+
+
 def update(root: str, cid: str, resources: dict) -> None:
     """Apply new linux.resources to a live container (and remember them for `exec`)."""
     sd = StateDir.open(root, cid)
