@@ -607,6 +607,8 @@ def _own_pids(cg, data: dict) -> list[int]:
 def _kill_cgroup(cg, data: dict) -> None:
     """SIGKILL whatever of the container's is left in its cgroup (processes outside its pid
     namespace survive its init)."""
+    if cg.owned() and cg.kill_all():
+        return
     for _ in range(50):
         pids = _own_pids(cg, data)
         if not pids:
