@@ -248,10 +248,16 @@ class V2Manager(CgroupManager):
             else:
                 write_file(d + "/io.weight", f"default {blkio_to_io_weight(bio['weight'])}")
         for w in weights:
-            if bfq:
-                write_file(d + "/io.bfq.weight", f"{dev(w)} {w['weight']}")
-            else:
-                write_file(d + "/io.weight", f"{dev(w)} {blkio_to_io_weight(w['weight'])}")
+            name, value = ("io.bfq.weight", w["weight"]) if bfq else \
+                ("io.weight", blkio_to_io_weight(w["weight"]))
+            try:
+                write_file(f"{d}/{name}", f"{dev(w)} {value}")
+            except CgroupError as e:
+                if getattr(e, "errno", None) != 95:  # EOPNOTSUPP: the device's queue lacks the policy
+                    raise
+                # runc skips per-device weights without BFQ; we skip them too, but say so.
+                self.warnings.append(f"linux.resources.blockIO.weightDevice {dev(w)}: ignored: the "
+                                     f"device uses neither the BFQ scheduler nor io.cost ({name})")
         for line in throttle:
             write_file(d + "/io.max", line)
 
