@@ -223,7 +223,7 @@ def _build(c: Creation, config) -> None:
             c.cgroup.apply(c.stage1_pid)
         # stage1 forks the init inside the cgroup: the pids limit waits until the init exists
         # (_drive), so that a limit of 0 or 1 does not forbid that very fork.
-        c.cgroup.set({k: v for k, v in _resources_with_default_devices(config).items() if k != "pids"})
+        set_resources(c.cgroup, _resources_before_init(config))
         _delegate_cgroup(c.cgroup, config)
         sync.send(parent_fd, "cgroup")
         timing.mark("cgroups")
@@ -323,6 +323,36 @@ def _resources_with_default_devices(config) -> dict:
     return resources
 
 
+def set_resources(cg, resources: dict) -> None:
+    """cg.set(), then log what the driver accepted but could not apply on this host."""
+    cg.set(resources)
+    for warning in cg.warnings:
+        log.warning(warning)
+    cg.warnings.clear()
+
+
+def _resources_before_init(config) -> dict:
+    """Everything but the pids limits (linux.resources.pids and unified pids.* keys)."""
+    resources = _resources_with_default_devices(config)
+    resources.pop("pids", None)
+    unified = {k: v for k, v in (resources.get("unified") or {}).items() if not k.startswith("pids.")}
+    if unified:
+        resources["unified"] = unified
+    else:
+        resources.pop("unified", None)
+    return resources
+
+
+def _pids_resources(config) -> dict:
+    """The pids limits, set once the init exists; unified pids.* keys after (so over) them."""
+    resources = config.linux.resources or {}
+    out = {"pids": resources["pids"]} if resources.get("pids") else {}
+    unified = {k: v for k, v in (resources.get("unified") or {}).items() if k.startswith("pids.")}
+    if unified:
+        out["unified"] = unified
+    return out
+
+
 def _wants_cgroup_mount(config) -> bool:
     return any(m.type == "cgroup" for m in config.mounts)
 
@@ -383,9 +413,7 @@ def _drive(c: Creation, config, fd: int) -> None:
             c.init_pid = int(msg["pid"])
             os.waitpid(c.stage1_pid, 0)
             c.stage1_pid = 0
-            pids = (config.linux.resources or {}).get("pids")
-            if pids:
-                c.cgroup.set({"pids": pids})
+            set_resources(c.cgroup, _pids_resources(config))
             c.data = _state_data(c, config)
             # Saved now so that even a create killed half-way can be cleaned up by delete -f.
             c.sd.save(c.data)
@@ -678,6 +706,8 @@ def _own_pids(cg, data: dict) -> list[int]:
 def _kill_cgroup(cg, data: dict) -> None:
     """SIGKILL whatever of the container's is left in its cgroup (processes outside its pid
     namespace survive its init)."""
+    if cg.owned() and cg.kill_all():
+        return
     for _ in range(50):
         pids = _own_pids(cg, data)
         if not pids:
@@ -789,6 +819,18 @@ def stats_event(root: str, cid: str) -> dict:
     return {"type": "stats", "id": cid, "data": _cgroup_of(data).stats()}
 
 
+def oom_watch(root: str, cid: str):
+    """A linux.cgroups.oom.OomWatch on the container's memory cgroup (None without one), for
+    the `oom` events of `events`."""
+    from ociruntime.linux.cgroups import oom
+
+    sd = StateDir(root, cid)
+    data = sd.load()
+    if state.status_of(sd, data) == "stopped":
+        raise NotRunning(cid, "watch the events of")
+    return oom.watch(_cgroup_of(data).paths())
+
+
 def update(root: str, cid: str, resources: dict) -> None:
     """Apply new linux.resources to a live container (and remember them for `exec`)."""
     sd = StateDir.open(root, cid)
@@ -797,7 +839,7 @@ def update(root: str, cid: str, resources: dict) -> None:
         status = state.status_of(sd, data)
         if status == "stopped":
             raise NotRunning(cid, "update")
-        _cgroup_of(data).set(resources)
+        set_resources(_cgroup_of(data), resources)
     finally:
         sd.unlock()
 

@@ -399,6 +399,13 @@ class CgroupManager:
     def pids(self) -> list[int]:
         raise NotImplementedError
 
+    def kill_all(self) -> bool:
+        """SIGKILL every process in the cgroup and its descendants in one step (cgroup v2's
+        cgroup.kill: no fork can slip between reading the list and signalling it) and wait
+        until it is empty. False when the kernel or driver has no such file; the caller then
+        signals the pids one by one. Only for a cgroup the container owns (see owned())."""
+        return False
+
     def freeze(self) -> None:
         raise NotImplementedError
 

@@ -147,6 +147,16 @@ class V1Manager(CgroupManager):
         paths = self.paths()
         return read_procs(next(iter(paths.values()))) if paths else []
 
+    def kill_all(self) -> bool:
+        """Hybrid host: every process of the container joined its cgroup in the unified
+        hierarchy too, so that cgroup's cgroup.kill reaches them all at once."""
+        path = self.dirs.get("")
+        if path is None or "" in self.skipped:
+            return False
+        from ociruntime.linux.cgroups.v2 import kill_cgroup
+
+        return kill_cgroup(path)
+
     def freeze(self) -> None:
         """FROZEN, then wait until freezer.state reads FROZEN. A task that forks while being
         frozen can leave the cgroup in FREEZING; writing FROZEN again retries, so re-write on a
