@@ -133,7 +133,10 @@ class Rootfs:
         dest = m.destination if m.destination.startswith("/") else "/" + m.destination
         opts = mf.parse_options(m.options)
         if m.type == "cgroup" and not m.is_bind():
-            self._mount_cgroup_v1_view(dest, opts, cgroup_paths)
+            if not cgroup_paths or set(cgroup_paths) == {""}:  # a cgroup2-only host
+                self._mount_cgroup2(dest, opts, (cgroup_paths or {}).get(""))
+            else:
+                self._mount_cgroup_v1_view(dest, opts, cgroup_paths)
             return
         if m.type in SPECIAL_FS and not m.is_bind() and not opts.flags & mf.MS_REMOUNT:
             self._mount_special(m, dest, opts)
@@ -290,15 +293,11 @@ class Rootfs:
 
     def _mount_cgroup_v1_view(self, dest: str, opts: mf.MountOptions,
                               cgroup_paths: dict[str, str] | None) -> None:
-        """`type: cgroup` mounts: a tmpfs with the container's own cgroup directories bound in
-        (cgroup v1); on a cgroup2-only host, a cgroup2 mount."""
+        """`type: cgroup` mounts on a cgroup v1 or hybrid host: a tmpfs with the container's own
+        cgroup directories bound in (the unified one as `unified`)."""
         fd = self.make_target(dest, True, strict=True)
         try:
             target = f"/proc/self/fd/{fd}"
-            if not cgroup_paths:
-                _mount("cgroup2", target, "cgroup2", opts.flags & ~mf.MS_REMOUNT, None,
-                       f"mount cgroup2 on {dest}")
-                return
             _mount("tmpfs", target, "tmpfs", mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC,
                    "mode=755", f"mount tmpfs on {dest}")
         finally:
@@ -313,6 +312,24 @@ class Rootfs:
             self.remount_bind(sub, opts.flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
         if opts.flags & mf.MS_RDONLY:
             self.remount_bind(dest, opts.flags)
+
+    def _mount_cgroup2(self, dest: str, opts: mf.MountOptions, own_dir: str | None) -> None:
+        """`type: cgroup` on a cgroup2-only host: cgroup2 itself, as runc mounts it; in a cgroup
+        namespace its root is the container's cgroup. A user namespace without a cgroup
+        namespace may not mount it (EPERM, EBUSY): then, as runc does, the container's own
+        cgroup directory is bound there instead."""
+        fd = self.make_target(dest, True, strict=True)
+        try:
+            target = f"/proc/self/fd/{fd}"
+            if lib.oci_mount(b"cgroup2", target.encode(), b"cgroup2", opts.flags & ~mf.MS_REMOUNT, ffi.NULL) == 0:
+                return
+            err = ffi.errno
+            if own_dir is None or err not in (errno.EPERM, errno.EBUSY):
+                raise SetupError(f"mount cgroup2 on {dest}: {os.strerror(err)}")
+            _mount(own_dir, target, None, mf.MS_BIND | mf.MS_REC, None, f"bind cgroup {own_dir} on {dest}")
+        finally:
+            os.close(fd)
+        self.remount_bind(dest, opts.flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
 
     def symlink(self, target: str, link: str) -> None:
         """Create link -> target inside the rootfs (the link's parent resolved in-root)."""

@@ -107,10 +107,9 @@ def wait_for(what: str, cond, timeout: float = 20, interval: float = 0.1):
 
 
 # --- the image -------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def image_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tar of a busybox-static root (every applet, /etc/passwd, /www/index.html for httpd)."""
-    base = tmp_path_factory.mktemp("image")
+def make_image_tar(base: Path) -> Path:
+    """base/busybox.tar: a tar of a busybox-static root (every applet, /etc/passwd,
+    /www/index.html for httpd), the image's one layer for any engine."""
     rootfs = make_rootfs(base / "rootfs")
     for rel, text in IMAGE_FILES.items():
         (rootfs / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -119,6 +118,11 @@ def image_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tar = base / "busybox.tar"
     run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(tar), "."], check=True)
     return tar
+
+
+@pytest.fixture(scope="session")
+def image_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_image_tar(tmp_path_factory.mktemp("image"))
 
 
 # --- cgroups, read from the host -------------------------------------------------------------
