@@ -411,3 +411,24 @@ def test_spec_rootless_maps_the_callers_own_ids(user: User, workspace: Path) -> 
     assert linux["gidMappings"] == [{"containerID": 0, "hostID": user.gid, "size": 1}]
     assert {"type": "user"} in linux["namespaces"] and {"type": "network"} not in linux["namespaces"]
 
+
+
+def test_root_of_a_user_namespace_is_rootless_as_podman_runs_it(user: User, runtimes, rootless_bundle) -> None:
+    """podman's rootless mode: the runtime runs as root of a user namespace podman made, with a
+    config that has no user namespace of its own. `auto` makes it rootless: no mknod, cgroups
+    skipped, state under $XDG_RUNTIME_DIR (USER is not root)."""
+    def no_userns(c: dict) -> None:
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "user"]
+        del c["linux"]["uidMappings"], c["linux"]["gidMappings"]
+    b = rootless_bundle(["sh", "-c", INSIDE], no_userns)
+    outs = {}
+    for name, rt in runtimes.items():
+        cid = rt.new_id()
+        r = user.run(["unshare", "--user", "--map-root-user", rt.binary, "run", "-b", str(b), cid],
+                     env={"XDG_RUNTIME_DIR": str(rt.xdg)})
+        assert r.returncode == 0, f"{name}: {r.stderr}"
+        outs[name] = r.stdout
+        assert not (rt.xdg / ("ociruntime" if name == "ociruntime" else "runc") / cid).exists()
+    assert outs["ociruntime"] == outs["runc"], outs
+    lines = outs["ociruntime"].splitlines()
+    assert lines[2].split() == ["0", str(user.uid), "1"] and lines[6] == "character special file 1:3"

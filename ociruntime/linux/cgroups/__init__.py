@@ -391,7 +391,7 @@ class CgroupManager:
             return False
         from ociruntime import log
 
-        log.debug(f"rootless: cgroup {path} not used (not delegated to uid {os.geteuid()}): {err}")
+        log.debug(f"rootless: cgroup {path} not used (not delegated to this user): {err}")
         return True
 
     def set_devices(self, rules: list) -> None:
@@ -502,6 +502,12 @@ def manager(
     own: dict[str, str] = {}
     if not path.startswith("/"):
         own = parse_self_cgroup(own_cgroup if own_cgroup is not None else read_file(SELF_CGROUP))
+        if rootless and layout.mode == "v2" and own.get("", "/") != "/":
+            # An ordinary user's runtime runs in a scope of its session that holds processes
+            # (podman's, conmon): no controller could be enabled below it (the v2 "no internal
+            # processes" rule). Its parent, a slice of the user's delegated tree, is where the
+            # container's cgroup goes, as runc puts it.
+            own[""] = os.path.dirname(own[""])
     return build(layout, path, own, rootless=rootless)
 
 
