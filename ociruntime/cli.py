@@ -86,7 +86,8 @@ An OCI runtime (runtime-spec 1.3.0), flag-compatible with runc.
 
 commands: create, start, run, exec, state, kill, delete, pause, resume, ps, events,
           update, list, spec, features, check, inspect, checkpoint, restore
-global flags: --root DIR (default /run/ociruntime), --log FILE, --log-format text|json,
+global flags: --root DIR (default /run/ociruntime, or $XDG_RUNTIME_DIR/ociruntime rootless),
+              --log FILE, --log-format text|json,
               --debug, --systemd-cgroup, --rootless true|false|auto, --criu PATH, --version
 """
 
@@ -173,7 +174,11 @@ def _write_out(text: str) -> None:
 
 def run_command(command: str, gopts: dict[str, object], opts: dict[str, object],
                 positional: list[str]) -> int:
-    root = str(gopts.get("root") or "/run/ociruntime")
+    root = str(gopts.get("root") or "")
+    if not root and command not in ("spec", "features", "check"):
+        from ociruntime.state import default_root
+
+        root = default_root()
     if command in ("state", "start", "kill", "delete", "create", "run", "list", "pause", "resume", "ps",
                    "events", "update"):
         from ociruntime import container as commands

@@ -138,12 +138,12 @@ HELP: dict[str, tuple[str, dict[str, str]]] = {
     }),
 }
 GLOBAL_HELP = {
-    "root": "directory of the containers' state (default /run/ociruntime)",
+    "root": "directory of the containers' state (default /run/ociruntime; $XDG_RUNTIME_DIR/ociruntime when rootless)",
     "log": "append log lines to this file",
     "log-format": "text or json (runc's shapes)",
     "debug": "log debug lines, and a per-phase timing line for create",
     "systemd-cgroup": "cgroupsPath is slice:prefix:name, for the systemd cgroup driver",
-    "rootless": "true, false or auto",
+    "rootless": "ignore cgroup permission errors: true, false or auto (unprivileged, or in a user namespace)",
     "criu": "path to criu for checkpoint and restore (default: criu in $PATH)",
     "version": "print the version",
     "help": "print this help",

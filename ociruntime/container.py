@@ -119,6 +119,7 @@ def create(root: str, cid: str, opts: CreateOptions, build=None) -> Creation:
 
     config = bundle.load(opts.bundle, systemd_cgroup=opts.systemd_cgroup)
     _check_terminal(config.process is not None and config.process.terminal, opts)
+    _check_rootless(config)
     c = Creation(root, cid, opts)
     c.cgroup = _cgroup_manager(config, c)
     c.sd = StateDir.create(root, cid)
@@ -139,10 +140,18 @@ def create(root: str, cid: str, opts: CreateOptions, build=None) -> Creation:
 
 
 def _cgroup_manager(config, c: Creation):
-    from ociruntime.linux import cgroups
+    from ociruntime.linux import cgroups, rootless
 
     return cgroups.manager(config.linux.cgroups_path, c.cid, systemd=c.opts.systemd_cgroup,
-                           rootless=c.opts.rootless == "true")
+                           rootless=rootless.cgroups_rootless(c.opts.rootless))
+
+
+def _check_rootless(config) -> None:
+    from ociruntime.linux import rootless
+
+    problem = rootless.check_namespaces(config.linux.namespace("user") is not None)
+    if problem:
+        raise OciError(problem)
 
 
 def _warn_foreign_processes(cg) -> None:
@@ -417,7 +426,7 @@ def _drive(c: Creation, config, fd: int) -> None:
             c.data = _state_data(c, config)
             # Saved now so that even a create killed half-way can be cleaned up by delete -f.
             c.sd.save(c.data)
-            sync.send(fd, "state", state=hook_state(c.cid, c.data, "creating"))
+            sync.send(fd, "state", state=hook_state(c.cid, c.data, "creating"), **_rootless_view(c, config))
         elif kind == "createRuntime":
             _run_create_hooks(c, config, hooks)
             sync.send(fd, "createContainer")
@@ -426,6 +435,16 @@ def _drive(c: Creation, config, fd: int) -> None:
         elif kind == "ready":
             timing.merge(msg.get("timings") or [])
             return
+
+
+def _rootless_view(c: Creation, config) -> dict:
+    """Rootless: which cgroups the container's cgroup mount shows is known only now that the
+    undelegated ones were skipped (the init then shows the cgroup it runs in, as runc)."""
+    if not (c.cgroup.rootless and _wants_cgroup_mount(config)):
+        return {}
+    from ociruntime.linux import cgroups
+
+    return {"cgroup_paths": cgroups.rootless_view(c.cgroup.paths())}
 
 
 def _run_create_hooks(c: Creation, config, hooks) -> None:

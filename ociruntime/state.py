@@ -24,6 +24,7 @@ import time
 from ociruntime import jsonio
 from ociruntime.errors import ContainerExists, ContainerNotFound, OciError, UsageError
 
+DEFAULT_ROOT = "/run/ociruntime"
 STATE_FILE = "state.json"
 CONFIG_COPY = "config.json"
 EXEC_FIFO = "exec.fifo"
@@ -56,6 +57,28 @@ def validate_id(container_id: str) -> str:
     if container_id in (".", ".."):
         raise UsageError(f"invalid container ID {container_id!r}")
     return container_id
+
+
+def default_root() -> str:
+    """--root when none is given, runc's rule: $XDG_RUNTIME_DIR/ociruntime for an ordinary user
+    (or root of a user namespace: see rootless.xdg_state_root), made private and sticky (XDG's
+    mark against pruning) as runc does; otherwise /run/ociruntime."""
+    from ociruntime.linux import rootless
+
+    xdg = rootless.xdg_state_root()
+    if xdg is None:
+        if os.geteuid() != 0 and not os.access(DEFAULT_ROOT if os.path.isdir(DEFAULT_ROOT)
+                                               else os.path.dirname(DEFAULT_ROOT), os.W_OK):
+            raise UsageError(f"no --root given, $XDG_RUNTIME_DIR is not set, and the default state "
+                             f"directory {DEFAULT_ROOT} is not writable by uid {os.geteuid()}: set "
+                             "XDG_RUNTIME_DIR or pass --root DIR")
+        return DEFAULT_ROOT
+    try:
+        os.makedirs(xdg, 0o700, exist_ok=True)
+        os.chmod(xdg, 0o1700)
+    except OSError as e:
+        raise io_error("cannot create state directory ($XDG_RUNTIME_DIR/ociruntime)", xdg, e) from None
+    return xdg
 
 
 def ensure_root(root: str) -> None:

@@ -15,7 +15,19 @@ import os
 from ociruntime import hooks, timing
 from ociruntime.config import Config
 from ociruntime.errors import HookError, OciError, SetupError
-from ociruntime.linux import devices, fork, lsm, namespaces, procattrs, procfs, rootfs, seccomp, security, sync
+from ociruntime.linux import (
+    devices,
+    fork,
+    lsm,
+    namespaces,
+    procattrs,
+    procfs,
+    rootfs,
+    rootless,
+    seccomp,
+    security,
+    sync,
+)
 from ociruntime.linux.seccomp import Filter
 
 
@@ -213,10 +225,18 @@ def enter_namespaces(a: InitArgs, seen: set[str]) -> None:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     if plan.new_user:
+        # A runtime without root in the initial user namespace can open our /proc/PID/uid_map
+        # only while we are dumpable (the files of a non-dumpable process belong to the
+        # host's root until our root is mapped): for that window only, as runc does.
+        dumpable = rootless.unprivileged() or rootless.in_user_namespace()
         namespaces.unshare(namespaces.CLONE_FLAGS["user"], "user namespace")
+        if dumpable:
+            security.set_dumpable(True)
         sync.send(a.sync_fd, "userns")
         while (msg := sync.expect_one_of(a.sync_fd, ("idmaps", "cgroup"), "waiting for uid/gid maps")) != "idmaps":
             seen.add(msg)
+        if dumpable:
+            security.set_dumpable(False)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     flags = plan.unshare_flags & ~namespaces.CLONE_FLAGS["cgroup"]
@@ -231,7 +251,10 @@ def init(a: InitArgs) -> None:
     """The container's first process; never returns (execve or _exit)."""
     timing.marks().clear()  # the runtime's own marks, copied by fork: it has them already
     try:
-        a.state = sync.expect(a.sync_fd, "state", "waiting for the container state")["state"]
+        msg = sync.expect(a.sync_fd, "state", "waiting for the container state")
+        a.state = msg["state"]
+        if "cgroup_paths" in msg:  # rootless: the cgroups joined, and ours where none was
+            a.cgroup_paths = msg["cgroup_paths"]
         # createContainer and startContainer hooks run in the container's namespaces: the
         # runtime-spec gives them the pid as the container sees it (1 in a new pid namespace).
         state = dict(a.state, pid=os.getpid())
@@ -261,7 +284,9 @@ def init(a: InitArgs) -> None:
 
 def prepare_container(a: InitArgs, state: dict) -> None:
     config = a.config
-    in_userns = config.linux.namespace("user") is not None
+    # Also a runtime that is itself in a user namespace (podman's rootless mode): the kernel
+    # forbids mknod and keeps inherited mount flags locked there too.
+    in_userns = config.linux.namespace("user") is not None or rootless.in_user_namespace()
     timing.mark("namespaces")
     if "network" in a.plan.new_types:
         from ociruntime.linux.network import loopback_up

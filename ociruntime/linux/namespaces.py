@@ -58,16 +58,24 @@ def id_map_text(mappings: list[IdMapping]) -> bytes:
 
 def write_id_maps(pid: int, linux: Linux) -> None:
     """Written by the parent, outside the new user namespace (user_namespaces(7))."""
+    from ociruntime.linux import rootless
+
+    if rootless.unprivileged():
+        rootless.write_id_maps(pid, linux.uid_mappings, linux.gid_mappings, _write_proc_file)
+        return
     for name, mappings in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
-        path = f"/proc/{pid}/{name}"
+        _write_proc_file(f"/proc/{pid}/{name}", id_map_text(mappings))
+
+
+def _write_proc_file(path: str, data: bytes) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, id_map_text(mappings))
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise SetupError(f"write {path}: {e.strerror}") from None
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise SetupError(f"write {path}: {e.strerror}") from None
 
 
 def write_time_offsets(offsets: dict) -> None:

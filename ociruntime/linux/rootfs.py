@@ -172,7 +172,12 @@ class Rootfs:
         try:
             if not stat.S_ISDIR(os.fstat(target).st_mode):
                 raise SetupError(f"{what}: {m.type} must be mounted on an ordinary directory")
-            mfd = mountapi.new_mount(m.type, m.source or m.type, opts.flags, opts.data, what)
+            try:
+                mfd = mountapi.new_mount(m.type, m.source or m.type, opts.flags, opts.data, what)
+            except SetupError:
+                if not (m.type == "sysfs" and self.in_userns and ffi.errno == errno.EPERM):
+                    raise
+                mfd = host_sysfs_tree(opts.flags, what)
             try:
                 mountapi.verify_fs(mfd, m.type, what)
                 mountapi.attach(mfd, target, what)
@@ -276,10 +281,16 @@ class Rootfs:
             raise SetupError(f"remount {dest}: vanished")
         try:
             target = f"/proc/self/fd/{fd}"
-            if self.in_userns:
-                want |= locked_flags(target)
-            _mount(None, target, None, mf.MS_REMOUNT | mf.MS_BIND | want, None,
-                   f"remount {dest} with {describe_flags(want)}")
+            locked = locked_flags(target) if self.in_userns else 0
+            try:
+                _mount(None, target, None, mf.MS_REMOUNT | mf.MS_BIND | want | locked, None,
+                       f"remount {dest} with {describe_flags(want | locked)}")
+            except SetupError as e:
+                if not locked:
+                    raise
+                raise SetupError(f"{e} (in a user namespace the kernel keeps the flags the source "
+                                 f"mount has, {describe_flags(locked)}: they cannot be cleared, nor "
+                                 "its atime flag changed)") from None
         finally:
             os.close(fd)
 
@@ -393,6 +404,25 @@ def _create_at(parent: int, name: str, is_dir: bool, dest: str) -> None:
         pass
     except OSError as e:
         raise SetupError(f"create mount point {dest}: {name}: {e.strerror}") from None
+
+
+def host_sysfs_tree(flags: int, what: str) -> int:
+    """In a user namespace without a network namespace of its own the kernel refuses a new
+    sysfs (it would show network devices the namespace does not own): a detached copy of the
+    runtime's /sys instead, recursive (its submounts are locked to it), with the asked-for
+    ro/nosuid/nodev/noexec added (never cleared: the kernel locks them). crun does the same."""
+    src = os.open("/sys", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        tree = mountapi.clone_tree(src, True, f"{what} (bind of the host's /sys)")
+    finally:
+        os.close(src)
+    try:
+        keep = flags & (mf.MS_RDONLY | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
+        mountapi.set_attrs(tree, mountapi.mount_attrs(keep), 0, True, what)
+    except BaseException:
+        os.close(tree)
+        raise
+    return tree
 
 
 def locked_flags(path: str) -> int:

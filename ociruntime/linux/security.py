@@ -86,8 +86,8 @@ def switch_user(process: Process) -> None:
     user = process.user
     prctl(PR_SET_KEEPCAPS, 1, "prctl(PR_SET_KEEPCAPS)")
     gids = ffi.new("uint32_t[]", user.additional_gids or [0])
-    check(lib.oci_setgroups(len(user.additional_gids), gids),
-          f"setgroups {user.additional_gids}")
+    if lib.oci_setgroups(len(user.additional_gids), gids) < 0:
+        _setgroups_failed(user.additional_gids)
     try:
         os.setresgid(user.gid, user.gid, user.gid)
     except OSError as e:
@@ -99,6 +99,30 @@ def switch_user(process: Process) -> None:
     prctl(PR_SET_KEEPCAPS, 0, "prctl(PR_SET_KEEPCAPS)")
     if user.umask is not None:
         os.umask(user.umask)
+
+
+def _setgroups_failed(wanted: list[int]) -> None:
+    """setgroups(2) failed. In a user namespace whose setgroups file says "deny" (an ordinary
+    user mapped its own gid: the kernel allows that mapping only so), nobody may change the
+    groups; the process keeps the groups it came with, as with runc. Only when the config asked
+    for groups is that an error. EPERM for any other reason stays an error."""
+    err = ffi.errno
+    if err == 1 and not wanted and _setgroups_denied():
+        log.debug("setgroups is denied in this user namespace (rootless): groups left as they are")
+        return
+    if err == 1 and _setgroups_denied():
+        raise SetupError(f"process.user.additionalGids {wanted}: setgroups is denied in this user "
+                         "namespace (an unprivileged user mapped only its own gid; map a range "
+                         "from /etc/subgid with newgidmap to allow it)")
+    raise SetupError(f"setgroups {wanted}: {os.strerror(err)}")
+
+
+def _setgroups_denied() -> bool:
+    try:
+        with open("/proc/self/setgroups", "rb") as f:
+            return f.read().strip() == b"deny"
+    except OSError:
+        return False
 
 
 def set_capabilities(caps: Capabilities) -> None:

@@ -351,6 +351,22 @@ def hierarchy_dir(mount: tuple[str, str], path: str, own: str | None) -> str:
     return (point.rstrip("/") + base).rstrip("/") + "/" + path
 
 
+def rootless_view(paths: dict[str, str]) -> dict[str, str]:
+    """The directories a rootless container's cgroup mount shows: its own cgroups (`paths`),
+    and in each hierarchy where it has none (not delegated: skipped), the cgroup it runs in,
+    which is ours. runc shows the same."""
+    layout = parse_mountinfo(read_file(MOUNTINFO))
+    own = parse_self_cgroup(read_file(SELF_CGROUP))
+    hierarchies = dict(layout.v1)
+    if layout.unified:
+        hierarchies[""] = layout.unified
+    view = dict(paths)
+    for key, mount in hierarchies.items():
+        if key not in view:
+            view[key] = hierarchy_dir(mount, "", own.get(key.split(",")[0])).rstrip("/") or "/"
+    return view
+
+
 # ---------------------------------------------------------------- interface
 
 
@@ -359,11 +375,41 @@ class CgroupManager:
     filesystem until apply()/set()."""
 
     driver = "none"
+    # Rootless (--rootless, see linux/rootless.py): cgroups that are not delegated to us are
+    # skipped; a resource the config asks for in a skipped cgroup is still an error.
+    rootless = False
 
     def __init__(self) -> None:
         # Settings a driver accepted but could not apply on this host (e.g. swappiness on v2).
         # The caller may log them; the library never prints.
         self.warnings: list[str] = []
+
+    def may_skip(self, err: CgroupError, path: str) -> bool:
+        """Rootless: a cgroup not delegated to us (EPERM, EACCES, EROFS) is not used, with a
+        debug line; any other failure, or a runtime that is not rootless, is an error."""
+        if not (self.rootless and getattr(err, "errno", None) in (1, 13, 30)):
+            return False
+        from ociruntime import log
+
+        log.debug(f"rootless: cgroup {path} not used (not delegated to this user): {err}")
+        return True
+
+    def set_devices(self, rules: list) -> None:
+        """The device rules. Rootless, best effort (runc's rule): loading the v2 device filter
+        (BPF) or writing v1's devices.deny needs CAP_SYS_ADMIN in the host's user namespace,
+        which no delegation gives; such a container only has device nodes bound from the host,
+        guarded by the host's own permissions."""
+        try:
+            self._devices(rules)
+        except CgroupError as e:
+            if not self.rootless:
+                raise
+            from ociruntime import log
+
+            log.debug(f"rootless: device cgroup rules not applied: {e}")
+
+    def _devices(self, rules: list) -> None:
+        raise NotImplementedError
 
     def create(self) -> None:
         """Create the cgroup directories without moving any process (idempotent)."""
@@ -469,6 +515,12 @@ def manager(
     own: dict[str, str] = {}
     if not path.startswith("/"):
         own = parse_self_cgroup(own_cgroup if own_cgroup is not None else read_file(SELF_CGROUP))
+        if rootless and layout.mode == "v2" and own.get("", "/") != "/":
+            # An ordinary user's runtime runs in a scope of its session that holds processes
+            # (podman's, conmon): no controller could be enabled below it (the v2 "no internal
+            # processes" rule). Its parent, a slice of the user's delegated tree, is where the
+            # container's cgroup goes, as runc puts it.
+            own[""] = os.path.dirname(own[""])
     return build(layout, path, own, rootless=rootless)
 
 

@@ -122,8 +122,8 @@ class V1Manager(CgroupManager):
                 self._skip_or_raise(key, e, self.made.get(key, 0))
 
     def _skip_or_raise(self, key: str, err: CgroupError, made: int) -> None:
-        # Rootless runtimes may only use the hierarchies delegated to them (EPERM/EACCES/EROFS).
-        if not (self.rootless and getattr(err, "errno", None) in (1, 13, 30)):
+        # Rootless runtimes may only use the hierarchies delegated to them.
+        if not self.may_skip(err, self.dirs[key]):
             raise err
         self.skipped.add(key)
         if made:
@@ -196,7 +196,7 @@ class V1Manager(CgroupManager):
         if not resources:
             return
         if resources.get("devices") is not None:
-            self._devices(resources["devices"])
+            self.set_devices(resources["devices"])
         if resources.get("memory"):
             self._memory(resources["memory"])
         if resources.get("cpu"):

@@ -108,7 +108,7 @@ class V2Manager(CgroupManager):
             self._skip_or_raise(e, self.made)
 
     def _skip_or_raise(self, err: CgroupError, made: int) -> None:
-        if not (self.rootless and getattr(err, "errno", None) in (1, 13, 30)):
+        if not self.may_skip(err, self.path):
             raise err
         self.skipped = True
         if made:
@@ -153,7 +153,7 @@ class V2Manager(CgroupManager):
         if not resources:
             return
         if resources.get("devices") is not None:
-            self._devices(resources["devices"])
+            self.set_devices(resources["devices"])
         if resources.get("memory"):
             self._memory(resources["memory"])
         if resources.get("cpu"):
