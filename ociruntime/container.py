@@ -233,7 +233,10 @@ def _build(c: Creation, config) -> None:
         # stage1 forks the init inside the cgroup: the pids limit waits until the init exists
         # (_drive), so that a limit of 0 or 1 does not forbid that very fork.
         set_resources(c.cgroup, _resources_before_init(config))
-        _delegate_cgroup(c.cgroup, config)
+        if _new_cgroupns(config) and list(c.cgroup.paths()) == [""]:
+            from ociruntime.linux.cgroups.v2 import delegate_to_container
+
+            delegate_to_container(c.cgroup.paths()[""], config)
         sync.send(parent_fd, "cgroup")
         timing.mark("cgroups")
         _drive(c, config, parent_fd)
@@ -366,38 +369,8 @@ def _wants_cgroup_mount(config) -> bool:
     return any(m.type == "cgroup" for m in config.mounts)
 
 
-def _delegate_cgroup(cg, config) -> None:
-    """runtime-spec "cgroup ownership": on cgroup v2, with a new cgroup namespace and a
-    read-write cgroup mount at /sys/fs/cgroup, the cgroup goes to the host uid/gid of
-    process.user (through the user namespace's maps). Nothing to do when that is root."""
-    paths = cg.paths()
-    if list(paths) != [""] or config.process is None:
-        return
-    if not _new_cgroupns(config):
-        return
-    if not any(os.path.normpath(m.destination) == "/sys/fs/cgroup" and "ro" not in m.options
-               and (m.source == "cgroup" or m.type in ("cgroup", "cgroup2"))
-               for m in config.mounts):
-        return
-    user, userns = config.process.user, any(ns.type == "user" for ns in config.linux.namespaces)
-    uid = _host_id(user.uid, config.linux.uid_mappings) if userns else user.uid
-    gid = _host_id(user.gid, config.linux.gid_mappings) if userns else user.gid
-    if uid is None or gid is None or (uid, gid) == (0, 0):
-        return
-    from ociruntime.linux.cgroups.v2 import delegate
-
-    delegate(paths[""], uid, gid)
-
-
 def _new_cgroupns(config) -> bool:
     return any(ns.type == "cgroup" and not ns.path for ns in config.linux.namespaces)
-
-
-def _host_id(cid: int, mappings) -> int | None:
-    for m in mappings:
-        if m.container_id <= cid < m.container_id + m.size:
-            return m.host_id + cid - m.container_id
-    return None
 
 
 def _drive(c: Creation, config, fd: int) -> None:

@@ -528,6 +528,31 @@ DELEGATE_LIST = "/sys/kernel/cgroup/delegate"
 DELEGATE_FALLBACK = ("cgroup.procs", "cgroup.subtree_control", "cgroup.threads")
 
 
+def delegate_to_container(path: str, config) -> None:
+    """runtime-spec "cgroup ownership": with a new cgroup namespace (the caller checked) and a
+    read-write cgroup mount at /sys/fs/cgroup, the cgroup goes to the host uid/gid of
+    process.user (through the user namespace's maps). Nothing to do when that is root."""
+    if config.process is None:
+        return
+    if not any(os.path.normpath(m.destination) == "/sys/fs/cgroup" and "ro" not in m.options
+               and (m.source == "cgroup" or m.type in ("cgroup", "cgroup2"))
+               for m in config.mounts):
+        return
+    user, userns = config.process.user, any(ns.type == "user" for ns in config.linux.namespaces)
+    uid = _host_id(user.uid, config.linux.uid_mappings) if userns else user.uid
+    gid = _host_id(user.gid, config.linux.gid_mappings) if userns else user.gid
+    if uid is None or gid is None or (uid, gid) == (0, 0):
+        return
+    delegate(path, uid, gid)
+
+
+def _host_id(cid: int, mappings) -> int | None:
+    for m in mappings:
+        if m.container_id <= cid < m.container_id + m.size:
+            return m.host_id + cid - m.container_id
+    return None
+
+
 def delegate(path: str, uid: int, gid: int) -> None:
     """runtime-spec "cgroup ownership": give the container's cgroup directory, and those of its
     files the kernel lists as delegatable, to the container's user. Its processes can then make
