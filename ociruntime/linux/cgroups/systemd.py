@@ -422,6 +422,9 @@ class SystemdManager(CgroupManager):
     def pids(self) -> list[int]:
         return self.inner.pids()
 
+    def kill_all(self) -> bool:
+        return self.inner.kill_all()
+
     def freeze(self) -> None:
         self.inner.freeze()
 
