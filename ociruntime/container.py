@@ -413,9 +413,10 @@ def _drive(c: Creation, config, fd: int) -> None:
 def _rootless_view(c: Creation, config) -> dict:
     """Rootless: which cgroups the container's cgroup mount shows is known only now that the
     undelegated ones were skipped (the init then shows the cgroup it runs in, as runc)."""
-    if not (c.cgroup.rootless and _wants_cgroup_mount(config)):
+    from ociruntime.linux import cgroups, rootless
+
+    if not (_wants_cgroup_mount(config) and rootless.cgroups_rootless(c.opts.rootless)):
         return {}
-    from ociruntime.linux import cgroups
 
     return {"cgroup_paths": cgroups.rootless_view(c.cgroup.paths())}
 
