@@ -386,9 +386,11 @@ def finish_rootfs(a: InitArgs, root: rootfs.Rootfs, in_userns: bool) -> None:
         terminal.setup(a.console_fd, config.process.console_size)  # closes the socket
         a.console_fd = -1
     else:
-        # A session of its own, as runc's init has (terminal.setup makes one too): criu dumps
-        # a process tree only when its session leader is inside the container.
+        # A session of its own, as runc's init has (terminal.setup makes one too), and the
+        # container's /dev/null for the host's: criu checkpoints a process tree only when its
+        # session leader and its files are inside the container.
         os.setsid()
+        rootfs.reopen_null_stdio(root)
     if config.root_readonly:
         rootfs.readonly_root(in_userns)
     rootfs.set_root_propagation(config.linux.rootfs_propagation)

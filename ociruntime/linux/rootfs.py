@@ -535,6 +535,46 @@ def null_device(root: Rootfs) -> int:
     return fd
 
 
+def reopen_null_stdio(root: Rootfs) -> None:
+    """After pivot_root: stdio that is the host's /dev/null becomes the container's own (runc
+    does the same), since criu cannot checkpoint a file on a mount outside the container. Only
+    a verified null device, reopened through our verified procfs; else stdio stays as it is."""
+    proc = root.special_fd("proc", "/proc")
+    targets = [n for n in (0, 1, 2) if _is_null_device(n)]
+    if not targets or proc < 0:
+        return
+    try:
+        fd = root.open_in_root("dev/null", strict=True)
+    except SetupError:
+        return  # a symlink there: leave stdio alone
+    if fd < 0:
+        return
+    try:
+        try:
+            mountapi.verify_char_device(fd, 1, 3, "/dev/null in the container")
+        except SetupError:
+            return
+        ours = os.fstat(fd)
+        null = os.open(f"self/fd/{fd}", os.O_RDWR | os.O_CLOEXEC, dir_fd=proc)
+        try:
+            for n in targets:
+                st = os.fstat(n)
+                if (st.st_dev, st.st_ino) != (ours.st_dev, ours.st_ino):
+                    os.dup2(null, n)
+        finally:
+            os.close(null)
+    finally:
+        os.close(fd)
+
+
+def _is_null_device(fd: int) -> bool:
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
+
+
 def mask_paths(root: Rootfs, paths: list[str]) -> None:
     """After pivot_root: files get the verified /dev/null bound over them, directories an
     empty tmpfs; both read-only, so a mask can never be a writable window."""
