@@ -4,8 +4,8 @@ Why the command line and not `criu swrk` (RPC over a socketpair): each option is
 the argument list (logged with --debug), nothing has to be generated from criu's .proto at build
 time, and criu's failures are lines in its log file (`-o`), which we read back and report as one
 line naming the log. What the command line lacks is RPC-only: sending a new pty master back
-(`orphan_pts_master`) and per-step notifications, so restore of a container with a terminal
-needs --shell-job and the caller's terminal.
+(`orphan_pts_master`) and per-step notifications, so a container with a terminal (its pty
+master held outside the container) is not handled.
 
 criu runs as a child that first gets its file descriptors in place (only the ones criu must
 inherit, at the numbers its arguments name) and optionally runs `setup` (a private mount
