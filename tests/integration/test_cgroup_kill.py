@@ -7,6 +7,9 @@ cgroup that no fork can slip past. The same with runc; host (v1) and guest (v2).
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
+import threading
 import time
 from pathlib import Path
 
@@ -56,3 +59,38 @@ def test_delete_force_kills_a_forked_off_process(request, bundle, which: str) ->
                 Path(path).rmdir()
     else:
         assert left == [], "delete --force left the cgroup"
+
+
+def _unified_root() -> Path:
+    for root in (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")):
+        if (root / "cgroup.procs").exists() and (root / "cgroup.subtree_control").exists():
+            return root
+    pytest.fail("no cgroup2 hierarchy mounted (hybrid hosts have one at /sys/fs/cgroup/unified)")
+
+
+def test_waits_on_a_cgroup_removed_meanwhile() -> None:
+    """systemd removes an emptied scope by itself, racing with delete's cgroup.kill: a wait for
+    the cgroup to empty ends when it is gone (seen: podman checkpoint failed with a bare
+    "No such device" when the read of cgroup.events lost that race); any other wait fails with
+    a cgroup error naming the file, never a bare OSError."""
+    from ociruntime.linux.cgroups import CgroupError
+    from ociruntime.linux.cgroups.v2 import kill_cgroup, wait_event
+
+    path = _unified_root() / f"ociruntime-gone-{time.monotonic_ns()}"
+    path.mkdir()
+    try:
+        fd = os.open(path / "cgroup.events", os.O_RDONLY)
+    finally:
+        path.rmdir()
+    try:
+        with pytest.raises(OSError) as gone:
+            os.read(fd, 100)  # what wait_event meets when it loses the race
+    finally:
+        os.close(fd)
+    assert gone.value.errno == errno.ENODEV
+    wait_event(str(path), "populated", 0, timeout=1.0)
+    assert kill_cgroup(str(path)) is False  # gone: the caller's pid walk finds nothing
+    path.mkdir()
+    threading.Timer(0.2, path.rmdir).start()
+    with pytest.raises(CgroupError, match=f"{path}/cgroup.events.*frozen 1"):
+        wait_event(str(path), "frozen", 1, timeout=1.0)

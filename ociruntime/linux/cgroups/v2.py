@@ -12,6 +12,7 @@ The helpers at module level are shared with the v1 driver for hybrid hosts.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from ociruntime.linux.cgroups import (
@@ -476,33 +477,50 @@ def kill_cgroup(path: str) -> bool:
     try:
         write_file(path + "/cgroup.kill", "1")
     except CgroupError as e:
-        if getattr(e, "errno", None) == 2:  # ENOENT: removed meanwhile; the caller's pid walk copes
+        if getattr(e, "errno", None) in GONE:  # removed meanwhile; the caller's pid walk copes
             return False
         raise
     wait_event(path, "populated", 0, timeout=10.0)
     return True
 
 
+# A cgroup removed under us (systemd drops an emptied scope on its own): ENOENT on open, ENODEV
+# on a file opened before the rmdir (kernfs deactivated it).
+GONE = (errno.ENOENT, errno.ENODEV)
+
+
 def wait_event(path: str, key: str, value: int, timeout: float) -> None:
     """Wait until cgroup.events shows key == value. The kernel signals a change of the file
-    to poll() as POLLPRI (kernfs notify); reading re-arms it. No sleeping loop."""
+    to poll() as POLLPRI (kernfs notify); reading re-arms it. No sleeping loop.
+
+    A cgroup removed meanwhile is empty: that ends a wait for "populated 0"; any other wait
+    fails naming the cgroup."""
     import select
     import time
 
+    from ociruntime.linux.cgroups import fail
+
     events = path + "/cgroup.events"
+    emptied = (key, value) == ("populated", 0)
     try:
         fd = os.open(events, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
-        from ociruntime.linux.cgroups import fail
-
+        if emptied and e.errno in GONE:
+            return
         raise fail(f"open {events}", e) from e
     try:
         poller = select.poll()
         poller.register(fd, select.POLLPRI | select.POLLERR)
         deadline = time.monotonic() + timeout
         while True:
-            os.lseek(fd, 0, os.SEEK_SET)
-            for line in os.read(fd, 4096).decode().splitlines():
+            try:
+                os.lseek(fd, 0, os.SEEK_SET)
+                text = os.read(fd, 4096).decode()
+            except OSError as e:
+                if emptied and e.errno in GONE:
+                    return
+                raise fail(f"read {events} (waiting for {key} {value})", e) from e
+            for line in text.splitlines():
                 name, _, current = line.partition(" ")
                 if name == key and current.strip() == str(value):
                     return
