@@ -244,32 +244,75 @@ class Rootfs:
 
     def _bind(self, m: Mount, dest: str, opts: mf.MountOptions, bundle: str) -> None:
         source = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
+        what = f"bind mount {source} on {dest}"
         try:
-            is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+            src = os.open(source, O_PATH | os.O_CLOEXEC)
         except OSError as e:
-            raise SetupError(f"bind mount {source} on {dest}: source: {e.strerror}") from None
-        fd = self.make_target(dest, is_dir)
+            raise SetupError(f"{what}: source: {e.strerror}") from None
         try:
-            target = f"/proc/self/fd/{fd}"
-            _mount(source, target, None, mf.MS_BIND | (opts.flags & mf.MS_REC), None,
-                   f"bind mount {source} on {dest}")
+            is_dir = stat.S_ISDIR(os.fstat(src).st_mode)
+            tree = mountapi.clone_tree(src, bool(opts.flags & mf.MS_REC), what)
         finally:
-            os.close(fd)
-        self.remount_bind(dest, opts.flags)
+            os.close(src)
+        self._attach_tree(tree, dest, is_dir, opts.flags, what)
+
+    def _bind_host_dir(self, host_dir: str, dest: str, flags: int) -> None:
+        """A host cgroup directory (with what is mounted below it) bound at dest."""
+        what = f"bind cgroup {host_dir} on {dest}"
+        try:
+            src = os.open(host_dir, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise SetupError(f"{what}: {e.strerror}") from None
+        try:
+            tree = mountapi.clone_tree(src, True, what)
+        finally:
+            os.close(src)
+        self._attach_tree(tree, dest, True, flags, what, strict=True)
 
     def _attach_idmapped(self, m: Mount, dest: str, opts: mf.MountOptions) -> None:
         """The id-mapped tree stage1 made, attached at its in-root target by fd."""
         tree = self.idmapped.pop(m)
-        what = f"{m.idmap()} mount {m.source} on {dest}"
         try:
-            target = self.make_target(dest, stat.S_ISDIR(os.fstat(tree).st_mode))
+            is_dir = stat.S_ISDIR(os.fstat(tree).st_mode)
+        except BaseException:
+            os.close(tree)
+            raise
+        self._attach_tree(tree, dest, is_dir, opts.flags, f"{m.idmap()} mount {m.source} on {dest}")
+
+    def _attach_tree(self, tree: int, dest: str, is_dir: bool, flags: int, what: str,
+                     strict: bool = False) -> None:
+        """Give the detached mount `tree` its flags, then attach it at dest (made in-root, by
+        fd); consumes tree. The flags are set before the mount is reachable: a racer in a
+        shared volume who swaps dest after the attach cannot leave it writable by redirecting
+        a later path-based remount to another mount."""
+        try:
+            self._set_tree_flags(tree, flags, what)
+            target = self.make_target(dest, is_dir, strict)
             try:
                 mountapi.attach(tree, target, what)
             finally:
                 os.close(target)
         finally:
             os.close(tree)
-        self.remount_bind(dest, opts.flags)
+
+    def _set_tree_flags(self, tree: int, flags: int, what: str) -> None:
+        """A bind takes the per-mount flags asked for, exactly (as MS_REMOUNT|MS_BIND would set
+        them); none asked: it keeps its source's. In a user namespace the source's locked
+        flags stay (the kernel refuses to clear them)."""
+        want = flags & mf.REMOUNT_FLAGS
+        if not want:
+            return
+        locked = _locked(os.fstatvfs(tree).f_flag) if self.in_userns else 0
+        attr_set = mountapi.mount_attrs(want | locked)
+        attr_clear = (mountapi.PER_MOUNT_ATTRS & ~attr_set) | mf.MOUNT_ATTR__ATIME
+        try:
+            mountapi.set_attrs(tree, attr_set, attr_clear, False, f"{what} ({describe_flags(want | locked)})")
+        except SetupError as e:
+            if not locked:
+                raise
+            raise SetupError(f"{e} (in a user namespace the kernel keeps the flags the source "
+                             f"mount has, {describe_flags(locked)}: they cannot be cleared, nor "
+                             "its atime flag changed)") from None
 
     def remount_bind(self, dest: str, flags: int) -> None:
         """Bind mounts take their flags only on a second MS_REMOUNT call."""
@@ -314,13 +357,7 @@ class Rootfs:
         finally:
             os.close(fd)
         for sub, host_dir in cgroup_view_binds(dest, cgroup_paths):
-            sfd = self.make_target(sub, True, strict=True)
-            try:
-                _mount(host_dir, f"/proc/self/fd/{sfd}", None, mf.MS_BIND | mf.MS_REC, None,
-                       f"bind cgroup {host_dir} on {sub}")
-            finally:
-                os.close(sfd)
-            self.remount_bind(sub, opts.flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
+            self._bind_host_dir(host_dir, sub, opts.flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
         if opts.flags & mf.MS_RDONLY:
             self.remount_bind(dest, opts.flags)
 
@@ -337,10 +374,9 @@ class Rootfs:
             err = ffi.errno
             if own_dir is None or err not in (errno.EPERM, errno.EBUSY):
                 raise SetupError(f"mount cgroup2 on {dest}: {os.strerror(err)}")
-            _mount(own_dir, target, None, mf.MS_BIND | mf.MS_REC, None, f"bind cgroup {own_dir} on {dest}")
         finally:
             os.close(fd)
-        self.remount_bind(dest, opts.flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
+        self._bind_host_dir(own_dir, dest, opts.flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
 
     def symlink(self, target: str, link: str) -> None:
         """Create link -> target inside the rootfs (the link's parent resolved in-root)."""
@@ -427,7 +463,10 @@ def host_sysfs_tree(flags: int, what: str) -> int:
 
 def locked_flags(path: str) -> int:
     """Flags inherited mounts carry that a user namespace may not clear (remount would fail)."""
-    f_flag = os.statvfs(path).f_flag
+    return _locked(os.statvfs(path).f_flag)
+
+
+def _locked(f_flag: int) -> int:
     return sum(flag for bit, flag in mf.ST_LOCKED.items() if f_flag & bit)
 
 
