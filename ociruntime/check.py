@@ -108,7 +108,14 @@ def _check_cgroups(config) -> list[str]:
 
 
 def _has_mount_setattr() -> bool:
-    from ociruntime.linux.sys import ffi, lib
+    import errno
+
+    from ociruntime.errors import SetupError
+    from ociruntime.linux.kernel import kernel
 
     # An invalid call: ENOSYS means the syscall is missing, anything else that it exists.
-    return lib.oci_mount_setattr(-1, b"", 0, 0, 0, 0) == 0 or ffi.errno != 38
+    try:
+        kernel().mount_setattr(-1, "", 0, 0, 0, 0, "mount_setattr")
+    except SetupError as e:
+        return e.errno != errno.ENOSYS
+    return True

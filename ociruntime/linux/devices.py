@@ -8,6 +8,7 @@ import stat
 from ociruntime.config import Config, Device
 from ociruntime.errors import SetupError
 from ociruntime.linux import mountflags as mf
+from ociruntime.linux.kernel import kernel
 from ociruntime.linux.rootfs import Rootfs, _mount
 
 # config-linux.md "Default Devices": the runtime MUST supply these.
@@ -59,7 +60,7 @@ def create_device(root: Rootfs, dev: Device, in_userns: bool, configured: bool =
     rdev = os.makedev(dev.major, dev.minor) if dev.type != "p" else 0
     try:
         _remove_existing(dirfd, name, dev, mode, rdev, configured)
-        os.mknod(name, mode, rdev, dir_fd=dirfd)
+        kernel().mknod(dirfd, name, mode, rdev, f"create device {dev.path} ({dev.type} {dev.major}:{dev.minor})")
         _set_owner_and_mode(dirfd, name, dev, mode, rdev)
     except OSError as e:
         raise SetupError(f"create device {dev.path} ({dev.type} {dev.major}:{dev.minor}): "
@@ -98,7 +99,7 @@ def _set_owner_and_mode(dirfd: int, name: str, dev: Device, mode: int, rdev: int
             raise SetupError(f"create device {dev.path}: replaced while it was being made")
         # mknod honours the umask; the spec's fileMode is the final mode.
         os.chmod(f"/proc/self/fd/{fd}", mode & 0o7777)
-        os.chown(f"/proc/self/fd/{fd}", dev.uid or 0, dev.gid or 0)
+        kernel().chown(f"/proc/self/fd/{fd}", dev.uid or 0, dev.gid or 0, f"create device {dev.path}: chown")
     finally:
         os.close(fd)
 

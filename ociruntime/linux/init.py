@@ -343,14 +343,12 @@ def _run_create_container_hooks(a: InitArgs, state: dict) -> None:
 
 
 def set_names(config: Config) -> None:
-    from ociruntime.linux.sys import check, lib
+    from ociruntime.linux.kernel import kernel
 
     if config.hostname is not None:
-        name = config.hostname.encode()
-        check(lib.oci_sethostname(name, len(name)), f"sethostname {config.hostname!r}")
+        kernel().sethostname(config.hostname, f"sethostname {config.hostname!r}")
     if config.domainname is not None:
-        name = config.domainname.encode()
-        check(lib.oci_setdomainname(name, len(name)), f"setdomainname {config.domainname!r}")
+        kernel().setdomainname(config.domainname, f"setdomainname {config.domainname!r}")
 
 
 def build_rootfs(a: InitArgs, in_userns: bool) -> rootfs.Rootfs:

@@ -343,13 +343,17 @@ def open_root(p: Proc) -> int:
 def open_in_root(root_fd: int, path: str, flags: int) -> int:
     """openat2 below root_fd that follows no symlink at all (the tree is the container's, and a
     symlink in it would be resolved against our root); -1 if it cannot be opened."""
+    from ociruntime.errors import SetupError
+    from ociruntime.linux.kernel import kernel
     from ociruntime.linux.procfs import RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
-    from ociruntime.linux.sys import lib
 
     if root_fd < 0:
         return -1
-    return lib.oci_openat2(root_fd, path.lstrip("/").encode() or b".", flags | os.O_CLOEXEC, 0,
-                           RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+    try:
+        return kernel().openat2(root_fd, path.lstrip("/") or ".", flags | os.O_CLOEXEC, 0,
+                                RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, f"open {path}")
+    except SetupError:
+        return -1
 
 
 def exists_in_root(root_fd: int, path: str) -> bool:

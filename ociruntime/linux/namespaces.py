@@ -6,7 +6,7 @@ import os
 
 from ociruntime.config import IdMapping, Linux
 from ociruntime.errors import SetupError
-from ociruntime.linux.sys import check, lib
+from ociruntime.linux.kernel import kernel
 
 CLONE_FLAGS = {
     "mount": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000, "user": 0x10000000,
@@ -42,14 +42,14 @@ def join_namespaces(joins: list[tuple[str, str]]) -> None:
             except OSError as e:
                 raise SetupError(f"join {ns_type} namespace {path}: {e.strerror}") from None
         for ns_type, path, fd in fds:
-            check(lib.oci_setns(fd, CLONE_FLAGS[ns_type]), f"setns {ns_type} namespace {path}")
+            kernel().setns(fd, CLONE_FLAGS[ns_type], f"setns {ns_type} namespace {path}")
     finally:
         for _, _, fd in fds:
             os.close(fd)
 
 
 def unshare(flags: int, what: str) -> None:
-    check(lib.oci_unshare(flags), f"unshare {what}")
+    kernel().unshare(flags, f"unshare {what}")
 
 
 def id_map_text(mappings: list[IdMapping]) -> bytes:

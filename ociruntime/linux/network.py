@@ -101,11 +101,12 @@ class DeviceMover:
                 except NetlinkError as e:
                     raise SetupError(f"linux.netDevices: move {host_name!r} into the container as "
                                      f"{name!r}: {os.strerror(e.code)}") from None
-        from ociruntime.linux.sys import check, lib
+        from ociruntime.linux.kernel import kernel
+        from ociruntime.linux.namespaces import CLONE_FLAGS
 
         fd = os.open(f"/proc/{target_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            check(lib.oci_setns(fd, 0x40000000), "linux.netDevices: join the container's network namespace")
+            kernel().setns(fd, CLONE_FLAGS["network"], "linux.netDevices: join the container's network namespace")
         finally:
             os.close(fd)
         with IPRoute() as inner:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from ociruntime.errors import ConfigError, SetupError
-from ociruntime.linux.sys import check, ffi, lib
+from ociruntime.linux.kernel import kernel, shim
 
 ACTIONS = {
     "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000,
@@ -37,7 +37,7 @@ EEXIST = 17
 
 
 def libseccomp_version() -> str:
-    v = lib.seccomp_version()
+    v = shim()[1].seccomp_version()
     return f"{v.major}.{v.minor}.{v.micro}"
 
 
@@ -62,9 +62,8 @@ class Filter:
 
     def load(self) -> int:
         """Load it into the calling thread: the notify fd when it has notify rules, else -1."""
-        buf = ffi.from_buffer(self.bpf)
         flags = self.flags | (SECCOMP_FILTER_FLAG_NEW_LISTENER if self.listener_path else 0)
-        ret = check(lib.oci_seccomp_set_filter(flags, buf, len(self.bpf)), "load seccomp filter")
+        ret = kernel().seccomp_set_filter(flags, self.bpf, "load seccomp filter")
         return ret if self.listener_path else -1
 
 
@@ -93,6 +92,7 @@ def send_listener_state(sock_fd: int, notify_fd: int, state: dict, pid: int, met
 
 
 def compile_filter(spec: dict) -> Filter:
+    ffi, lib = shim()
     default = _action(spec["defaultAction"], spec.get("defaultErrnoRet"))
     ctx = lib.seccomp_init(default)
     if ctx == ffi.NULL:
@@ -127,6 +127,7 @@ def _add_rule(ctx: object, default: int, rule: dict, index: int) -> None:
     action = _action(rule["action"], rule.get("errnoRet"))
     if action == default:
         return  # libseccomp refuses rules equal to the default action; they change nothing
+    ffi, lib = shim()
     args = rule.get("args") or []
     # Several conditions on the same argument are alternatives (OR): one rule for each.
     groups: list[list[dict]] = [[]]
@@ -157,7 +158,7 @@ def _export(ctx: object) -> bytes:
     # A memfd, not a pipe: a large profile's program would fill a pipe and block the export.
     fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
     try:
-        rc = lib.seccomp_export_bpf(ctx, fd)
+        rc = shim()[1].seccomp_export_bpf(ctx, fd)
         if rc < 0:
             raise SetupError(f"seccomp: export BPF: {os.strerror(-rc)}")
         size = os.lseek(fd, 0, os.SEEK_CUR)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ def test_spec_rootless_maps_the_caller_and_is_valid(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "config.json").read_text())
     assert schema.validate(doc, "config") == []
     assert {"type": "user"} in doc["linux"]["namespaces"]
-    assert doc["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 0, "size": 1}]
+    assert doc["linux"]["uidMappings"] == [{"containerID": 0, "hostID": os.getuid(), "size": 1}]
 
 
 def test_spec_refuses_to_overwrite(tmp_path: Path) -> None:
@@ -53,8 +54,9 @@ def test_features_document_is_valid_and_matches_the_code() -> None:
 
 
 def test_every_seccomp_architecture_listed_is_known_to_libseccomp() -> None:
-    from ociruntime.linux.sys import lib
+    from ociruntime.linux.kernel import shim
 
+    lib = shim()[1]
     for arch in seccomp.ARCHITECTURES:
         assert lib.seccomp_arch_resolve_name(arch[len("SCMP_ARCH_"):].lower().encode()) != 0, arch
 
@@ -90,7 +92,10 @@ HOT_PATH = ("cli", "container", "state", "signals", "linux.cgroups")
 # events landed (the same day: 210,663 after moving the delegation code out): what is left is
 # create-only code in container.py and the new commands' flag tables in cli.py, which the
 # issue 15 split of container.py and cli.py is to move off the small commands' path.
-CREATE_PATH_BUDGET = 650_000
+# The create budget went 650,000 -> 672,000 with the syscall seam (issue 15 item 4,
+# linux/kernel.py: 19.6 kB, every shim call behind one object); the shim's extension module is
+# no longer loaded at import in exchange, only at the first kernel call.
+CREATE_PATH_BUDGET = 672_000
 HOT_PATH_BUDGET = 215_000
 HEAVY = {"jsonschema", "json", "re", "typing", "dataclasses", "argparse", "subprocess", "enum", "pathlib",
          "signal", "inspect", "pyroute2", "ctypes", "jeepney", "collections", "functools"}
