@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from ociruntime.errors import OciError
+from ociruntime.spectables import NS_LINK_NAMES
 
 
 def check_bundle(path: str, *, systemd_cgroup: bool = False) -> list[str]:
@@ -27,7 +28,7 @@ def check_host(config) -> list[str]:
     if not os.path.isdir(config.root_path):
         problems.append(f"root.path: {config.root_path} does not exist or is not a directory")
     for i, ns in enumerate(config.linux.namespaces):
-        proc_name = {"mount": "mnt", "network": "net"}.get(ns.type, ns.type)
+        proc_name = NS_LINK_NAMES[ns.type]
         if not os.path.exists(f"/proc/self/ns/{proc_name}"):
             problems.append(f"linux.namespaces[{i}]: this kernel has no {ns.type} namespaces")
     for i, m in enumerate(config.mounts):

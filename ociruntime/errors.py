@@ -1,5 +1,7 @@
 """Typed errors. The library raises these; only the CLI turns them into messages and exit codes."""
 
+from __future__ import annotations
+
 import os
 
 
@@ -54,6 +56,11 @@ class SetupError(OciError):
     ("mount /proc", "write 5 to memory.max") and `path` the file it was done to, if any: callers
     decide on the number (ENOENT: already gone), never on the message text."""
 
+    # Class defaults too: a subclass with an __init__ of its own still answers e.errno.
+    errno: int | None = None
+    operation: str | None = None
+    path: str | None = None
+
     def __init__(self, message: str, *, errno: int | None = None, operation: str | None = None,
                  path: str | None = None) -> None:
         super().__init__(message)
@@ -65,8 +72,15 @@ class SetupError(OciError):
 class SyscallError(SetupError):
     """A kernel call failed: "<operation>: <strerror>", the errno kept as a number."""
 
-    def __init__(self, errno: int, operation: str, path: str | None = None) -> None:
-        super().__init__(f"{operation}: {os.strerror(errno)}", errno=errno, operation=operation, path=path)
+    def __init__(self, errno: int, operation: str, path: str | None = None, reason: str | None = None) -> None:
+        super().__init__(f"{operation}: {reason or os.strerror(errno)}", errno=errno, operation=operation,
+                         path=path)
+
+    @classmethod
+    def from_os(cls, err: OSError, operation: str) -> SyscallError:
+        """The OSError of an `os` call, as the error of `operation` (its text kept)."""
+        path = err.filename if isinstance(err.filename, str) else None
+        return cls(err.errno or 0, operation, path, err.strerror or str(err))
 
 
 class CgroupError(SetupError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from ociruntime.config import Config, IdMapping, Mount
-from ociruntime.errors import SetupError
+from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux import mountapi, namespaces
 from ociruntime.linux.kernel import kernel
 
@@ -72,7 +72,7 @@ def _userns_for(m: Mount, config: Config, cache: dict[bytes, int], what: str) ->
                 try:
                     cache[key] = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
                 except OSError as e:
-                    raise SetupError(f"{what}: open user namespace {ns.path}: {e.strerror}") from None
+                    raise SyscallError.from_os(e, f"{what}: open user namespace {ns.path}") from None
             return cache[key]
         uids, gids = linux.uid_mappings, linux.gid_mappings
     key = namespaces.id_map_text(uids) + b"|" + namespaces.id_map_text(gids)
@@ -110,7 +110,7 @@ def userns_with_maps(uids: list[IdMapping], gids: list[IdMapping], what: str) ->
             _write_map(pid, name, mappings, what)
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
-        raise SetupError(f"{what}: user namespace for the id mapping: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"{what}: user namespace for the id mapping") from None
     finally:
         os.close(ready_r)
         os.close(hold_w)
@@ -122,6 +122,6 @@ def _write_map(pid: int, name: str, mappings: list[IdMapping], what: str) -> Non
     try:
         os.write(fd, namespaces.id_map_text(mappings))
     except OSError as e:
-        raise SetupError(f"{what}: write {name}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"{what}: write {name}") from None
     finally:
         os.close(fd)

@@ -14,7 +14,7 @@ import os
 
 from ociruntime import hooks, timing
 from ociruntime.config import Config
-from ociruntime.errors import HookError, OciError, SetupError
+from ociruntime.errors import OciError, SetupError, SyscallError
 from ociruntime.linux import (
     devices,
     fork,
@@ -83,10 +83,10 @@ class InitArgs:
 
 
 def _fail(a: InitArgs, err: BaseException) -> None:
-    msg = str(err) if isinstance(err, OciError) else f"{type(err).__name__}: {err}"
     try:
-        # A failed hook stops the container and the lifecycle goes on at delete (poststop).
-        sync.send(a.sync_fd, "error", msg=msg, hook=isinstance(err, HookError))
+        # Typed: a failed hook (HookError) stops the container and the lifecycle goes on at
+        # delete (poststop); the parent tells it by the error's class.
+        sync.send_error(a.sync_fd, err)
     except OSError:
         # The runtime has gone: it failed first and reports its own error (our failure is
         # then only its echo, "the other side exited"), or it was killed and nobody listens.
@@ -402,7 +402,7 @@ def write_sysctls(proc_fd: int, sysctl: dict[str, str]) -> None:
         try:
             procfs.write_file(proc_fd, rel, value.encode())
         except OSError as e:
-            raise SetupError(f"linux.sysctl: write {value!r} to /proc/{rel}: {e.strerror}") from None
+            raise SyscallError.from_os(e, f"linux.sysctl: write {value!r} to /proc/{rel}") from None
 
 
 def set_process_attributes(a: InitArgs, proc_fd: int = -1) -> None:
@@ -418,7 +418,7 @@ def set_process_attributes(a: InitArgs, proc_fd: int = -1) -> None:
     try:
         os.chdir(process.cwd)
     except OSError as e:
-        raise SetupError(f"process.cwd {process.cwd}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"process.cwd {process.cwd}") from None
     if a.seccomp is not None and not process.no_new_privileges:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
         load_seccomp(a)

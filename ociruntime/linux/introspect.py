@@ -13,10 +13,10 @@ import os
 
 from ociruntime.linux import cgroups
 from ociruntime.linux.caps import CAPABILITIES
+from ociruntime.spectables import NS_LINK_NAMES
 
-# /proc/<pid>/ns link name -> the runtime-spec namespace type, in nsenter's option order.
-NAMESPACES = (("mnt", "mount"), ("uts", "uts"), ("ipc", "ipc"), ("net", "network"), ("pid", "pid"),
-              ("cgroup", "cgroup"), ("user", "user"), ("time", "time"))
+# (/proc/<pid>/ns link name, runtime-spec namespace type), in nsenter's option order.
+NAMESPACES = tuple((NS_LINK_NAMES[t], t) for t in ("mount", "uts", "ipc", "network", "pid", "cgroup", "user", "time"))
 NSENTER_OPTION = {"mnt": "--mount", "uts": "--uts", "ipc": "--ipc", "net": "--net", "pid": "--pid",
                   "cgroup": "--cgroup", "user": "--user", "time": "--time"}
 CAP_NAMES = {number: name for name, number in CAPABILITIES.items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from ociruntime.errors import SetupError
+from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux.kernel import kernel
 
 # sched(7) policy numbers; SCHED_ISO (4) was reserved but never merged into Linux.
@@ -78,7 +78,7 @@ def set_affinity(cpus: str, what: str) -> None:
     try:
         os.sched_setaffinity(0, parse_list(cpus))
     except OSError as e:
-        raise SetupError(f"{what}: sched_setaffinity {cpus!r}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"{what}: sched_setaffinity {cpus!r}") from None
 
 
 def set_personality(pers: dict) -> None:

@@ -12,7 +12,7 @@ import os
 import stat
 
 from ociruntime.config import Config, Mount
-from ociruntime.errors import SetupError
+from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux import mountapi
 from ociruntime.linux import mountflags as mf
 from ociruntime.linux.kernel import kernel
@@ -120,7 +120,7 @@ class Rootfs:
             _create_at(parent, name, is_dir, dest)
             return None
         except OSError as e:
-            raise SetupError(f"create mount point {dest}: {name}: {e.strerror}") from None
+            raise SyscallError.from_os(e, f"create mount point {dest}: {name}") from None
         if stat.S_ISLNK(st.st_mode):
             return os.readlink(name, dir_fd=parent)
         return None
@@ -243,7 +243,7 @@ class Rootfs:
         try:
             is_dir = stat.S_ISDIR(os.stat(source).st_mode)
         except OSError as e:
-            raise SetupError(f"bind mount {source} on {dest}: source: {e.strerror}") from None
+            raise SyscallError.from_os(e, f"bind mount {source} on {dest}: source") from None
         fd = self.make_target(dest, is_dir)
         try:
             target = f"/proc/self/fd/{fd}"
@@ -354,7 +354,7 @@ class Rootfs:
             finally:
                 os.close(dirfd)
         except OSError as e:
-            raise SetupError(f"symlink {link} -> {target}: {e.strerror}") from None
+            raise SyscallError.from_os(e, f"symlink {link} -> {target}") from None
         finally:
             os.close(pfd)
 
@@ -400,7 +400,7 @@ def _create_at(parent: int, name: str, is_dir: bool, dest: str) -> None:
     except FileExistsError:
         pass
     except OSError as e:
-        raise SetupError(f"create mount point {dest}: {name}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"create mount point {dest}: {name}") from None
 
 
 def host_sysfs_tree(flags: int, what: str) -> int:
@@ -501,7 +501,7 @@ def chroot_root(rootfs: str) -> None:
         os.chdir(rootfs)
         os.chroot(".")
     except OSError as e:
-        raise SetupError(f"root.path {rootfs}: chroot: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"root.path {rootfs}: chroot") from None
     os.chdir("/")
 
 
@@ -673,7 +673,7 @@ def copy_tree(src_at: int, dst_at: int, what: str, keep_mode: bool) -> None:
         if keep_mode:
             os.fchmod(dst, stat.S_IMODE(os.fstat(src).st_mode))
     except OSError as e:
-        raise SetupError(f"{what}: copy {e.filename or ''}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"{what}: copy {e.filename or ''}") from None
     finally:
         os.close(src)
         os.close(dst)

@@ -8,7 +8,7 @@ import resource
 
 from ociruntime import log
 from ociruntime.config import Capabilities, Process
-from ociruntime.errors import SetupError
+from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux.caps import CAPABILITIES
 from ociruntime.linux.kernel import kernel
 
@@ -50,7 +50,7 @@ def set_oom_score_adj(value: int) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        raise SetupError(f"write {value} to /proc/self/oom_score_adj: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"write {value} to /proc/self/oom_score_adj") from None
 
 
 def cap_mask(names: list[str]) -> int:

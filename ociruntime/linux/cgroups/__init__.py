@@ -15,7 +15,6 @@ import os
 from ociruntime.errors import CgroupError
 
 __all__ = [
-    "DEFAULT_DEVICE_RULES",
     "CgroupError",
     "CgroupManager",
     "Layout",
@@ -35,28 +34,12 @@ _V1_OPTIONS = frozenset(
      "nosuid", "nodev", "noexec", "relatime")
 )
 
-# Devices a container always gets in the device cgroup (runtime-spec "Default Devices" plus
-# mknod of anything, /dev/pts/* and /dev/ptmx), as spec-shaped allow rules. The caller appends
-# them after the config's own rules (see with_default_devices) -- the library does not add them
-# behind the caller's back.
-DEFAULT_DEVICE_RULES: tuple[dict, ...] = (
-    {"allow": True, "type": "c", "access": "m"},
-    {"allow": True, "type": "b", "access": "m"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},    # null
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},    # zero
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},    # full
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},    # random
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},    # urandom
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},    # tty
-    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},    # ptmx
-    {"allow": True, "type": "c", "major": 136, "access": "rwm"},              # pts/*
-)
-
-
 def with_default_devices(rules: list | None, devices: list | None = None) -> list:
     """The device-cgroup rule list for a container: the config's `linux.resources.devices`, then
     the default devices, then an allow rule for every `linux.devices` entry (the spec makes them
-    usable in the container)."""
+    usable in the container). The library does not add the defaults behind the caller's back."""
+    from ociruntime.spectables import DEFAULT_DEVICE_RULES
+
     out = list(rules or ())
     out.extend(DEFAULT_DEVICE_RULES)
     for dev in devices or ():
@@ -77,10 +60,9 @@ def reason(err: OSError) -> str:
 
 
 def fail(what: str, err: OSError) -> CgroupError:
-    """A CgroupError for `what` ("write 5 to /x", "mkdir /y") that remembers the errno."""
-    exc = CgroupError(f"cgroup: {what}: {reason(err)}")
-    exc.errno = err.errno  # type: ignore[attr-defined]
-    return exc
+    """A CgroupError for `what` ("write 5 to /x", "mkdir /y") that keeps the errno and path."""
+    path = err.filename if isinstance(err.filename, str) else None
+    return CgroupError(f"cgroup: {what}: {reason(err)}", errno=err.errno, operation=what, path=path)
 
 
 def write_file(path: str, value: str) -> None:
@@ -175,7 +157,7 @@ def read_procs(path: str) -> list[int]:
     try:
         text = read_file(path + "/cgroup.procs")
     except CgroupError as e:
-        if getattr(e, "errno", None) == 2:  # ENOENT: the cgroup is already gone
+        if e.errno == 2:  # ENOENT: the cgroup is already gone
             return []
         raise
     pids = [int(p) for p in text.split()]
@@ -387,7 +369,7 @@ class CgroupManager:
     def may_skip(self, err: CgroupError, path: str) -> bool:
         """Rootless: a cgroup not delegated to us (EPERM, EACCES, EROFS) is not used, with a
         debug line; any other failure, or a runtime that is not rootless, is an error."""
-        if not (self.rootless and getattr(err, "errno", None) in (1, 13, 30)):
+        if not (self.rootless and err.errno in (1, 13, 30)):
             return False
         from ociruntime import log
 

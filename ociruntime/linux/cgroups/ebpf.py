@@ -143,7 +143,8 @@ class _Bpf:
             except CgroupError:
                 raw = self.k.read_buffer(log, log_size).split(b"\0", 1)[0]
                 text = raw.decode(errors="replace").strip().splitlines()
-                raise CgroupError(f"{e}: {text[-1] if text else 'no verifier log'}") from e
+                raise CgroupError(f"{e}: {text[-1] if text else 'no verifier log'}", errno=e.errno,
+                                  operation=e.operation) from e
         finally:
             del keep1, keep2
 

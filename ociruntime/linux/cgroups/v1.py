@@ -241,7 +241,7 @@ class V1Manager(CgroupManager):
                 write_file(d + "/memory.limit_in_bytes", str(limit))
             except CgroupError as e:
                 # memory.limit_in_bytes may never exceed memsw: raising both needs memsw first.
-                if not swap or getattr(e, "errno", None) != EINVAL:
+                if not swap or e.errno != EINVAL:
                     raise
                 write_file(memsw, str(swap))
                 write_file(d + "/memory.limit_in_bytes", str(limit))
@@ -285,7 +285,7 @@ class V1Manager(CgroupManager):
                 write_file(d + "/cpu.cfs_period_us", str(period))
             except CgroupError as e:
                 # A new period can conflict with the old quota (or the burst); set quota first.
-                if not quota or getattr(e, "errno", None) != EINVAL:
+                if not quota or e.errno != EINVAL:
                     raise
                 write_file(d + "/cpu.cfs_quota_us", str(quota))
                 write_file(d + "/cpu.cfs_period_us", str(period))

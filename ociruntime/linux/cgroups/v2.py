@@ -257,7 +257,7 @@ class V2Manager(CgroupManager):
             try:
                 write_file(f"{d}/{name}", f"{dev(w)} {value}")
             except CgroupError as e:
-                if getattr(e, "errno", None) != 95:  # EOPNOTSUPP: the device's queue lacks the policy
+                if e.errno != 95:  # EOPNOTSUPP: the device's queue lacks the policy
                     raise
                 # runc skips per-device weights without BFQ; we skip them too, but say so.
                 self.warnings.append(f"linux.resources.blockIO.weightDevice {dev(w)}: ignored: the "
@@ -477,7 +477,7 @@ def kill_cgroup(path: str) -> bool:
     try:
         write_file(path + "/cgroup.kill", "1")
     except CgroupError as e:
-        if getattr(e, "errno", None) in GONE:  # removed meanwhile; the caller's pid walk copes
+        if e.errno in GONE:  # removed meanwhile; the caller's pid walk copes
             return False
         raise
     wait_event(path, "populated", 0, timeout=10.0)
