@@ -283,7 +283,7 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
 
     sd = c.sd
     c.cgroup.create()
-    c.cgroup.set(container._resources_with_default_devices(config))
+    container.set_resources(c.cgroup, container._resources_with_default_devices(config))  # logs driver warnings
     bundle = os.path.abspath(c.opts.bundle)
     _make_mount_points(config, bundle)
     pidfile = sd.file("criu.pid")

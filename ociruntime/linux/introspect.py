@@ -13,6 +13,7 @@ import os
 
 from ociruntime.linux import cgroups
 from ociruntime.linux.caps import CAPABILITIES
+from ociruntime.linux.cgroups.layout import unescape
 from ociruntime.spectables import NS_LINK_NAMES
 
 # (/proc/<pid>/ns link name, runtime-spec namespace type), in nsenter's option order.
@@ -270,8 +271,8 @@ def mounts(text: str) -> list[dict]:
         if not sep or len(fields) < 6 or len(rest) < 3:
             continue
         out.append({
-            "target": cgroups._unescape(fields[4]), "source": cgroups._unescape(rest[1]),
-            "type": rest[0], "root": cgroups._unescape(fields[3]),
+            "target": unescape(fields[4]), "source": unescape(rest[1]),
+            "type": rest[0], "root": unescape(fields[3]),
             "options": fields[5], "super_options": rest[2], "propagation": _propagation(fields[6:]),
         })
     return out

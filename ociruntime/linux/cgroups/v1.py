@@ -192,35 +192,6 @@ class V1Manager(CgroupManager):
 
     # ------------------------------------------------------------ resources
 
-    def set(self, resources: dict | None) -> None:
-        if not resources:
-            return
-        if resources.get("devices") is not None:
-            self.set_devices(resources["devices"])
-        if resources.get("memory"):
-            self._memory(resources["memory"])
-        if resources.get("cpu"):
-            self._cpu(resources["cpu"])
-        pids = resources.get("pids") or {}
-        if "limit" in pids:
-            # runtime-spec 1.3.0: 0 is a real limit (no new task); only a negative one is none.
-            limit = pids["limit"]
-            write_file(self._dir("pids") + "/pids.max", str(limit) if limit >= 0 else "max")
-        if resources.get("blockIO"):
-            self._blkio(resources["blockIO"])
-        if resources.get("hugepageLimits"):
-            self._hugetlb(resources["hugepageLimits"])
-        if resources.get("network"):
-            self._network(resources["network"])
-        if resources.get("rdma"):
-            from ociruntime.linux.cgroups.v2 import rdma_lines
-
-            path = self._dir("rdma") + "/rdma.max"
-            for line in rdma_lines(resources["rdma"]):
-                write_file(path, line)
-        if resources.get("unified"):
-            self._unified(resources["unified"])
-
     def _memory(self, mem: dict) -> None:
         limit, swap = mem.get("limit") or 0, mem.get("swap") or 0
         if mem.get("kernel"):
@@ -297,7 +268,7 @@ class V1Manager(CgroupManager):
             write_file(d + "/cpu.idle", str(cpu["idle"]))
 
     def _blkio(self, bio: dict) -> None:
-        from ociruntime.linux.cgroups.v2 import dev
+        from ociruntime.linux.cgroups.controllers import dev
 
         lists = ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
                  "throttleReadIOPSDevice", "throttleWriteIOPSDevice")
