@@ -28,7 +28,13 @@ from ociruntime.linux import (
     security,
     sync,
 )
+from ociruntime.linux.kernel import shim
 from ociruntime.linux.seccomp import Filter
+
+# The shim is loaded here, in the runtime, before it forks: a child that joins a container's
+# mount namespace or chroots before its first kernel call would otherwise resolve the shim's
+# path in the container's filesystem (an image could plant a library there).
+shim()
 
 
 class InitArgs:

@@ -45,3 +45,13 @@ def test_default_devices_are_made_and_allowed_alike() -> None:
     assert made == set(spectables.DEFAULT_DEVICES)
     allowed = {(r.get("major"), r.get("minor")) for r in spectables.DEFAULT_DEVICE_RULES if r["access"] == "rwm"}
     assert {(ma, mi) for _, ma, mi in spectables.DEFAULT_DEVICES} <= allowed
+
+
+def test_the_child_side_has_the_shim_loaded_before_any_fork() -> None:
+    """The other half: linux/init (imported by the runtime before it forks a child) loads the
+    shim, so no child resolves it after joining a container's mount namespace or chrooting."""
+    probe = (f"import sys; sys.path.insert(0, {ROOT!r}); import ociruntime.linux.init; "
+             "print('ociruntime._shim' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd="/")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "True"
