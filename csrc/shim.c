@@ -235,3 +235,11 @@ int oci_fork3(uint64_t flags, int cgroup_fd)
     errno = saved;
     return (int)pid;
 }
+
+/* bpf(2): load, attach, query and detach the cgroup v2 device programs (cgroups/ebpf.py). The
+ * attr union is built by the caller as a zero-padded buffer; glibc has no wrapper, and the shim
+ * knows the syscall number of every architecture it is built for (ctypes would not). */
+int oci_bpf(int cmd, void *attr, unsigned int size)
+{
+    return (int)syscall(SYS_bpf, cmd, attr, size);
+}

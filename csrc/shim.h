@@ -37,3 +37,4 @@ int oci_ioprio_set(int which, int who, int ioprio);
 int oci_personality(unsigned long persona);
 int oci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
 int oci_fork3(uint64_t flags, int cgroup_fd);
+int oci_bpf(int cmd, void *attr, unsigned int size);

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from ociruntime.errors import OciError
+from ociruntime.spectables import NS_LINK_NAMES
 
 
 def check_bundle(path: str, *, systemd_cgroup: bool = False) -> list[str]:
@@ -27,7 +28,7 @@ def check_host(config) -> list[str]:
     if not os.path.isdir(config.root_path):
         problems.append(f"root.path: {config.root_path} does not exist or is not a directory")
     for i, ns in enumerate(config.linux.namespaces):
-        proc_name = {"mount": "mnt", "network": "net"}.get(ns.type, ns.type)
+        proc_name = NS_LINK_NAMES[ns.type]
         if not os.path.exists(f"/proc/self/ns/{proc_name}"):
             problems.append(f"linux.namespaces[{i}]: this kernel has no {ns.type} namespaces")
     for i, m in enumerate(config.mounts):
@@ -108,7 +109,14 @@ def _check_cgroups(config) -> list[str]:
 
 
 def _has_mount_setattr() -> bool:
-    from ociruntime.linux.sys import ffi, lib
+    import errno
+
+    from ociruntime.errors import SetupError
+    from ociruntime.linux.kernel import kernel
 
     # An invalid call: ENOSYS means the syscall is missing, anything else that it exists.
-    return lib.oci_mount_setattr(-1, b"", 0, 0, 0, 0) == 0 or ffi.errno != 38
+    try:
+        kernel().mount_setattr(-1, "", 0, 0, 0, 0, "mount_setattr")
+    except SetupError as e:
+        return e.errno != errno.ENOSYS
+    return True

@@ -283,7 +283,7 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
 
     sd = c.sd
     c.cgroup.create()
-    c.cgroup.set(container._resources_with_default_devices(config))
+    container.set_resources(c.cgroup, container._resources_with_default_devices(config))  # logs driver warnings
     bundle = os.path.abspath(c.opts.bundle)
     _make_mount_points(config, bundle)
     pidfile = sd.file("criu.pid")
@@ -424,11 +424,11 @@ def _restore_child_setup(config, procs_files: list[str]) -> None:
     mount point (criu's --root must be one; nothing of it reaches the host); the cgroups in
     procs_files joined."""
     from ociruntime.linux import cgroups
+    from ociruntime.linux.kernel import kernel
     from ociruntime.linux.namespaces import CLONE_FLAGS
     from ociruntime.linux.rootfs import prepare_root
-    from ociruntime.linux.sys import check, lib
 
-    check(lib.oci_unshare(CLONE_FLAGS["mount"]), "unshare(CLONE_NEWNS) for criu")
+    kernel().unshare(CLONE_FLAGS["mount"], "unshare(CLONE_NEWNS) for criu")
     prepare_root(config)
     for procs in procs_files:
         cgroups.write_file(procs, "0")

@@ -6,6 +6,8 @@ and costs ~16 ms, paid by every `create`. Each class is built from an already-va
 
 from __future__ import annotations
 
+from ociruntime.spectables import HOOK_KINDS
+
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -112,8 +114,6 @@ class Hook:
         self.timeout: int | None = d.get("timeout")
 
 
-HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
-              "poststop")
 
 
 class Namespace:

@@ -11,7 +11,7 @@ import select
 import time
 
 from ociruntime import jsonio, log, state, timing
-from ociruntime.errors import ContainerNotFound, InvalidState, NotRunning, OciError, SetupError
+from ociruntime.errors import ContainerNotFound, HookError, InvalidState, NotRunning, OciError, SetupError
 from ociruntime.state import EXEC_FIFO, StateDir
 
 
@@ -384,10 +384,11 @@ def _drive(c: Creation, config, fd: int) -> None:
             raise SetupError("container init exited during set-up without reporting an error")
         kind = msg["t"]
         if kind == "error":
-            if msg.get("hook"):
+            err = sync.error_from(msg)
+            if isinstance(err, HookError):
                 # A failed hook stops the container and the lifecycle goes on at delete.
                 _run_poststop(config.hooks["poststop"], c.cid, c.data)
-            raise SetupError(str(msg.get("msg")))
+            raise err
         if kind == "userns":
             namespaces.write_id_maps(c.stage1_pid, config.linux)
             sync.send(fd, "idmaps")

@@ -1,5 +1,9 @@
 """Typed errors. The library raises these; only the CLI turns them into messages and exit codes."""
 
+from __future__ import annotations
+
+import os
+
 
 class OciError(Exception):
     """Base of every error the runtime reports to its caller (exit status 1, one log line)."""
@@ -46,7 +50,37 @@ class NotRunning(InvalidState):
 
 
 class SetupError(OciError):
-    """A step of building the container failed (a syscall, a hook, a cgroup write)."""
+    """A step of building the container failed (a syscall, a hook, a cgroup write).
+
+    When a kernel call failed, `errno` is its error number, `operation` what was attempted
+    ("mount /proc", "write 5 to memory.max") and `path` the file it was done to, if any: callers
+    decide on the number (ENOENT: already gone), never on the message text."""
+
+    # Class defaults too: a subclass with an __init__ of its own still answers e.errno.
+    errno: int | None = None
+    operation: str | None = None
+    path: str | None = None
+
+    def __init__(self, message: str, *, errno: int | None = None, operation: str | None = None,
+                 path: str | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+        self.operation = operation
+        self.path = path
+
+
+class SyscallError(SetupError):
+    """A kernel call failed: "<operation>: <strerror>", the errno kept as a number."""
+
+    def __init__(self, errno: int, operation: str, path: str | None = None, reason: str | None = None) -> None:
+        super().__init__(f"{operation}: {reason or os.strerror(errno)}", errno=errno, operation=operation,
+                         path=path)
+
+    @classmethod
+    def from_os(cls, err: OSError, operation: str) -> SyscallError:
+        """The OSError of an `os` call, as the error of `operation` (its text kept)."""
+        path = err.filename if isinstance(err.filename, str) else None
+        return cls(err.errno or 0, operation, path, err.strerror or str(err))
 
 
 class CgroupError(SetupError):
@@ -55,3 +89,8 @@ class CgroupError(SetupError):
 
 class HookError(SetupError):
     pass
+
+
+# The errors a child process may report to the runtime over the sync socket (linux/sync.py):
+# the parent raises the same type, so a failed hook still reads as a HookError there.
+CHILD_ERRORS = {cls.__name__: cls for cls in (SetupError, SyscallError, CgroupError, HookError)}

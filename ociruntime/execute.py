@@ -10,11 +10,11 @@ from ociruntime import bundle, log, state, timing
 from ociruntime.config import Config, Process
 from ociruntime.container import child_after_fork, non_negative, wait_child
 from ociruntime.errors import ConfigError, InvalidState, NotRunning, OciError, SetupError, UsageError
+from ociruntime.spectables import JOIN_ORDER, NS_LINK_NAMES
 from ociruntime.state import StateDir
 
-# /proc/<pid>/ns names in joining order: user first, mount last (see namespaces.JOIN_ORDER).
-NS_FILES = (("user", "user"), ("pid", "pid"), ("uts", "uts"), ("ipc", "ipc"), ("network", "net"),
-            ("cgroup", "cgroup"), ("time", "time"), ("mount", "mnt"))
+# (spec type, /proc/<pid>/ns name) in joining order: user first, mount last.
+NS_FILES = tuple((t, NS_LINK_NAMES[t]) for t in JOIN_ORDER)
 
 
 class ExecOptions:
@@ -295,7 +295,7 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
         sync.send(parent_fd, "go")
         while (msg := sync.recv(parent_fd)) is not None:
             if msg["t"] == "error":
-                raise SetupError(f"exec: {msg.get('msg')}")
+                raise sync.error_from(msg, "exec: ")
             if msg["t"] == "pid":
                 exec_pid = int(msg["pid"])
                 os.waitpid(stage1_pid, 0)

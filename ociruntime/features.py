@@ -4,10 +4,16 @@ what it claims is exactly what the modules implement."""
 from __future__ import annotations
 
 from ociruntime import SPEC_VERSION, __version__, jsonio
-from ociruntime.config import HOOK_KINDS
-from ociruntime.linux import lsm, mountflags, procattrs, seccomp
+from ociruntime.linux import lsm, mountflags, procattrs
 from ociruntime.linux.caps import CAPABILITIES
-from ociruntime.linux.namespaces import CLONE_FLAGS
+from ociruntime.spectables import (
+    CLONE_FLAGS,
+    HOOK_KINDS,
+    SECCOMP_ACTIONS,
+    SECCOMP_ARCHITECTURES,
+    SECCOMP_FLAGS,
+    SECCOMP_OPERATORS,
+)
 
 
 def mount_options() -> list[str]:
@@ -31,11 +37,11 @@ def document() -> dict:
                        "rdma": True},
             "seccomp": {
                 "enabled": True,
-                "actions": sorted(seccomp.ACTIONS),
-                "operators": sorted(seccomp.OPERATORS),
-                "archs": list(seccomp.ARCHITECTURES),
-                "knownFlags": list(seccomp.FLAGS),
-                "supportedFlags": list(seccomp.FLAGS),
+                "actions": sorted(SECCOMP_ACTIONS),
+                "operators": sorted(SECCOMP_OPERATORS),
+                "archs": list(SECCOMP_ARCHITECTURES),
+                "knownFlags": list(SECCOMP_FLAGS),
+                "supportedFlags": list(SECCOMP_FLAGS),
             },
             # Applied when the host has the LSM; refused (never ignored) when it has not.
             "apparmor": {"enabled": lsm.apparmor_enabled()},
@@ -74,14 +80,14 @@ def unsupported(config) -> list[str]:
         problems += procattrs.unsupported_scheduler(config.process.scheduler)
     if linux.seccomp:
         for i, rule in enumerate(linux.seccomp.get("syscalls") or []):
-            if rule.get("action") not in seccomp.ACTIONS:
+            if rule.get("action") not in SECCOMP_ACTIONS:
                 problems.append(f"linux.seccomp.syscalls[{i}].action: {rule.get('action')} is not "
-                                f"supported (supported: {', '.join(sorted(seccomp.ACTIONS))})")
-        if linux.seccomp.get("defaultAction") not in seccomp.ACTIONS:
+                                f"supported (supported: {', '.join(sorted(SECCOMP_ACTIONS))})")
+        if linux.seccomp.get("defaultAction") not in SECCOMP_ACTIONS:
             problems.append(f"linux.seccomp.defaultAction: {linux.seccomp.get('defaultAction')} "
                             "is not supported")
         for i, flag in enumerate(linux.seccomp.get("flags") or []):
-            if flag not in seccomp.FLAGS:
+            if flag not in SECCOMP_FLAGS:
                 problems.append(f"linux.seccomp.flags[{i}]: {flag} is not supported")
     for i, m in enumerate(config.mounts):
         if m.idmap() and not m.is_bind():

@@ -14,6 +14,8 @@ import os
 
 from ociruntime.linux.caps import CAPABILITIES
 from ociruntime.schema import format_path, show
+from ociruntime.spectables import CLONE_FLAGS, HOOK_KINDS, NS_LINK_NAMES
+from ociruntime.spectables import SECCOMP_ERRNO_ACTIONS as ERRNO_ACTIONS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing imports re (~5 ms): annotations only
@@ -30,16 +32,12 @@ RLIMITS = frozenset(
     for n in ("AS", "CORE", "CPU", "DATA", "FSIZE", "LOCKS", "MEMLOCK", "MSGQUEUE", "NICE", "NOFILE",
               "NPROC", "RSS", "RTPRIO", "RTTIME", "SIGPENDING", "STACK")
 )
-HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 CAPABILITY_SETS = ("effective", "bounding", "inheritable", "permitted", "ambient")
-ERRNO_ACTIONS = frozenset({"SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"})
 CLOCKS = frozenset({"monotonic", "boottime"})  # the clocks time_namespaces(7) can offset
 # readlink(/proc/PID/ns/X) prefix -> spec namespace type
-_NS_LINK_NAMES = {"mnt": "mount", "net": "network", "pid": "pid", "ipc": "ipc", "uts": "uts",
-                  "user": "user", "cgroup": "cgroup", "time": "time"}
+_NS_LINK_NAMES = {link: ns for ns, link in NS_LINK_NAMES.items()}
 # ioctl(NS_GET_NSTYPE) result (a CLONE_NEW* flag) -> spec namespace type
-_NS_CLONE_FLAGS = {0x00020000: "mount", 0x40000000: "network", 0x20000000: "pid", 0x08000000: "ipc",
-                   0x04000000: "uts", 0x10000000: "user", 0x02000000: "cgroup", 0x00000080: "time"}
+_NS_CLONE_FLAGS = {flag: ns for ns, flag in CLONE_FLAGS.items()}
 _NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), linux/nsfs.h
 _IFNAMSIZ = 16
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 import os
 import stat
 
+from ociruntime import spectables
 from ociruntime.config import Config, Device
 from ociruntime.errors import SetupError
 from ociruntime.linux import mountflags as mf
+from ociruntime.linux.kernel import kernel
 from ociruntime.linux.rootfs import Rootfs, _mount
 
 # config-linux.md "Default Devices": the runtime MUST supply these.
 DEFAULT_DEVICES = [
     Device({"type": "c", "path": p, "major": ma, "minor": mi, "fileMode": 0o666, "uid": 0, "gid": 0})
-    for p, ma, mi in (("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
-                      ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0))
+    for p, ma, mi in spectables.DEFAULT_DEVICES
 ]
-DEFAULT_SYMLINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
-                    ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"))
 _TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
@@ -31,7 +30,7 @@ def populate_dev(root: Rootfs, config: Config, in_userns: bool) -> None:
     wanted.update({d.path: (d, True) for d in config.linux.devices})
     for dev, configured in wanted.values():
         create_device(root, dev, in_userns, configured)
-    for target, link in DEFAULT_SYMLINKS:
+    for target, link in spectables.DEFAULT_DEVICE_SYMLINKS:
         root.symlink(target, link)
     if os.path.exists("/proc/kcore"):
         root.symlink("/proc/kcore", "/dev/core")
@@ -59,7 +58,7 @@ def create_device(root: Rootfs, dev: Device, in_userns: bool, configured: bool =
     rdev = os.makedev(dev.major, dev.minor) if dev.type != "p" else 0
     try:
         _remove_existing(dirfd, name, dev, mode, rdev, configured)
-        os.mknod(name, mode, rdev, dir_fd=dirfd)
+        kernel().mknod(dirfd, name, mode, rdev, f"create device {dev.path} ({dev.type} {dev.major}:{dev.minor})")
         _set_owner_and_mode(dirfd, name, dev, mode, rdev)
     except OSError as e:
         raise SetupError(f"create device {dev.path} ({dev.type} {dev.major}:{dev.minor}): "
@@ -98,7 +97,7 @@ def _set_owner_and_mode(dirfd: int, name: str, dev: Device, mode: int, rdev: int
             raise SetupError(f"create device {dev.path}: replaced while it was being made")
         # mknod honours the umask; the spec's fileMode is the final mode.
         os.chmod(f"/proc/self/fd/{fd}", mode & 0o7777)
-        os.chown(f"/proc/self/fd/{fd}", dev.uid or 0, dev.gid or 0)
+        kernel().chown(f"/proc/self/fd/{fd}", dev.uid or 0, dev.gid or 0, f"create device {dev.path}: chown")
     finally:
         os.close(fd)
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 
-from ociruntime.linux.sys import ffi, lib
+from ociruntime.errors import SetupError
+from ociruntime.linux.kernel import kernel
 
 CLONE_PARENT = 0x00008000
 CLONE_INTO_CGROUP = 0x200000000
@@ -21,11 +22,11 @@ _UNSUPPORTED = (38, 7, 22)  # ENOSYS, E2BIG (args larger than this kernel knows)
 
 def fork_sibling() -> int:
     """Fork a child of our parent (os.fork's return convention)."""
-    pid = lib.oci_fork3(CLONE_PARENT, -1)
-    if pid >= 0:
-        return pid
-    if ffi.errno not in _UNSUPPORTED:
-        raise OSError(ffi.errno, f"clone3(CLONE_PARENT): {os.strerror(ffi.errno)}")
+    try:
+        return kernel().fork3(CLONE_PARENT, -1, "clone3(CLONE_PARENT)")
+    except SetupError as e:
+        if e.errno not in _UNSUPPORTED:
+            raise
     return os.fork()
 
 
@@ -34,7 +35,7 @@ def fork_into_cgroup(cgroup_fd: int) -> tuple[int, bool]:
     when the kernel or the cgroup refused (EBUSY: controllers enabled for its children,
     EOPNOTSUPP: threaded, ...): the child was forked where we are, and the caller moves it the
     usual way, which reports such an error in full."""
-    pid = lib.oci_fork3(CLONE_INTO_CGROUP, cgroup_fd)
-    if pid >= 0:
-        return pid, True
-    return os.fork(), False
+    try:
+        return kernel().fork3(CLONE_INTO_CGROUP, cgroup_fd, "clone3(CLONE_INTO_CGROUP)"), True
+    except SetupError:
+        return os.fork(), False

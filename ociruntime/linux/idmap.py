@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 
 from ociruntime.config import Config, IdMapping, Mount
-from ociruntime.errors import SetupError
+from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux import mountapi, namespaces
-from ociruntime.linux.sys import check, lib
+from ociruntime.linux.kernel import kernel
 
 AT_FDCWD = -100
 MOUNT_ATTR_IDMAP = 0x00100000
@@ -46,12 +46,12 @@ def _idmapped_tree(m: Mount, config: Config, bundle: str, userns: dict[bytes, in
     recursive_bind = "rbind" in m.options
     flags = (mountapi.OPEN_TREE_CLONE | mountapi.OPEN_TREE_CLOEXEC
              | (mountapi.AT_RECURSIVE if recursive_bind else 0))
-    tree = check(lib.oci_open_tree(AT_FDCWD, source.encode(), flags), f"{what}: open_tree")
+    tree = kernel().open_tree(AT_FDCWD, source, flags, f"{what}: open_tree")
     try:
         ns_fd = _userns_for(m, config, userns, what)
         attr_flags = mountapi.AT_EMPTY_PATH | (mountapi.AT_RECURSIVE if m.idmap() == "ridmap" else 0)
-        check(lib.oci_mount_setattr_userns(tree, b"", attr_flags, MOUNT_ATTR_IDMAP, 0, 0, ns_fd),
-              f"{what}: mount_setattr(MOUNT_ATTR_IDMAP)")
+        kernel().mount_setattr(tree, "", attr_flags, MOUNT_ATTR_IDMAP, 0, 0,
+                               f"{what}: mount_setattr(MOUNT_ATTR_IDMAP)", userns_fd=ns_fd)
     except BaseException:
         os.close(tree)
         raise
@@ -72,7 +72,7 @@ def _userns_for(m: Mount, config: Config, cache: dict[bytes, int], what: str) ->
                 try:
                     cache[key] = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
                 except OSError as e:
-                    raise SetupError(f"{what}: open user namespace {ns.path}: {e.strerror}") from None
+                    raise SyscallError.from_os(e, f"{what}: open user namespace {ns.path}") from None
             return cache[key]
         uids, gids = linux.uid_mappings, linux.gid_mappings
     key = namespaces.id_map_text(uids) + b"|" + namespaces.id_map_text(gids)
@@ -93,10 +93,12 @@ def userns_with_maps(uids: list[IdMapping], gids: list[IdMapping], what: str) ->
         os.close(hold_w)
         code = 1
         try:
-            if lib.oci_unshare(namespaces.CLONE_FLAGS["user"]) == 0:
-                os.write(ready_w, b"u")
-                os.read(hold_r, 1)  # EOF when the parent is done (or dead)
-                code = 0
+            kernel().unshare(namespaces.CLONE_FLAGS["user"], "unshare a user namespace")
+            os.write(ready_w, b"u")
+            os.read(hold_r, 1)  # EOF when the parent is done (or dead)
+            code = 0
+        except SetupError:
+            pass
         finally:
             os._exit(code)
     os.close(ready_w)
@@ -108,7 +110,7 @@ def userns_with_maps(uids: list[IdMapping], gids: list[IdMapping], what: str) ->
             _write_map(pid, name, mappings, what)
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
-        raise SetupError(f"{what}: user namespace for the id mapping: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"{what}: user namespace for the id mapping") from None
     finally:
         os.close(ready_r)
         os.close(hold_w)
@@ -120,6 +122,6 @@ def _write_map(pid: int, name: str, mappings: list[IdMapping], what: str) -> Non
     try:
         os.write(fd, namespaces.id_map_text(mappings))
     except OSError as e:
-        raise SetupError(f"{what}: write {name}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"{what}: write {name}") from None
     finally:
         os.close(fd)

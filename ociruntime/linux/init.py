@@ -14,7 +14,7 @@ import os
 
 from ociruntime import hooks, timing
 from ociruntime.config import Config
-from ociruntime.errors import HookError, OciError, SetupError
+from ociruntime.errors import OciError, SetupError, SyscallError
 from ociruntime.linux import (
     devices,
     fork,
@@ -28,7 +28,13 @@ from ociruntime.linux import (
     security,
     sync,
 )
+from ociruntime.linux.kernel import shim
 from ociruntime.linux.seccomp import Filter
+
+# The shim is loaded here, in the runtime, before it forks: a child that joins a container's
+# mount namespace or chroots before its first kernel call would otherwise resolve the shim's
+# path in the container's filesystem (an image could plant a library there).
+shim()
 
 
 class InitArgs:
@@ -83,10 +89,10 @@ class InitArgs:
 
 
 def _fail(a: InitArgs, err: BaseException) -> None:
-    msg = str(err) if isinstance(err, OciError) else f"{type(err).__name__}: {err}"
     try:
-        # A failed hook stops the container and the lifecycle goes on at delete (poststop).
-        sync.send(a.sync_fd, "error", msg=msg, hook=isinstance(err, HookError))
+        # Typed: a failed hook (HookError) stops the container and the lifecycle goes on at
+        # delete (poststop); the parent tells it by the error's class.
+        sync.send_error(a.sync_fd, err)
     except OSError:
         # The runtime has gone: it failed first and reports its own error (our failure is
         # then only its echo, "the other side exited"), or it was killed and nobody listens.
@@ -343,14 +349,12 @@ def _run_create_container_hooks(a: InitArgs, state: dict) -> None:
 
 
 def set_names(config: Config) -> None:
-    from ociruntime.linux.sys import check, lib
+    from ociruntime.linux.kernel import kernel
 
     if config.hostname is not None:
-        name = config.hostname.encode()
-        check(lib.oci_sethostname(name, len(name)), f"sethostname {config.hostname!r}")
+        kernel().sethostname(config.hostname, f"sethostname {config.hostname!r}")
     if config.domainname is not None:
-        name = config.domainname.encode()
-        check(lib.oci_setdomainname(name, len(name)), f"setdomainname {config.domainname!r}")
+        kernel().setdomainname(config.domainname, f"setdomainname {config.domainname!r}")
 
 
 def build_rootfs(a: InitArgs, in_userns: bool) -> rootfs.Rootfs:
@@ -404,7 +408,7 @@ def write_sysctls(proc_fd: int, sysctl: dict[str, str]) -> None:
         try:
             procfs.write_file(proc_fd, rel, value.encode())
         except OSError as e:
-            raise SetupError(f"linux.sysctl: write {value!r} to /proc/{rel}: {e.strerror}") from None
+            raise SyscallError.from_os(e, f"linux.sysctl: write {value!r} to /proc/{rel}") from None
 
 
 def set_process_attributes(a: InitArgs, proc_fd: int = -1) -> None:
@@ -420,7 +424,7 @@ def set_process_attributes(a: InitArgs, proc_fd: int = -1) -> None:
     try:
         os.chdir(process.cwd)
     except OSError as e:
-        raise SetupError(f"process.cwd {process.cwd}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"process.cwd {process.cwd}") from None
     if a.seccomp is not None and not process.no_new_privileges:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
         load_seccomp(a)

@@ -13,10 +13,11 @@ import os
 
 from ociruntime.linux import cgroups
 from ociruntime.linux.caps import CAPABILITIES
+from ociruntime.linux.cgroups.layout import unescape
+from ociruntime.spectables import NS_LINK_NAMES
 
-# /proc/<pid>/ns link name -> the runtime-spec namespace type, in nsenter's option order.
-NAMESPACES = (("mnt", "mount"), ("uts", "uts"), ("ipc", "ipc"), ("net", "network"), ("pid", "pid"),
-              ("cgroup", "cgroup"), ("user", "user"), ("time", "time"))
+# (/proc/<pid>/ns link name, runtime-spec namespace type), in nsenter's option order.
+NAMESPACES = tuple((NS_LINK_NAMES[t], t) for t in ("mount", "uts", "ipc", "network", "pid", "cgroup", "user", "time"))
 NSENTER_OPTION = {"mnt": "--mount", "uts": "--uts", "ipc": "--ipc", "net": "--net", "pid": "--pid",
                   "cgroup": "--cgroup", "user": "--user", "time": "--time"}
 CAP_NAMES = {number: name for name, number in CAPABILITIES.items()}
@@ -270,8 +271,8 @@ def mounts(text: str) -> list[dict]:
         if not sep or len(fields) < 6 or len(rest) < 3:
             continue
         out.append({
-            "target": cgroups._unescape(fields[4]), "source": cgroups._unescape(rest[1]),
-            "type": rest[0], "root": cgroups._unescape(fields[3]),
+            "target": unescape(fields[4]), "source": unescape(rest[1]),
+            "type": rest[0], "root": unescape(fields[3]),
             "options": fields[5], "super_options": rest[2], "propagation": _propagation(fields[6:]),
         })
     return out
@@ -343,13 +344,17 @@ def open_root(p: Proc) -> int:
 def open_in_root(root_fd: int, path: str, flags: int) -> int:
     """openat2 below root_fd that follows no symlink at all (the tree is the container's, and a
     symlink in it would be resolved against our root); -1 if it cannot be opened."""
+    from ociruntime.errors import SetupError
+    from ociruntime.linux.kernel import kernel
     from ociruntime.linux.procfs import RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
-    from ociruntime.linux.sys import lib
 
     if root_fd < 0:
         return -1
-    return lib.oci_openat2(root_fd, path.lstrip("/").encode() or b".", flags | os.O_CLOEXEC, 0,
-                           RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+    try:
+        return kernel().openat2(root_fd, path.lstrip("/") or ".", flags | os.O_CLOEXEC, 0,
+                                RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, f"open {path}")
+    except SetupError:
+        return -1
 
 
 def exists_in_root(root_fd: int, path: str) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from ociruntime.config import Config, Process
-from ociruntime.errors import SetupError
+from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux import procfs
 
 
@@ -58,7 +58,7 @@ def set_exec_label(proc_fd: int, process: Process) -> None:
         except FileNotFoundError:
             _write_attr(proc_fd, f"{pid}/attr/exec", data, "process.apparmorProfile")
         except OSError as e:
-            raise SetupError(f"process.apparmorProfile: {process.apparmor_profile!r}: {e.strerror}") from None
+            raise SyscallError.from_os(e, f"process.apparmorProfile: {process.apparmor_profile!r}") from None
     if process.selinux_label:
         if not selinux_enabled():
             raise SetupError(f"process.selinuxLabel: {process.selinux_label!r} cannot be applied: "
@@ -70,4 +70,4 @@ def _write_attr(proc_fd: int, rel: str, data: bytes, field: str) -> None:
     try:
         procfs.write_file(proc_fd, rel, data)
     except OSError as e:
-        raise SetupError(f"{field}: {data.decode(errors='replace')!r}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"{field}: {data.decode(errors='replace')!r}") from None

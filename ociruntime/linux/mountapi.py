@@ -12,7 +12,7 @@ import stat
 
 from ociruntime.errors import SetupError
 from ociruntime.linux import mountflags as mf
-from ociruntime.linux.sys import check, ffi, lib
+from ociruntime.linux.kernel import kernel
 
 FSOPEN_CLOEXEC = 0x1
 FSCONFIG_SET_FLAG = 0
@@ -48,27 +48,24 @@ def mount_attrs(flags: int) -> int:
 
 
 def fs_type(fd: int) -> int:
-    out = ffi.new("uint64_t *")
-    check(lib.oci_fstatfs_type(fd, out), "fstatfs")
-    return int(out[0])
+    return kernel().fstatfs_type(fd, "fstatfs")
 
 
 def new_mount(fstype: str, source: str, flags: int, data: str, what: str) -> int:
     """A detached mount of a new `fstype` superblock; its fd. `data` is mount(2)'s option
     string (k=v or bare flags, comma-separated); `flags` its per-mount MS_* flags."""
-    fsfd = check(lib.oci_fsopen(fstype.encode(), FSOPEN_CLOEXEC), f"{what}: fsopen {fstype}")
+    k = kernel()
+    fsfd = k.fsopen(fstype, FSOPEN_CLOEXEC, f"{what}: fsopen {fstype}")
     try:
-        check(lib.oci_fsconfig(fsfd, FSCONFIG_SET_STRING, b"source", source.encode(), 0),
-              f"{what}: source {source}")
+        k.fsconfig(fsfd, FSCONFIG_SET_STRING, "source", source, 0, f"{what}: source {source}")
         for opt in filter(None, data.split(",")):
             key, eq, value = opt.partition("=")
             if eq:
-                ret = lib.oci_fsconfig(fsfd, FSCONFIG_SET_STRING, key.encode(), value.encode(), 0)
+                k.fsconfig(fsfd, FSCONFIG_SET_STRING, key, value, 0, f"{what}: option {opt!r}")
             else:
-                ret = lib.oci_fsconfig(fsfd, FSCONFIG_SET_FLAG, key.encode(), ffi.NULL, 0)
-            check(ret, f"{what}: option {opt!r}")
-        check(lib.oci_fsconfig(fsfd, FSCONFIG_CMD_CREATE, ffi.NULL, ffi.NULL, 0), what)
-        return check(lib.oci_fsmount(fsfd, FSMOUNT_CLOEXEC, mount_attrs(flags)), what)
+                k.fsconfig(fsfd, FSCONFIG_SET_FLAG, key, None, 0, f"{what}: option {opt!r}")
+        k.fsconfig(fsfd, FSCONFIG_CMD_CREATE, None, None, 0, what)
+        return k.fsmount(fsfd, FSMOUNT_CLOEXEC, mount_attrs(flags), what)
     finally:
         os.close(fsfd)
 
@@ -83,20 +80,19 @@ def verify_fs(fd: int, fstype: str, what: str) -> None:
 def clone_tree(fd: int, recursive: bool, what: str) -> int:
     """A detached copy (bind) of the mount tree at fd."""
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-    return check(lib.oci_open_tree(fd, b"", flags), f"{what}: open_tree")
+    return kernel().open_tree(fd, "", flags, f"{what}: open_tree")
 
 
 def set_attrs(fd: int, attr_set: int, attr_clear: int, recursive: bool, what: str,
               propagation: int = 0) -> None:
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-    check(lib.oci_mount_setattr(fd, b"", flags, attr_set, attr_clear, propagation),
-          f"{what}: mount_setattr")
+    kernel().mount_setattr(fd, "", flags, attr_set, attr_clear, propagation, f"{what}: mount_setattr")
 
 
 def attach(mount_fd: int, target_fd: int, what: str) -> None:
     """Attach a detached mount at the (already resolved and verified) target."""
-    check(lib.oci_move_mount(mount_fd, b"", target_fd, b"", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
-          f"{what}: move_mount")
+    kernel().move_mount(mount_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+                        f"{what}: move_mount")
 
 
 def verify_char_device(fd: int, major: int, minor: int, what: str) -> None:

@@ -5,16 +5,9 @@ from __future__ import annotations
 import os
 
 from ociruntime.config import IdMapping, Linux
-from ociruntime.errors import SetupError
-from ociruntime.linux.sys import check, lib
-
-CLONE_FLAGS = {
-    "mount": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000, "user": 0x10000000,
-    "pid": 0x20000000, "network": 0x40000000, "cgroup": 0x02000000, "time": 0x00000080,
-}
-# Joining order: the user namespace first (it decides what we may do in the others), the
-# mount namespace last (joining it changes how every later path resolves).
-JOIN_ORDER = ("user", "pid", "uts", "ipc", "network", "cgroup", "time", "mount")
+from ociruntime.errors import SyscallError
+from ociruntime.linux.kernel import kernel
+from ociruntime.spectables import CLONE_FLAGS, JOIN_ORDER
 
 
 class NamespacePlan:
@@ -40,16 +33,16 @@ def join_namespaces(joins: list[tuple[str, str]]) -> None:
             try:
                 fds.append((ns_type, path, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
             except OSError as e:
-                raise SetupError(f"join {ns_type} namespace {path}: {e.strerror}") from None
+                raise SyscallError.from_os(e, f"join {ns_type} namespace {path}") from None
         for ns_type, path, fd in fds:
-            check(lib.oci_setns(fd, CLONE_FLAGS[ns_type]), f"setns {ns_type} namespace {path}")
+            kernel().setns(fd, CLONE_FLAGS[ns_type], f"setns {ns_type} namespace {path}")
     finally:
         for _, _, fd in fds:
             os.close(fd)
 
 
 def unshare(flags: int, what: str) -> None:
-    check(lib.oci_unshare(flags), f"unshare {what}")
+    kernel().unshare(flags, f"unshare {what}")
 
 
 def id_map_text(mappings: list[IdMapping]) -> bytes:
@@ -75,7 +68,7 @@ def _write_proc_file(path: str, data: bytes) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        raise SetupError(f"write {path}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"write {path}") from None
 
 
 def write_time_offsets(offsets: dict) -> None:
@@ -89,4 +82,4 @@ def write_time_offsets(offsets: dict) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        raise SetupError(f"write /proc/self/timens_offsets: {e.strerror}") from None
+        raise SyscallError.from_os(e, "write /proc/self/timens_offsets") from None

@@ -8,7 +8,7 @@ import fcntl
 import os
 import struct
 
-from ociruntime.errors import SetupError
+from ociruntime.errors import SetupError, SyscallError
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
@@ -22,7 +22,7 @@ def loopback_up() -> None:
         flags = struct.unpack("16sh14x", fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, req))[1]
         fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, struct.pack("16sh14x", b"lo", flags | IFF_UP))
     except OSError as e:
-        raise SetupError(f"bring up loopback interface lo: {e.strerror}") from None
+        raise SyscallError.from_os(e, "bring up loopback interface lo") from None
     finally:
         sock.close()
 
@@ -99,13 +99,14 @@ class DeviceMover:
                 try:
                     host.link("set", index=self.found[host_name][0], net_ns_pid=target_pid, ifname=name)
                 except NetlinkError as e:
-                    raise SetupError(f"linux.netDevices: move {host_name!r} into the container as "
-                                     f"{name!r}: {os.strerror(e.code)}") from None
-        from ociruntime.linux.sys import check, lib
+                    raise SyscallError(e.code, f"linux.netDevices: move {host_name!r} into the container as "
+                                               f"{name!r}") from None
+        from ociruntime.linux.kernel import kernel
+        from ociruntime.linux.namespaces import CLONE_FLAGS
 
         fd = os.open(f"/proc/{target_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            check(lib.oci_setns(fd, 0x40000000), "linux.netDevices: join the container's network namespace")
+            kernel().setns(fd, CLONE_FLAGS["network"], "linux.netDevices: join the container's network namespace")
         finally:
             os.close(fd)
         with IPRoute() as inner:
@@ -144,5 +145,4 @@ def _restore(inner, host_name: str, found: tuple[int, str, list], netlink_error:
                        prefixlen=prefixlen, **extra)
         inner.link("set", index=link["index"], state="up")
     except netlink_error as e:
-        raise SetupError(f"linux.netDevices: set up {host_name!r} in the container: "
-                         f"{os.strerror(e.code)}") from None
+        raise SyscallError(e.code, f"linux.netDevices: set up {host_name!r} in the container") from None

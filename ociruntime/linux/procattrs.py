@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from ociruntime.errors import SetupError
-from ociruntime.linux.sys import check, ffi, lib
+from ociruntime.errors import SetupError, SyscallError
+from ociruntime.linux.kernel import kernel
 
 # sched(7) policy numbers; SCHED_ISO (4) was reserved but never merged into Linux.
 SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
@@ -49,16 +49,15 @@ def set_scheduler(sched: dict) -> None:
     flags = 0
     for name in sched.get("flags") or []:
         flags |= SCHED_FLAGS[name]
-    ret = lib.oci_sched_setattr(0, SCHED_POLICIES[sched["policy"]], flags, sched.get("nice", 0),
-                                sched.get("priority", 0), sched.get("runtime", 0),
-                                sched.get("deadline", 0), sched.get("period", 0))
-    check(ret, f"process.scheduler: sched_setattr {sched['policy']}")
+    kernel().sched_setattr(SCHED_POLICIES[sched["policy"]], flags, sched.get("nice", 0), sched.get("priority", 0),
+                           sched.get("runtime", 0), sched.get("deadline", 0), sched.get("period", 0),
+                           f"process.scheduler: sched_setattr {sched['policy']}")
 
 
 def set_io_priority(iop: dict) -> None:
     value = (IOPRIO_CLASSES[iop["class"]] << IOPRIO_CLASS_SHIFT) | iop["priority"]
-    check(lib.oci_ioprio_set(IOPRIO_WHO_PROCESS, 0, value),
-          f"process.ioPriority: ioprio_set {iop['class']} {iop['priority']}")
+    kernel().ioprio_set(IOPRIO_WHO_PROCESS, 0, value,
+                        f"process.ioPriority: ioprio_set {iop['class']} {iop['priority']}")
 
 
 def parse_list(text: str) -> set[int]:
@@ -79,13 +78,12 @@ def set_affinity(cpus: str, what: str) -> None:
     try:
         os.sched_setaffinity(0, parse_list(cpus))
     except OSError as e:
-        raise SetupError(f"{what}: sched_setaffinity {cpus!r}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"{what}: sched_setaffinity {cpus!r}") from None
 
 
 def set_personality(pers: dict) -> None:
     """The execution domain; flags were refused at validation (the spec defines none)."""
-    check(lib.oci_personality(PERSONALITY_DOMAINS[pers["domain"]]),
-          f"linux.personality: personality {pers['domain']}")
+    kernel().personality(PERSONALITY_DOMAINS[pers["domain"]], f"linux.personality: personality {pers['domain']}")
 
 
 def set_memory_policy(policy: dict) -> None:
@@ -96,15 +94,15 @@ def set_memory_policy(policy: dict) -> None:
         mode |= MPOL_FLAGS[name]
     nodes = parse_list(policy.get("nodes") or "")
     if not nodes:
-        check(lib.oci_set_mempolicy(mode, ffi.NULL, 0), f"linux.memoryPolicy: set_mempolicy {policy['mode']}")
+        kernel().set_mempolicy(mode, [], 0, f"linux.memoryPolicy: set_mempolicy {policy['mode']}")
         return
     words = max(nodes) // LONG_BITS + 1
-    mask = ffi.new("unsigned long[]", words)
+    mask = [0] * words
     for node in nodes:
         mask[node // LONG_BITS] |= 1 << (node % LONG_BITS)
     # maxnode counts one bit more than the mask holds: the kernel drops the last (historic).
-    check(lib.oci_set_mempolicy(mode, mask, words * LONG_BITS + 1),
-          f"linux.memoryPolicy: set_mempolicy {policy['mode']} nodes {policy.get('nodes')}")
+    kernel().set_mempolicy(mode, mask, words * LONG_BITS + 1,
+                           f"linux.memoryPolicy: set_mempolicy {policy['mode']} nodes {policy.get('nodes')}")
 
 
 def set_initial_affinity(pid: int, process) -> None:

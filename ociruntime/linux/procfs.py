@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 
+from ociruntime.errors import SetupError
 from ociruntime.linux import mountapi
 from ociruntime.linux import mountflags as mf
-from ociruntime.linux.sys import ffi, lib
+from ociruntime.linux.kernel import kernel
 
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
@@ -39,11 +40,11 @@ class Procfs:
 
 def write_file(proc_fd: int, rel: str, data: bytes) -> None:
     """One write(2) to a file below the procfs at proc_fd, no symlink followed; OSError."""
-    fd = lib.oci_openat2(proc_fd, rel.encode(), os.O_WRONLY | os.O_CLOEXEC, 0,
-                         RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
-    if fd < 0:
-        err = ffi.errno
-        raise OSError(err, os.strerror(err))
+    try:
+        fd = kernel().openat2(proc_fd, rel, os.O_WRONLY | os.O_CLOEXEC, 0,
+                              RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, f"open {rel}")
+    except SetupError as e:
+        raise OSError(e.errno, os.strerror(e.errno or 0)) from None
     try:
         if mountapi.fs_type(fd) != mountapi.MAGIC["proc"]:
             raise OSError(22, "not a procfs file")

@@ -12,10 +12,10 @@ import os
 import stat
 
 from ociruntime.config import Config, Mount
-from ociruntime.errors import SetupError
+from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux import mountapi
 from ociruntime.linux import mountflags as mf
-from ociruntime.linux.sys import check, ffi, lib
+from ociruntime.linux.kernel import kernel
 
 O_PATH = 0o10000000
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -35,10 +35,7 @@ _CGROUP_DIR_NAMES = {"": "unified", "name=systemd": "systemd"}
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None,
            what: str) -> None:
-    src = source.encode() if source is not None else ffi.NULL
-    fst = fstype.encode() if fstype is not None else ffi.NULL
-    dat = data.encode() if data else ffi.NULL
-    check(lib.oci_mount(src, target.encode(), fst, flags, dat), what)
+    kernel().mount(source, target, fstype, flags, data, what)
 
 
 class Rootfs:
@@ -123,7 +120,7 @@ class Rootfs:
             _create_at(parent, name, is_dir, dest)
             return None
         except OSError as e:
-            raise SetupError(f"create mount point {dest}: {name}: {e.strerror}") from None
+            raise SyscallError.from_os(e, f"create mount point {dest}: {name}") from None
         if stat.S_ISLNK(st.st_mode):
             return os.readlink(name, dir_fd=parent)
         return None
@@ -174,8 +171,8 @@ class Rootfs:
                 raise SetupError(f"{what}: {m.type} must be mounted on an ordinary directory")
             try:
                 mfd = mountapi.new_mount(m.type, m.source or m.type, opts.flags, opts.data, what)
-            except SetupError:
-                if not (m.type == "sysfs" and self.in_userns and ffi.errno == errno.EPERM):
+            except SetupError as e:
+                if not (m.type == "sysfs" and self.in_userns and e.errno == errno.EPERM):
                     raise
                 mfd = host_sysfs_tree(opts.flags, what)
             try:
@@ -236,9 +233,8 @@ class Rootfs:
     def _set_recursive(self, dest: str, opts: mf.MountOptions) -> None:
         fd = self.open_in_root(dest)
         try:
-            check(lib.oci_mount_setattr(fd, b"", AT_EMPTY_PATH | AT_RECURSIVE, opts.rec_set,
-                                        opts.rec_clear, 0),
-                  f"set recursive mount attributes on {dest}")
+            kernel().mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, opts.rec_set, opts.rec_clear, 0,
+                                   f"set recursive mount attributes on {dest}")
         finally:
             os.close(fd)
 
@@ -248,7 +244,7 @@ class Rootfs:
         try:
             src = os.open(source, O_PATH | os.O_CLOEXEC)
         except OSError as e:
-            raise SetupError(f"{what}: source: {e.strerror}") from None
+            raise SyscallError.from_os(e, f"{what}: source") from None
         try:
             is_dir = stat.S_ISDIR(os.fstat(src).st_mode)
             tree = mountapi.clone_tree(src, bool(opts.flags & mf.MS_REC), what)
@@ -262,7 +258,7 @@ class Rootfs:
         try:
             src = os.open(host_dir, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as e:
-            raise SetupError(f"{what}: {e.strerror}") from None
+            raise SyscallError.from_os(e, what) from None
         try:
             tree = mountapi.clone_tree(src, True, what)
         finally:
@@ -369,11 +365,12 @@ class Rootfs:
         fd = self.make_target(dest, True, strict=True)
         try:
             target = f"/proc/self/fd/{fd}"
-            if lib.oci_mount(b"cgroup2", target.encode(), b"cgroup2", opts.flags & ~mf.MS_REMOUNT, ffi.NULL) == 0:
+            try:
+                _mount("cgroup2", target, "cgroup2", opts.flags & ~mf.MS_REMOUNT, None, f"mount cgroup2 on {dest}")
                 return
-            err = ffi.errno
-            if own_dir is None or err not in (errno.EPERM, errno.EBUSY):
-                raise SetupError(f"mount cgroup2 on {dest}: {os.strerror(err)}")
+            except SetupError as e:
+                if own_dir is None or e.errno not in (errno.EPERM, errno.EBUSY):
+                    raise
         finally:
             os.close(fd)
         self._bind_host_dir(own_dir, dest, opts.flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
@@ -393,7 +390,7 @@ class Rootfs:
             finally:
                 os.close(dirfd)
         except OSError as e:
-            raise SetupError(f"symlink {link} -> {target}: {e.strerror}") from None
+            raise SyscallError.from_os(e, f"symlink {link} -> {target}") from None
         finally:
             os.close(pfd)
 
@@ -416,15 +413,15 @@ def open_beneath(dirfd: int, rel: str, scope: int, strict: bool, where: str) -> 
     """openat2 O_PATH of rel below dirfd (scope: RESOLVE_IN_ROOT or RESOLVE_BENEATH), never
     through a magic link; strict also refuses any symlink. -1 if it does not exist."""
     resolve = scope | RESOLVE_NO_MAGICLINKS | (RESOLVE_NO_SYMLINKS if strict else 0)
-    fd = lib.oci_openat2(dirfd, rel.encode(), O_PATH | os.O_CLOEXEC, 0, resolve)
-    if fd < 0:
-        err = ffi.errno
-        if err == 2:  # ENOENT
+    try:
+        return kernel().openat2(dirfd, rel, O_PATH | os.O_CLOEXEC, 0, resolve, f"resolve {rel} in {where}")
+    except SetupError as e:
+        if e.errno == errno.ENOENT:
             return -1
-        if err == ELOOP and strict:
-            raise SetupError(f"/{rel.lstrip('/')} is (or passes through) a symlink in {where}")
-        raise SetupError(f"resolve {rel} in {where}: {os.strerror(err)}")
-    return fd
+        if e.errno == ELOOP and strict:
+            raise SetupError(f"/{rel.lstrip('/')} is (or passes through) a symlink in {where}",
+                             errno=e.errno, operation=e.operation, path=e.path) from None
+        raise
 
 
 def _create_at(parent: int, name: str, is_dir: bool, dest: str) -> None:
@@ -439,7 +436,7 @@ def _create_at(parent: int, name: str, is_dir: bool, dest: str) -> None:
     except FileExistsError:
         pass
     except OSError as e:
-        raise SetupError(f"create mount point {dest}: {name}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"create mount point {dest}: {name}") from None
 
 
 def host_sysfs_tree(flags: int, what: str) -> int:
@@ -518,11 +515,11 @@ def pivot_root(rootfs: str) -> None:
     new_root = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fchdir(new_root)
-        check(lib.oci_pivot_root(b".", b"."), f"pivot_root into {rootfs}")
+        kernel().pivot_root(".", ".", f"pivot_root into {rootfs}")
         os.fchdir(old_root)
         # The old root must not propagate its unmount to the host.
         _mount(None, ".", None, mf.MS_SLAVE | mf.MS_REC, None, "make old root a slave")
-        check(lib.oci_umount2(b".", mf.MNT_DETACH), "detach old root")
+        kernel().umount2(".", mf.MNT_DETACH, "detach old root")
         os.chdir("/")
     finally:
         os.close(old_root)
@@ -543,7 +540,7 @@ def chroot_root(rootfs: str) -> None:
         os.chdir(rootfs)
         os.chroot(".")
     except OSError as e:
-        raise SetupError(f"root.path {rootfs}: chroot: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"root.path {rootfs}: chroot") from None
     os.chdir("/")
 
 
@@ -683,15 +680,14 @@ def read_image_file(path: str, limit: int) -> bytes | None:
     make it a symlink, a FIFO or /dev/zero. None when it is missing or unreadable."""
     root = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fd = lib.oci_openat2(root, path.encode(), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
-                             0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
-        err = ffi.errno
+        fd = kernel().openat2(root, path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+                              0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, f"{path} in the container")
+    except SetupError as e:
+        if e.errno in (errno.ENOENT, errno.EACCES, errno.ENOTDIR):  # as if there were no such file
+            return None
+        raise
     finally:
         os.close(root)
-    if fd < 0:
-        if err in (2, 13, 20):  # ENOENT, EACCES, ENOTDIR: as if there were no such file
-            return None
-        raise SetupError(f"{path} in the container: {os.strerror(err)}")
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -716,7 +712,7 @@ def copy_tree(src_at: int, dst_at: int, what: str, keep_mode: bool) -> None:
         if keep_mode:
             os.fchmod(dst, stat.S_IMODE(os.fstat(src).st_mode))
     except OSError as e:
-        raise SetupError(f"{what}: copy {e.filename or ''}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"{what}: copy {e.filename or ''}") from None
     finally:
         os.close(src)
         os.close(dst)

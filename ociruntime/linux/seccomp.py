@@ -5,29 +5,13 @@ from __future__ import annotations
 
 import os
 
-from ociruntime.errors import ConfigError, SetupError
-from ociruntime.linux.sys import check, ffi, lib
+from ociruntime.errors import ConfigError, SetupError, SyscallError
+from ociruntime.linux.kernel import kernel, shim
+from ociruntime.spectables import SECCOMP_ACTIONS as ACTIONS
+from ociruntime.spectables import SECCOMP_ERRNO_ACTIONS as ACTIONS_WITH_ERRNO
+from ociruntime.spectables import SECCOMP_FLAGS as FLAGS
+from ociruntime.spectables import SECCOMP_OPERATORS as OPERATORS
 
-ACTIONS = {
-    "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000,
-    "SCMP_ACT_KILL_PROCESS": 0x80000000, "SCMP_ACT_TRAP": 0x00030000,
-    "SCMP_ACT_ERRNO": 0x00050000, "SCMP_ACT_TRACE": 0x7FF00000,
-    "SCMP_ACT_LOG": 0x7FFC0000, "SCMP_ACT_ALLOW": 0x7FFF0000,
-    "SCMP_ACT_NOTIFY": 0x7FC00000,
-}
-ACTIONS_WITH_ERRNO = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
-OPERATORS = {
-    "SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
-    "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7,
-}
-ARCHITECTURES = (
-    "SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
-    "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL",
-    "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64",
-    "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_RISCV64",
-)
-FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
-         "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
 SCMP_FLTATR_CTL_NNP = 3
 # seccomp(2): load the filter and return a user-notification fd (SCMP_ACT_NOTIFY rules).
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
@@ -37,7 +21,7 @@ EEXIST = 17
 
 
 def libseccomp_version() -> str:
-    v = lib.seccomp_version()
+    v = shim()[1].seccomp_version()
     return f"{v.major}.{v.minor}.{v.micro}"
 
 
@@ -62,9 +46,8 @@ class Filter:
 
     def load(self) -> int:
         """Load it into the calling thread: the notify fd when it has notify rules, else -1."""
-        buf = ffi.from_buffer(self.bpf)
         flags = self.flags | (SECCOMP_FILTER_FLAG_NEW_LISTENER if self.listener_path else 0)
-        ret = check(lib.oci_seccomp_set_filter(flags, buf, len(self.bpf)), "load seccomp filter")
+        ret = kernel().seccomp_set_filter(flags, self.bpf, "load seccomp filter")
         return ret if self.listener_path else -1
 
 
@@ -93,6 +76,7 @@ def send_listener_state(sock_fd: int, notify_fd: int, state: dict, pid: int, met
 
 
 def compile_filter(spec: dict) -> Filter:
+    ffi, lib = shim()
     default = _action(spec["defaultAction"], spec.get("defaultErrnoRet"))
     ctx = lib.seccomp_init(default)
     if ctx == ffi.NULL:
@@ -106,7 +90,7 @@ def compile_filter(spec: dict) -> Filter:
                 raise ConfigError([f"linux.seccomp.architectures: {arch} is unknown to libseccomp"])
             rc = lib.seccomp_arch_add(ctx, token)
             if rc < 0 and rc != -EEXIST:  # the native arch is always there
-                raise SetupError(f"seccomp: add architecture {arch}: {os.strerror(-rc)}")
+                raise SyscallError(-rc, f"seccomp: add architecture {arch}")
         for i, rule in enumerate(spec.get("syscalls") or []):
             _add_rule(ctx, default, rule, i)
         notify = any(r.get("action") == "SCMP_ACT_NOTIFY" for r in spec.get("syscalls") or [])
@@ -127,6 +111,7 @@ def _add_rule(ctx: object, default: int, rule: dict, index: int) -> None:
     action = _action(rule["action"], rule.get("errnoRet"))
     if action == default:
         return  # libseccomp refuses rules equal to the default action; they change nothing
+    ffi, lib = shim()
     args = rule.get("args") or []
     # Several conditions on the same argument are alternatives (OR): one rule for each.
     groups: list[list[dict]] = [[]]
@@ -149,17 +134,16 @@ def _add_rule(ctx: object, default: int, rule: dict, index: int) -> None:
             if rc == -EEXIST:
                 continue  # an equivalent rule for this syscall is already in the filter
             if rc < 0:
-                raise SetupError(f"linux.seccomp.syscalls[{index}]: add rule for {name}: "
-                                 f"{os.strerror(-rc)}")
+                raise SyscallError(-rc, f"linux.seccomp.syscalls[{index}]: add rule for {name}")
 
 
 def _export(ctx: object) -> bytes:
     # A memfd, not a pipe: a large profile's program would fill a pipe and block the export.
     fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
     try:
-        rc = lib.seccomp_export_bpf(ctx, fd)
+        rc = shim()[1].seccomp_export_bpf(ctx, fd)
         if rc < 0:
-            raise SetupError(f"seccomp: export BPF: {os.strerror(-rc)}")
+            raise SyscallError(-rc, "seccomp: export BPF")
         size = os.lseek(fd, 0, os.SEEK_CUR)
         return os.pread(fd, size, 0)
     finally:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 
 from ociruntime import log
 from ociruntime.config import Capabilities, Process
-from ociruntime.errors import SetupError
+from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux.caps import CAPABILITIES
-from ociruntime.linux.sys import check, ffi, lib
+from ociruntime.linux.kernel import kernel
 
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
@@ -22,7 +23,7 @@ PR_SET_CHILD_SUBREAPER = 36
 
 
 def prctl(option: int, a2: int = 0, what: str = "prctl") -> None:
-    check(lib.oci_prctl(option, a2, 0, 0, 0), what)
+    kernel().prctl(option, a2, 0, what)
 
 
 def set_dumpable(on: bool) -> None:
@@ -49,7 +50,7 @@ def set_oom_score_adj(value: int) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        raise SetupError(f"write {value} to /proc/self/oom_score_adj: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"write {value} to /proc/self/oom_score_adj") from None
 
 
 def cap_mask(names: list[str]) -> int:
@@ -85,36 +86,31 @@ def switch_user(process: Process) -> None:
     """setgroups, setgid, setuid, keeping capabilities across the uid change (we set them next)."""
     user = process.user
     prctl(PR_SET_KEEPCAPS, 1, "prctl(PR_SET_KEEPCAPS)")
-    gids = ffi.new("uint32_t[]", user.additional_gids or [0])
-    if lib.oci_setgroups(len(user.additional_gids), gids) < 0:
-        _setgroups_failed(user.additional_gids)
+    k = kernel()
     try:
-        os.setresgid(user.gid, user.gid, user.gid)
-    except OSError as e:
-        raise SetupError(f"setresgid {user.gid}: {e.strerror}") from None
-    try:
-        os.setresuid(user.uid, user.uid, user.uid)
-    except OSError as e:
-        raise SetupError(f"setresuid {user.uid}: {e.strerror}") from None
+        k.setgroups(user.additional_gids, f"setgroups {user.additional_gids}")
+    except SetupError as e:
+        _setgroups_failed(user.additional_gids, e)
+    k.setresgid(user.gid, f"setresgid {user.gid}")
+    k.setresuid(user.uid, f"setresuid {user.uid}")
     prctl(PR_SET_KEEPCAPS, 0, "prctl(PR_SET_KEEPCAPS)")
     if user.umask is not None:
         os.umask(user.umask)
 
 
-def _setgroups_failed(wanted: list[int]) -> None:
+def _setgroups_failed(wanted: list[int], err: SetupError) -> None:
     """setgroups(2) failed. In a user namespace whose setgroups file says "deny" (an ordinary
     user mapped its own gid: the kernel allows that mapping only so), nobody may change the
     groups; the process keeps the groups it came with, as with runc. Only when the config asked
     for groups is that an error. EPERM for any other reason stays an error."""
-    err = ffi.errno
-    if err == 1 and not wanted and _setgroups_denied():
+    if err.errno == errno.EPERM and not wanted and _setgroups_denied():
         log.debug("setgroups is denied in this user namespace (rootless): groups left as they are")
         return
-    if err == 1 and _setgroups_denied():
+    if err.errno == errno.EPERM and _setgroups_denied():
         raise SetupError(f"process.user.additionalGids {wanted}: setgroups is denied in this user "
                          "namespace (an unprivileged user mapped only its own gid; map a range "
                          "from /etc/subgid with newgidmap to allow it)")
-    raise SetupError(f"setgroups {wanted}: {os.strerror(err)}")
+    raise err
 
 
 def _setgroups_denied() -> bool:
@@ -127,18 +123,21 @@ def _setgroups_denied() -> bool:
 
 def set_capabilities(caps: Capabilities) -> None:
     eff, perm, inh = cap_mask(caps.effective), cap_mask(caps.permitted), cap_mask(caps.inheritable)
-    sets = ffi.new("uint32_t[6]", [eff & 0xFFFFFFFF, perm & 0xFFFFFFFF, inh & 0xFFFFFFFF,
-                                   eff >> 32, perm >> 32, inh >> 32])
-    check(lib.oci_capset(sets), "capset (effective/permitted/inheritable)")
-    check(lib.oci_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient set")
+    k = kernel()
+    k.capset([eff & 0xFFFFFFFF, perm & 0xFFFFFFFF, inh & 0xFFFFFFFF, eff >> 32, perm >> 32, inh >> 32],
+             "capset (effective/permitted/inheritable)")
+    k.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, "clear ambient set")
     ambient = cap_mask(caps.ambient)
     for number in range(last_cap() + 1):
         if ambient & (1 << number):
-            if lib.oci_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, number, 0, 0) < 0:
+            name = next((n for n, v in CAPABILITIES.items() if v == number), str(number))
+            try:
+                k.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, number,
+                        f"process.capabilities.ambient: {name} not raised")
+            except SetupError as e:
                 # Ambient needs the cap in permitted and inheritable too; runc's own default spec
                 # lists ambient caps that are not inheritable, so this is expected, not an error.
-                name = next((n for n, v in CAPABILITIES.items() if v == number), str(number))
-                log.debug(f"process.capabilities.ambient: {name} not raised: {os.strerror(ffi.errno)}")
+                log.debug(str(e))
 
 
 def warn_ungrantable(caps: Capabilities) -> None:
@@ -168,6 +167,6 @@ KEY_POSSESSOR_AND_USER_ALL = 0x3F3F0000
 
 def new_session_keyring(container_id: str) -> None:
     """Like runc: each container gets its own session keyring unless --no-new-keyring."""
-    serial = check(lib.oci_join_session_keyring(f"_ses.{container_id}".encode()),
-                   "join a new session keyring")
-    check(lib.oci_keyctl_setperm(serial, KEY_POSSESSOR_AND_USER_ALL), "set session keyring permissions")
+    k = kernel()
+    serial = k.join_session_keyring(f"_ses.{container_id}", "join a new session keyring")
+    k.keyctl_setperm(serial, KEY_POSSESSOR_AND_USER_ALL, "set session keyring permissions")

@@ -1,5 +1,9 @@
 """Messages between the runtime (parent) and its children over a SOCK_SEQPACKET socketpair:
-one JSON object per packet, so a child's error reaches `create` as a sentence, not an exit code."""
+one JSON object per packet, so a child's error reaches `create` as a sentence, not an exit code.
+
+A child's failure is an "error" message that carries the error's type (SetupError, SyscallError,
+CgroupError, HookError), its text, errno, operation and path: the parent raises the same type
+(error_from), so it tells a failed hook from a failed mount by class, not by a flag."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import _socket
 import os
 
 from ociruntime import jsonio
-from ociruntime.errors import SetupError
+from ociruntime.errors import CHILD_ERRORS, OciError, SetupError
 
 MAX_MESSAGE = 1 << 16
 
@@ -20,6 +24,28 @@ def socketpair() -> tuple[int, int]:
 def send(fd: int, kind: str, **fields: object) -> None:
     fields["t"] = kind
     os.write(fd, jsonio.dumps(fields).encode())
+
+
+def send_error(fd: int, err: BaseException) -> None:
+    """Report a child's failure to the parent, typed (see the module's docstring)."""
+    msg = str(err) if isinstance(err, OciError) else f"{type(err).__name__}: {err}"
+    kind = type(err).__name__ if type(err).__name__ in CHILD_ERRORS else "SetupError"
+    errno = operation = path = None
+    if isinstance(err, SetupError):
+        errno, operation, path = err.errno, err.operation, err.path
+    elif isinstance(err, OSError):
+        errno, path = err.errno, err.filename if isinstance(err.filename, str) else None
+    send(fd, "error", error=kind, msg=msg, errno=errno, operation=operation, path=path)
+
+
+def error_from(msg: dict, prefix: str = "") -> SetupError:
+    """The error an "error" message reports, as its own type; `prefix` goes before its text."""
+    cls = CHILD_ERRORS.get(str(msg.get("error")), SetupError)
+    err = cls.__new__(cls)
+    errno = msg.get("errno")
+    SetupError.__init__(err, prefix + str(msg.get("msg")), errno=errno if isinstance(errno, int) else None,
+                        operation=msg.get("operation"), path=msg.get("path"))
+    return err
 
 
 def recv(fd: int) -> dict | None:
@@ -42,7 +68,7 @@ def expect_one_of(fd: int, kinds: tuple[str, ...], what: str) -> str:
     if msg is None:
         raise SetupError(f"{what}: the other side exited")
     if msg["t"] == "error":
-        raise SetupError(str(msg.get("msg")))
+        raise error_from(msg)
     if msg["t"] not in kinds:
         raise SetupError(f"{what}: expected one of {kinds}, got {msg['t']!r}")
     return str(msg["t"])
@@ -54,7 +80,7 @@ def expect(fd: int, kind: str, what: str) -> dict:
     if msg is None:
         raise SetupError(f"{what}: the other side exited")
     if msg["t"] == "error":
-        raise SetupError(str(msg.get("msg")))
+        raise error_from(msg)
     if msg["t"] != kind:
         raise SetupError(f"{what}: expected {kind!r}, got {msg['t']!r}")
     return msg

@@ -9,7 +9,7 @@ import fcntl
 import os
 import struct
 
-from ociruntime.errors import SetupError
+from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux import mountflags as mf
 from ociruntime.linux import unixsock
 from ociruntime.linux.rootfs import _mount
@@ -32,7 +32,7 @@ def open_pty() -> tuple[int, str]:
     try:
         master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
-        raise SetupError(f"open /dev/ptmx: {e.strerror}") from None
+        raise SyscallError.from_os(e, "open /dev/ptmx") from None
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
     number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0\0\0\0"))[0]
     return master, f"/dev/pts/{number}"
@@ -47,7 +47,7 @@ def become_terminal(slave_path: str, size: dict | None) -> None:
     try:
         slave = os.open(slave_path, os.O_RDWR)
     except OSError as e:
-        raise SetupError(f"open {slave_path}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"open {slave_path}") from None
     if size:
         fcntl.ioctl(slave, TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0),
                                                    size.get("width", 0), 0, 0))

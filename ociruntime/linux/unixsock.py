@@ -7,7 +7,7 @@ from __future__ import annotations
 import _socket
 import sys
 
-from ociruntime.errors import SetupError
+from ociruntime.errors import SyscallError
 
 
 def connect(path: str, what: str) -> int:
@@ -17,7 +17,7 @@ def connect(path: str, what: str) -> int:
         sock.connect(path)
     except OSError as e:
         sock.close()
-        raise SetupError(f"{what} {path}: connect: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"{what} {path}: connect") from None
     return sock.detach()
 
 
@@ -27,6 +27,6 @@ def send_fd(sock_fd: int, data: bytes, fd: int, what: str) -> None:
     try:
         sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
     except OSError as e:
-        raise SetupError(f"{what}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"{what}") from None
     finally:
         sock.close()

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -661,3 +662,41 @@ def test_v2_thaw_of_empty_cgroup_and_create_only(cleanup: list[str]) -> None:
     assert mgr.pids() == []
     mgr.destroy()
     assert not os.path.exists(mgr.path)
+
+
+# -- the one resource dispatch (CgroupManager.set), shared by the v1 and v2 drivers -------------
+
+
+def _cgroup_files(d: Path, names: tuple[str, ...]) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (d / name).write_text("")
+
+
+def test_v1_and_v2_dispatch_the_same_keys_to_the_same_files(tmp_path: Path) -> None:
+    resources = {"pids": {"limit": 0}, "rdma": {"mlx5_0": {"hcaHandles": 3}},
+                 "network": {"classID": 0x100001}, "memory": {}}
+    v2dir = tmp_path / "v2"
+    _cgroup_files(v2dir, ("pids.max", "rdma.max"))
+    m2 = v2.V2Manager(str(v2dir), str(tmp_path))
+    m2.set(resources)
+    assert (v2dir / "pids.max").read_text() == "0"  # 0 is a real limit, not "unset"
+    assert (v2dir / "rdma.max").read_text() == "mlx5_0 hca_handle=3"
+    assert m2.warnings == ["linux.resources.network (net_cls/net_prio) does not exist on cgroup v2 and is ignored"]
+
+    dirs = {c: tmp_path / "v1" / c for c in ("pids", "rdma", "net_cls")}
+    _cgroup_files(dirs["pids"], ("pids.max",))
+    _cgroup_files(dirs["rdma"], ("rdma.max",))
+    _cgroup_files(dirs["net_cls"], ("net_cls.classid",))
+    m1 = v1.V1Manager({c: str(d) for c, d in dirs.items()})
+    m1.set(resources)
+    assert (dirs["pids"] / "pids.max").read_text() == "0"
+    assert (dirs["rdma"] / "rdma.max").read_text() == "mlx5_0 hca_handle=3"
+    assert (dirs["net_cls"] / "net_cls.classid").read_text() == str(0x100001)
+    assert m1.warnings == []
+
+
+def test_dispatch_reports_a_missing_controller_by_name(tmp_path: Path) -> None:
+    m1 = v1.V1Manager({"pids": str(tmp_path)})
+    with pytest.raises(CgroupError, match="cannot set rdma limit: the rdma controller is not mounted"):
+        m1.set({"rdma": {"mlx5_0": {"hcaObjects": 1}}})

@@ -80,6 +80,7 @@ def test_real_default_configs_are_valid(tmp_path: Any, gen: types.ModuleType, to
 # -- fast validator == jsonschema, always ---------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", schema.KINDS)
 def test_generated_documents_are_valid_for_both(kind: str, gen: types.ModuleType) -> None:
     @settings(RELAXED, max_examples=EXAMPLES[kind] // 2)
@@ -91,6 +92,7 @@ def test_generated_documents_are_valid_for_both(kind: str, gen: types.ModuleType
     check()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", schema.KINDS)
 def test_fast_validator_agrees_with_jsonschema_on_broken_documents(kind: str, gen: types.ModuleType) -> None:
     @settings(RELAXED, max_examples=EXAMPLES[kind])

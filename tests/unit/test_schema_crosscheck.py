@@ -232,6 +232,7 @@ def _normalize_for_upstream(doc: dict[str, Any], archs: set[str]) -> dict[str, A
     return doc
 
 
+@pytest.mark.slow
 @settings(RELAXED, max_examples=400 // CI_SHARE)
 @given(doc=documents("config"))
 def test_upstream_accepts_what_we_accept(upstream: dict[str, Any], doc: dict[str, Any]) -> None:
@@ -277,6 +278,7 @@ def _explained_by_upstream_stricter(err: Any, kind: str) -> bool:
     return err.validator == "maximum" and last == "fileMode"  # U9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["config", "state"])
 def test_disagreements_on_broken_documents_are_all_intended(upstream: dict[str, Any], kind: str) -> None:
     ours = schema._reference_validator(kind)

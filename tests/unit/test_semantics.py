@@ -282,6 +282,7 @@ def test_memory_policy_net_devices_and_rdt(doc: dict[str, Any]) -> None:
     ]
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=300, suppress_health_check=list(HealthCheck))
 @given(config=documents("config"))
 def test_never_raises_on_schema_valid_configs(config: dict[str, Any]) -> None:

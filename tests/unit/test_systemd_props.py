@@ -8,13 +8,13 @@ import pytest
 from jeepney import DBusAddress, new_method_call
 
 from ociruntime.errors import CgroupError
-from ociruntime.linux.cgroups import DEFAULT_DEVICE_RULES
 from ociruntime.linux.cgroups.systemd import (
     INFINITY,
     cpu_mask,
     device_properties,
     resource_properties,
 )
+from ociruntime.spectables import DEFAULT_DEVICE_RULES
 
 
 def props(resources: dict, v2: bool = True) -> dict:

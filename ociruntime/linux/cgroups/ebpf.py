@@ -4,7 +4,7 @@ spec's linux.resources.devices rules and attached to the container's cgroup.
 cgroup v2 has no devices.allow/deny files; the kernel instead runs the cgroup's device
 programs on every open/mknod of a device node. We assemble the program ourselves (a straight
 list of rule checks, last matching rule first) and load/attach it with the bpf(2) syscall
-through ctypes -- imported only here, only when a v2 container has device rules.
+(the shim's oci_bpf, through the kernel seam), only when a v2 container has device rules.
 
 Rule semantics (same as the v1 driver): rules apply in order, so the last rule that matches a
 request decides; an allow rule matches when the request's access bits are all in its access, a
@@ -25,7 +25,6 @@ BPF_PROG_GET_FD_BY_ID, BPF_PROG_QUERY = 13, 16
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
 BPF_CGROUP_DEVICE = 6
 BPF_F_ALLOW_MULTI = 2
-_SYSCALL_NR = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
 
 # struct bpf_cgroup_dev_ctx: u32 access_type (access << 16 | type), u32 major, u32 minor.
 _DEV_TYPE = {"b": 1, "c": 2}
@@ -108,39 +107,26 @@ def assemble(rules: list) -> bytes:
 
 
 class _Bpf:
-    """bpf(2) through ctypes; attr structs are built as zero-padded byte buffers."""
+    """bpf(2) through the kernel seam; attr structs are built as zero-padded byte buffers, and
+    the memory their pointer fields name comes from kernel().buffer (kept alive across a call)."""
 
     def __init__(self) -> None:
-        import ctypes
+        from ociruntime.linux.kernel import kernel
 
-        self.ctypes = ctypes
-        nr = _SYSCALL_NR.get(os.uname().machine)
-        if nr is None:
-            raise CgroupError(f"cgroup: device rules on cgroup v2: bpf(2) number unknown for "
-                              f"{os.uname().machine}")
-        self.nr = nr
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        self.libc.syscall.restype = ctypes.c_long
+        self.k = kernel()
 
     def call(self, cmd: int, attr: bytearray, what: str) -> int:
-        ct = self.ctypes
-        buf = (ct.c_char * len(attr)).from_buffer(attr)
-        ret = self.libc.syscall(ct.c_long(self.nr), ct.c_int(cmd), buf, ct.c_uint(len(attr)))
-        if ret < 0:
-            err = ct.get_errno()
-            from ociruntime.linux.cgroups import fail
+        from ociruntime.errors import SetupError
+        from ociruntime.linux.cgroups import fail
 
-            raise fail(what, OSError(err, os.strerror(err)))
-        return ret
-
-    def address(self, data: bytes | bytearray) -> tuple[int, object]:
-        """Address of a stable copy of `data` (the copy is returned to keep it alive)."""
-        buf = self.ctypes.create_string_buffer(bytes(data), len(data))
-        return self.ctypes.addressof(buf), buf
+        try:
+            return self.k.bpf(cmd, attr, what)
+        except SetupError as e:
+            raise fail(what, OSError(e.errno, os.strerror(e.errno or 0))) from None
 
     def load(self, insns: bytes) -> int:
-        code_addr, keep1 = self.address(insns)
-        lic_addr, keep2 = self.address(b"GPL\0")
+        code_addr, keep1 = self.k.buffer(insns)
+        lic_addr, keep2 = self.k.buffer(b"GPL")
         attr = bytearray(128)
         struct.pack_into("<IIQQ", attr, 0, BPF_PROG_TYPE_CGROUP_DEVICE, len(insns) // 8,
                          code_addr, lic_addr)
@@ -149,25 +135,27 @@ class _Bpf:
             return self.call(BPF_PROG_LOAD, attr, "bpf load device program")
         except CgroupError as e:
             # Reload with the verifier log so the error says why.
-            log = self.ctypes.create_string_buffer(65536)
-            struct.pack_into("<IIQ", attr, 24, 1, len(log), self.ctypes.addressof(log))
+            log_size = 65536
+            log_addr, log = self.k.buffer(log_size)
+            struct.pack_into("<IIQ", attr, 24, 1, log_size, log_addr)
             try:
                 return self.call(BPF_PROG_LOAD, attr, "bpf load device program")
             except CgroupError:
-                text = log.value.decode(errors="replace").strip().splitlines()
-                raise CgroupError(f"{e}: {text[-1] if text else 'no verifier log'}") from e
+                raw = self.k.read_buffer(log, log_size).split(b"\0", 1)[0]
+                text = raw.decode(errors="replace").strip().splitlines()
+                raise CgroupError(f"{e}: {text[-1] if text else 'no verifier log'}", errno=e.errno,
+                                  operation=e.operation) from e
         finally:
             del keep1, keep2
 
     def query(self, cgroup_fd: int) -> tuple[int, list[int]]:
         """(attach flags, ids of device programs attached to the cgroup itself)."""
-        ids = bytearray(4 * 64)
-        ids_addr, keep = self.address(ids)
+        ids_addr, keep = self.k.buffer(4 * 64)
         attr = bytearray(40)
         struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, BPF_CGROUP_DEVICE, 0, 0, ids_addr, 64)
         self.call(BPF_PROG_QUERY, attr, "bpf query device programs")
         flags, count = struct.unpack_from("<I", attr, 12)[0], struct.unpack_from("<I", attr, 24)[0]
-        raw = self.ctypes.string_at(ids_addr, 4 * count)
+        raw = self.k.read_buffer(keep, 4 * count)
         del keep
         return flags, list(struct.unpack(f"<{count}I", raw))
 

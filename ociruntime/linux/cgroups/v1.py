@@ -192,35 +192,6 @@ class V1Manager(CgroupManager):
 
     # ------------------------------------------------------------ resources
 
-    def set(self, resources: dict | None) -> None:
-        if not resources:
-            return
-        if resources.get("devices") is not None:
-            self.set_devices(resources["devices"])
-        if resources.get("memory"):
-            self._memory(resources["memory"])
-        if resources.get("cpu"):
-            self._cpu(resources["cpu"])
-        pids = resources.get("pids") or {}
-        if "limit" in pids:
-            # runtime-spec 1.3.0: 0 is a real limit (no new task); only a negative one is none.
-            limit = pids["limit"]
-            write_file(self._dir("pids") + "/pids.max", str(limit) if limit >= 0 else "max")
-        if resources.get("blockIO"):
-            self._blkio(resources["blockIO"])
-        if resources.get("hugepageLimits"):
-            self._hugetlb(resources["hugepageLimits"])
-        if resources.get("network"):
-            self._network(resources["network"])
-        if resources.get("rdma"):
-            from ociruntime.linux.cgroups.v2 import rdma_lines
-
-            path = self._dir("rdma") + "/rdma.max"
-            for line in rdma_lines(resources["rdma"]):
-                write_file(path, line)
-        if resources.get("unified"):
-            self._unified(resources["unified"])
-
     def _memory(self, mem: dict) -> None:
         limit, swap = mem.get("limit") or 0, mem.get("swap") or 0
         if mem.get("kernel"):
@@ -241,7 +212,7 @@ class V1Manager(CgroupManager):
                 write_file(d + "/memory.limit_in_bytes", str(limit))
             except CgroupError as e:
                 # memory.limit_in_bytes may never exceed memsw: raising both needs memsw first.
-                if not swap or getattr(e, "errno", None) != EINVAL:
+                if not swap or e.errno != EINVAL:
                     raise
                 write_file(memsw, str(swap))
                 write_file(d + "/memory.limit_in_bytes", str(limit))
@@ -285,7 +256,7 @@ class V1Manager(CgroupManager):
                 write_file(d + "/cpu.cfs_period_us", str(period))
             except CgroupError as e:
                 # A new period can conflict with the old quota (or the burst); set quota first.
-                if not quota or getattr(e, "errno", None) != EINVAL:
+                if not quota or e.errno != EINVAL:
                     raise
                 write_file(d + "/cpu.cfs_quota_us", str(quota))
                 write_file(d + "/cpu.cfs_period_us", str(period))
@@ -297,7 +268,7 @@ class V1Manager(CgroupManager):
             write_file(d + "/cpu.idle", str(cpu["idle"]))
 
     def _blkio(self, bio: dict) -> None:
-        from ociruntime.linux.cgroups.v2 import dev
+        from ociruntime.linux.cgroups.controllers import dev
 
         lists = ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
                  "throttleReadIOPSDevice", "throttleWriteIOPSDevice")

@@ -28,6 +28,7 @@ from ociruntime.linux.cgroups import (
     rmdir_tree,
     write_file,
 )
+from ociruntime.linux.cgroups.controllers import dev, rdma_lines  # noqa: F401  (v2's public names)
 
 
 class V2Manager(CgroupManager):
@@ -144,35 +145,16 @@ class V2Manager(CgroupManager):
 
     # ------------------------------------------------------------ resources
 
-    def set(self, resources: dict | None) -> None:
-        if not resources:
-            return
-        if resources.get("devices") is not None:
-            self.set_devices(resources["devices"])
-        if resources.get("memory"):
-            self._memory(resources["memory"])
-        if resources.get("cpu"):
-            self._cpu(resources["cpu"])
-        pids = resources.get("pids") or {}
-        if "limit" in pids:
-            # runtime-spec 1.3.0: 0 is a real limit (no new task); only a negative one is none.
-            limit = pids["limit"]
-            write_file(self._dir("pids") + "/pids.max", str(limit) if limit >= 0 else "max")
-        if resources.get("blockIO"):
-            self._io(resources["blockIO"])
-        if resources.get("hugepageLimits"):
-            set_hugetlb(self._dir("hugetlb"), resources["hugepageLimits"])
-        net = resources.get("network") or {}
+    def _hugetlb(self, limits: list) -> None:
+        set_hugetlb(self._dir("hugetlb"), limits)
+
+    def _network(self, net: dict) -> None:
         if net.get("classID") or net.get("priorities"):
             self.warnings.append("linux.resources.network (net_cls/net_prio) does not exist "
                                  "on cgroup v2 and is ignored")
-        if resources.get("rdma"):
-            path = self._dir("rdma") + "/rdma.max"
-            for line in rdma_lines(resources["rdma"]):
-                write_file(path, line)
-        if resources.get("unified"):
-            # Last, so explicit v2 keys override the converted v1-style settings.
-            set_unified(self._dir("unified"), resources["unified"])
+
+    def _unified(self, unified: dict) -> None:
+        set_unified(self._dir("unified"), unified)
 
     def _devices(self, rules: list) -> None:
         from ociruntime.linux.cgroups import ebpf
@@ -235,7 +217,7 @@ class V2Manager(CgroupManager):
         if cpu.get("idle") is not None:
             write_file(d + "/cpu.idle", str(cpu["idle"]))
 
-    def _io(self, bio: dict) -> None:
+    def _blkio(self, bio: dict) -> None:
         if bio.get("leafWeight") or any(w.get("leafWeight") for w in bio.get("weightDevice") or ()):
             self.warnings.append("linux.resources.blockIO leafWeight has no cgroup v2 "
                                  "equivalent and is ignored")
@@ -257,7 +239,7 @@ class V2Manager(CgroupManager):
             try:
                 write_file(f"{d}/{name}", f"{dev(w)} {value}")
             except CgroupError as e:
-                if getattr(e, "errno", None) != 95:  # EOPNOTSUPP: the device's queue lacks the policy
+                if e.errno != 95:  # EOPNOTSUPP: the device's queue lacks the policy
                     raise
                 # runc skips per-device weights without BFQ; we skip them too, but say so.
                 self.warnings.append(f"linux.resources.blockIO.weightDevice {dev(w)}: ignored: the "
@@ -342,14 +324,9 @@ def _read_limit(path: str) -> int:
     return UNLIMITED if text == "max" else int(text)
 
 
-
 def _max(value: int) -> str:
     """v2 spells 'unlimited' as max; the spec as -1."""
     return "max" if value < 0 else str(value)
-
-
-def dev(entry: dict) -> str:
-    return f"{entry['major']}:{entry['minor']}"
 
 
 def shares_to_weight(shares: int) -> int:
@@ -387,19 +364,6 @@ def io_max_lines(bio: dict) -> list[str]:
         for td in bio.get(key) or ():
             per_dev.setdefault(dev(td), []).append(f"{name}={td['rate']}")
     return [f"{d} {' '.join(kv)}" for d, kv in per_dev.items()]
-
-
-def rdma_lines(rdma: dict) -> list[str]:
-    out = []
-    for device, lim in rdma.items():
-        parts = []
-        if lim.get("hcaHandles") is not None:
-            parts.append(f"hca_handle={lim['hcaHandles']}")
-        if lim.get("hcaObjects") is not None:
-            parts.append(f"hca_object={lim['hcaObjects']}")
-        if parts:
-            out.append(f"{device} {' '.join(parts)}")
-    return out
 
 
 def set_hugetlb(path: str, limits: list) -> None:
@@ -477,7 +441,7 @@ def kill_cgroup(path: str) -> bool:
     try:
         write_file(path + "/cgroup.kill", "1")
     except CgroupError as e:
-        if getattr(e, "errno", None) in GONE:  # removed meanwhile; the caller's pid walk copes
+        if e.errno in GONE:  # removed meanwhile; the caller's pid walk copes
             return False
         raise
     wait_event(path, "populated", 0, timeout=10.0)

@@ -1,0 +1,212 @@
+"""The syscall seam: every kernel call the container set-up makes that needs privilege, or that
+Python cannot make itself, goes through one object, `kernel()`.
+
+`Kernel` is the real one: each method is one call into the compiled shim (csrc/shim.c), which
+is loaded on the first call, never at import (validating a config does not need it). A call
+that fails raises SyscallError with its errno, the operation (`what`, the words the user sees)
+and the path it was made on. A method takes and returns Python values (str, int, bytes): the
+C types stay here, so a test double records calls a reader can compare.
+
+`use(k)` installs another object with the same methods (the recording fake in tests/unit), so
+the mount, device and security sequences are unit-tested without root; it returns the previous
+one. Unprivileged calls the rest of the code makes with `os` (open, fstat, mkdir) stay there:
+they work for any user, and the fake lets them run for real on a scratch directory."""
+
+from __future__ import annotations
+
+import os
+
+from ociruntime.errors import SyscallError
+
+_shim = None
+
+
+def shim():
+    """The compiled shim's (ffi, lib), imported on first use. Kernel calls go through Kernel;
+    this is for libseccomp, which only compiles a filter (no kernel call)."""
+    global _shim
+    if _shim is None:
+        from ociruntime._shim import ffi, lib
+
+        _shim = (ffi, lib)
+    return _shim
+
+
+def _cstr(ffi, s: str | None):
+    return ffi.NULL if s is None else s.encode()
+
+
+class Kernel:
+    """The host kernel, through the shim. Methods mirror the syscalls (see shim.h)."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _check(ret: int, what: str, path: str | None = None) -> int:
+        if ret < 0:
+            raise SyscallError(shim()[0].errno, what, path)
+        return ret
+
+    # --- namespaces and identity ------------------------------------------------------------
+    def unshare(self, flags: int, what: str) -> None:
+        self._check(shim()[1].oci_unshare(flags), what)
+
+    def setns(self, fd: int, nstype: int, what: str) -> None:
+        self._check(shim()[1].oci_setns(fd, nstype), what)
+
+    def sethostname(self, name: str, what: str) -> None:
+        raw = name.encode()
+        self._check(shim()[1].oci_sethostname(raw, len(raw)), what)
+
+    def setdomainname(self, name: str, what: str) -> None:
+        raw = name.encode()
+        self._check(shim()[1].oci_setdomainname(raw, len(raw)), what)
+
+    def fork3(self, flags: int, cgroup_fd: int, what: str) -> int:
+        """clone3 as a fork: the child's pid in the parent, 0 in the child."""
+        return self._check(shim()[1].oci_fork3(flags, cgroup_fd), what)
+
+    # --- mounts ----------------------------------------------------------------------------
+    def mount(self, source: str | None, target: str, fstype: str | None, flags: int,
+              data: str | None, what: str) -> None:
+        ffi, lib = shim()
+        self._check(lib.oci_mount(_cstr(ffi, source), target.encode(), _cstr(ffi, fstype), flags,
+                                  _cstr(ffi, data or None)), what, target)
+
+    def umount2(self, target: str, flags: int, what: str) -> None:
+        self._check(shim()[1].oci_umount2(target.encode(), flags), what, target)
+
+    def pivot_root(self, new_root: str, put_old: str, what: str) -> None:
+        self._check(shim()[1].oci_pivot_root(new_root.encode(), put_old.encode()), what, new_root)
+
+    def mount_setattr(self, dfd: int, path: str, flags: int, attr_set: int, attr_clr: int,
+                      propagation: int, what: str, userns_fd: int = 0) -> None:
+        self._check(shim()[1].oci_mount_setattr_userns(dfd, path.encode(), flags, attr_set, attr_clr,
+                                                       propagation, userns_fd), what)
+
+    def open_tree(self, dfd: int, path: str, flags: int, what: str) -> int:
+        return self._check(shim()[1].oci_open_tree(dfd, path.encode(), flags), what, path or None)
+
+    def move_mount(self, from_dfd: int, from_path: str, to_dfd: int, to_path: str, flags: int,
+                   what: str) -> None:
+        self._check(shim()[1].oci_move_mount(from_dfd, from_path.encode(), to_dfd, to_path.encode(), flags),
+                    what)
+
+    def fsopen(self, fstype: str, flags: int, what: str) -> int:
+        return self._check(shim()[1].oci_fsopen(fstype.encode(), flags), what)
+
+    def fsconfig(self, fd: int, cmd: int, key: str | None, value: str | None, aux: int, what: str) -> None:
+        ffi, lib = shim()
+        self._check(lib.oci_fsconfig(fd, cmd, _cstr(ffi, key), _cstr(ffi, value), aux), what)
+
+    def fsmount(self, fd: int, flags: int, attr_flags: int, what: str) -> int:
+        return self._check(shim()[1].oci_fsmount(fd, flags, attr_flags), what)
+
+    def fstatfs_type(self, fd: int, what: str) -> int:
+        ffi, lib = shim()
+        out = ffi.new("uint64_t *")
+        self._check(lib.oci_fstatfs_type(fd, out), what)
+        return int(out[0])
+
+    def openat2(self, dfd: int, path: str, flags: int, mode: int, resolve: int, what: str) -> int:
+        return self._check(shim()[1].oci_openat2(dfd, path.encode(), flags, mode, resolve), what, path)
+
+    # --- files that need privilege (device nodes, owners) -----------------------------------
+    def mknod(self, dirfd: int, name: str, mode: int, rdev: int, what: str) -> None:
+        try:
+            os.mknod(name, mode, rdev, dir_fd=dirfd)
+        except OSError as e:
+            raise SyscallError(e.errno, what, name) from None
+
+    def chown(self, path: str, uid: int, gid: int, what: str) -> None:
+        try:
+            os.chown(path, uid, gid)
+        except OSError as e:
+            raise SyscallError(e.errno, what, path) from None
+
+    # --- process security ------------------------------------------------------------------
+    def setresuid(self, uid: int, what: str) -> None:
+        try:
+            os.setresuid(uid, uid, uid)
+        except OSError as e:
+            raise SyscallError(e.errno, what) from None
+
+    def setresgid(self, gid: int, what: str) -> None:
+        try:
+            os.setresgid(gid, gid, gid)
+        except OSError as e:
+            raise SyscallError(e.errno, what) from None
+
+    def prctl(self, option: int, a2: int, a3: int, what: str) -> int:
+        return self._check(shim()[1].oci_prctl(option, a2, a3, 0, 0), what)
+
+    def capset(self, sets: list[int], what: str) -> None:
+        """sets: effective, permitted, inheritable low words, then the same high words."""
+        ffi, lib = shim()
+        self._check(lib.oci_capset(ffi.new("uint32_t[6]", sets)), what)
+
+    def setgroups(self, gids: list[int], what: str) -> None:
+        ffi, lib = shim()
+        self._check(lib.oci_setgroups(len(gids), ffi.new("uint32_t[]", gids) if gids else ffi.NULL), what)
+
+    def seccomp_set_filter(self, flags: int, program: bytes, what: str) -> int:
+        ffi, lib = shim()
+        buf = ffi.from_buffer(program)
+        return self._check(lib.oci_seccomp_set_filter(flags, buf, len(program)), what)
+
+    def join_session_keyring(self, name: str, what: str) -> int:
+        return self._check(shim()[1].oci_join_session_keyring(name.encode()), what)
+
+    def keyctl_setperm(self, key: int, perm: int, what: str) -> None:
+        self._check(shim()[1].oci_keyctl_setperm(key, perm), what)
+
+    # --- scheduling and memory policy ------------------------------------------------------
+    def sched_setattr(self, policy: int, flags: int, nice: int, priority: int, runtime: int,
+                      deadline: int, period: int, what: str) -> None:
+        self._check(shim()[1].oci_sched_setattr(0, policy, flags, nice, priority, runtime, deadline, period),
+                    what)
+
+    def ioprio_set(self, which: int, who: int, ioprio: int, what: str) -> None:
+        self._check(shim()[1].oci_ioprio_set(which, who, ioprio), what)
+
+    def personality(self, persona: int, what: str) -> None:
+        self._check(shim()[1].oci_personality(persona), what)
+
+    def set_mempolicy(self, mode: int, nodemask: list[int], maxnode: int, what: str) -> None:
+        """nodemask: the mask as unsigned longs, lowest first (empty: no mask)."""
+        ffi, lib = shim()
+        mask = ffi.new("unsigned long[]", nodemask) if nodemask else ffi.NULL
+        self._check(lib.oci_set_mempolicy(mode, mask, maxnode), what)
+
+    # --- bpf ---------------------------------------------------------------------------------
+    def bpf(self, cmd: int, attr: bytearray, what: str) -> int:
+        """bpf(2) with `attr` as the attr union; the kernel's writes land back in `attr`."""
+        ffi, lib = shim()
+        return self._check(lib.oci_bpf(cmd, ffi.from_buffer(attr), len(attr)), what)
+
+    def buffer(self, data: bytes | int) -> tuple[int, object]:
+        """A stable memory block for a pointer field of a bpf attr: (address, holder). `data`
+        is its content, or its size (zeroed). Keep the holder alive across the call."""
+        ffi = shim()[0]
+        buf = ffi.new("char[]", data)
+        return int(ffi.cast("uintptr_t", buf)), buf
+
+    @staticmethod
+    def read_buffer(holder, size: int) -> bytes:
+        return bytes(shim()[0].buffer(holder, size))
+
+
+_real = Kernel()
+_active: Kernel = _real
+
+
+def kernel() -> Kernel:
+    """The kernel the runtime talks to (the real one unless a test installed another)."""
+    return _active
+
+
+def use(k) -> Kernel:
+    """Install `k` (an object with Kernel's methods) for every later call; the previous one."""
+    global _active
+    prev, _active = _active, k
+    return prev
