@@ -112,8 +112,9 @@ def checkpoint(root: str, cid: str, opts: CheckpointOptions) -> None:
             raise NotRunning(cid, "checkpoint")
         if status not in ("running", "paused"):
             raise InvalidState(f"cannot checkpoint container {cid!r}: it is {status}, not running")
-        binary = criu.find(opts.criu)
         config = _saved_config(sd, data)
+        _refuse_terminal(config, f"cannot checkpoint container {cid!r}")
+        binary = criu.find(opts.criu)
         pid = int(data["pid"])
         _make_dirs(opts)
         cg = container._cgroup_of(data) if data.get("cgroup") else None
@@ -142,6 +143,15 @@ def _saved_config(sd: state.StateDir, data: dict):
     if not isinstance(raw, dict):
         raise OciError(f"{sd.file(state.CONFIG_COPY)}: not a JSON object")
     return Config(raw, str(data.get("bundle") or "/"))
+
+
+def _refuse_terminal(config, what: str) -> None:
+    """A container with a terminal has its pty master outside (the --console-socket peer):
+    restoring it needs a new master from criu, which only criu's RPC hands back."""
+    if config.process is not None and config.process.terminal:
+        raise InvalidState(f"{what}: it has a terminal (process.terminal), whose pty master is "
+                           "held outside the container; ociruntime runs criu's command line, which "
+                           "cannot hand a new pty master back (not supported)")
 
 
 def _make_dirs(opts: CriuOptions) -> None:
@@ -228,6 +238,11 @@ def restore(root: str, cid: str, copts, ropts: RestoreOptions, detach: bool,
     from ociruntime import container
 
     # The caller's mistakes first, in the order of the command line; nothing is made yet.
+    if not detach and not subreaper:
+        # The restored init is criu's child, not ours: without a subreaper we could neither
+        # wait for it nor report its exit status.
+        raise UsageError("restore: --no-subreaper needs --detach (the restored init is criu's "
+                         "child: only as a subreaper can restore wait for it in the foreground)")
     if os.path.isdir(state.StateDir(root, cid).path):
         raise ContainerExists(cid)
     _check_images(ropts.image_path)
@@ -281,6 +296,7 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
     """container.create's build step for restore: criu makes the init."""
     from ociruntime import container
 
+    _refuse_terminal(config, f"cannot restore container {c.cid!r}")
     sd = c.sd
     c.cgroup.create()
     c.cgroup.set(container._resources_with_default_devices(config))
@@ -330,11 +346,12 @@ def _make_mount_points(config, bundle: str) -> None:
 
 def _restore_fds(image_path: str, config) -> tuple[dict[int, int], list[str]]:
     """{fd number in criu: our fd} and the --inherit-fd arguments: our stdio in place of the
-    pipes the old init had as its stdio (descriptors.json), a namespace joined by path."""
+    pipes or sockets the old init had as its stdio (descriptors.json; their other ends were
+    outside the container), a namespace joined by path."""
     fds: dict[int, int] = {}
     inherit: list[str] = []
     for n, resource in enumerate(_descriptors(image_path)):
-        if resource.startswith("pipe:") and _is_open(n):
+        if resource.startswith(("pipe:", "socket:")) and _is_open(n):
             fds[100 + n] = n
             inherit += ["--inherit-fd", f"fd[{100 + n}]:{resource}"]
     for i, ns in enumerate(config.linux.namespaces):

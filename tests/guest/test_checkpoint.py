@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -67,11 +68,16 @@ def _close_pipes():
         os.close(_PIPES.pop())
 
 
-def with_pipes(rt: Runtime, *args: str) -> None:
+def with_pipes(rt: Runtime, *args: str, socket_out: bool = False) -> None:
     """Run a runtime command whose container keeps its stdio: /dev/null and a pipe, as engines
-    give (conmon, containerd's shim). A file of the host's mount namespace as stdio is out of
-    criu's reach; a pipe is handed over by restore (descriptors.json)."""
-    r, w = os.pipe()
+    give (conmon, containerd's shim), or a unix socket (socket_out). A file of the host's mount
+    namespace as stdio is out of criu's reach; a pipe or socket is handed over by restore
+    (descriptors.json)."""
+    if socket_out:
+        r, w = socket.socketpair()
+        r, w = r.detach(), w.detach()
+    else:
+        r, w = os.pipe()
     _PIPES.append(r)
     try:
         res = subprocess.run(rt.cmd(*args), stdin=subprocess.DEVNULL, stdout=w, stderr=w,
@@ -97,8 +103,9 @@ def checkpoint(rt: Runtime, cid: str, images: Path, *flags: str) -> None:
     rt.run("checkpoint", "--image-path", str(images), *flags, cid, check=True, timeout=CRIU_TIMEOUT)
 
 
-def restore(rt: Runtime, cid: str, b: Path, images: Path, *flags: str) -> int:
-    with_pipes(rt, "restore", "-d", "-b", str(b), "--image-path", str(images), *flags, cid)
+def restore(rt: Runtime, cid: str, b: Path, images: Path, *flags: str, socket_out: bool = False) -> int:
+    with_pipes(rt, "restore", "-d", "-b", str(b), "--image-path", str(images), *flags, cid,
+               socket_out=socket_out)
     st = rt.state(cid)
     assert st["status"] == "running", st
     return st["pid"]
@@ -124,9 +131,13 @@ def test_checkpoint_restore_continues(oci: Runtime, bundle, tmp_path: Path) -> N
     assert oci.status(cid) == "absent", "a full checkpoint deletes the container (as runc)"
     assert host_cgroup_dirs(cid) == []
     assert json.loads((images / "descriptors.json").read_text())[0]  # stdio recorded
+    assert list(images.glob("netdev-*.img")), "criu dumped the container's network namespace"
     before = stays_still(b / "rootfs")
 
-    pid = restore(oci, cid, b, images)
+    # --no-pivot and --no-subreaper (with -d) are accepted and change nothing here.
+    pidfile = tmp_path / "restored.pid"
+    pid = restore(oci, cid, b, images, "--pid-file", str(pidfile), "--no-pivot", "--no-subreaper")
+    assert pidfile.read_text() == str(pid), "--pid-file must hold the restored init's pid"
     after = wait_numbers(b / "rootfs", len(before) + 5)
     assert_counted_on(after)  # went on from where it was: no restart from 1, nothing lost
     assert cgroup_of(pid).endswith("/" + cid), "the restored init is not in the container's cgroup"
@@ -157,7 +168,8 @@ def test_leave_running_then_restore_under_another_id(oci: Runtime, bundle, tmp_p
     written = len(stays_still(b / "rootfs", 0.5))
 
     other = oci.new_id("cr2")
-    pid2 = restore(oci, other, b, images)
+    # ignore: criu leaves cgroups alone, so ociruntime runs criu in the new cgroup itself.
+    pid2 = restore(oci, other, b, images, "--manage-cgroups-mode", "ignore")
     seen = wait_numbers(b / "rootfs", written + 3)
     assert seen[written:written + 3] == [at_dump + 1, at_dump + 2, at_dump + 3], \
         "the restored copy must go on from the number it had at the dump"
@@ -176,8 +188,12 @@ def test_pre_dump_then_dump(oci: Runtime, bundle, tmp_path: Path) -> None:
     assert oci.state(cid)["pid"] == pid, "a pre-dump leaves the container running"
     wait_numbers(b / "rootfs", len(numbers(b / "rootfs")) + 3)
     final = tmp_path / "final"
-    checkpoint(oci, cid, final, "--parent-path", "../pre")
+    pre_blocks = sum(p.stat().st_blocks for p in pre.glob("pages-*.img"))
+    checkpoint(oci, cid, final, "--parent-path", "../pre", "--auto-dedup", "--manage-cgroups-mode", "full")
     assert os.path.realpath(final / "parent") == str(pre), "criu did not link the parent images"
+    # --auto-dedup: the pages dumped again (the counter's changed ones) are punched out of
+    # the parent's images.
+    assert sum(p.stat().st_blocks for p in pre.glob("pages-*.img")) < pre_blocks
     before = stays_still(b / "rootfs")
     restore(oci, cid, b, final)
     assert_counted_on(wait_numbers(b / "rootfs", len(before) + 3))
@@ -220,6 +236,105 @@ def test_restore_foreground_waits_and_deletes(oci: Runtime, bundle, tmp_path: Pa
         proc.kill()
         proc.wait()
     assert oci.status(cid) == "absent"
+    assert leaks(oci.root, cid, b) == []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_page_server_work_path_empty_ns_and_criu_path(oci: Runtime, bundle, tmp_path: Path) -> None:
+    """--page-server: the memory goes to a `criu page-server` (its directory gets the pages, the
+    image directory the rest), and the two together restore. --work-path gets criu's log;
+    --empty-ns network leaves the network namespace out of the images; --criu names criu when
+    it is not in $PATH."""
+    b = counter_bundle(bundle)
+    cid = oci.new_id("ps")
+    run_counter(oci, b, cid)
+    images, served, work = tmp_path / "images", tmp_path / "served", tmp_path / "work"
+    served.mkdir()
+    port = free_port()
+    subprocess.run(["criu", "page-server", "-d", "-D", str(served), "--address", "127.0.0.1",
+                    "--port", str(port), "-o", "page-server.log"], check=True, timeout=CRIU_TIMEOUT)
+    criu = shutil.which("criu")
+    no_criu = {**os.environ, "PATH": "/nonexistent"}
+    res = subprocess.run(oci.cmd("--criu", criu, "checkpoint", "--image-path", str(images), "--work-path",
+                                 str(work), "--page-server", f"127.0.0.1:{port}", "--empty-ns", "network", cid),
+                         env=no_criu, capture_output=True, timeout=CRIU_TIMEOUT)
+    assert res.returncode == 0, res.stderr
+    assert (work / "dump.log").exists() and not (images / "dump.log").exists(), "--work-path gets the log"
+    assert list(served.glob("pages-*.img")) and not list(images.glob("pages-*.img")), \
+        "the memory pages must be in the page server's directory only"
+    assert (images / "inventory.img").exists()
+    assert not list(images.glob("netdev-*.img")), "--empty-ns network: no network namespace dumped"
+    before = stays_still(b / "rootfs")
+
+    for img in served.glob("*.img"):  # what a migration does: both halves to one place
+        shutil.move(img, images / img.name)
+    pid = restore(oci, cid, b, images, "--empty-ns", "network")
+    assert_counted_on(wait_numbers(b / "rootfs", len(before) + 3))
+    # criu made the network namespace empty: only lo, and down (the caller would set it up).
+    res = oci.run("exec", cid, "cat", "/sys/class/net/lo/operstate", check=True)
+    assert res.stdout.strip() == b"down", res.stdout
+    assert pid == oci.state(cid)["pid"]
+    oci.run("delete", "-f", cid, check=True)
+    assert leaks(oci.root, cid, b) == []
+
+
+def flock_bundle(bundle) -> Path:
+    """The counter under util-linux flock(1) holding /lock (busybox has no flock): the guest's
+    /usr bound in read-only, a bind mount criu treats as external."""
+    def edit(cfg: dict) -> None:
+        cfg["root"]["readonly"] = False
+        cfg["process"]["args"] = ["/usr/bin/flock", "/lock", *COUNTER]
+        cfg["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr",
+                              "options": ["rbind", "ro"]})
+
+    b = bundle(COUNTER, edit=edit)
+    for name in ("lib", "lib64"):  # the dynamic loader's and libc's paths, as on the host
+        (b / "rootfs" / name).symlink_to(f"usr/{name}")
+    return b
+
+
+def lock_is_held(path: Path) -> bool:
+    import fcntl
+
+    with open(path, "rb") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
+def test_file_locks_and_external_unix_socket(oci: Runtime, bundle, tmp_path: Path) -> None:
+    """criu refuses a held file lock without --file-locks and a unix socket to the outside (the
+    container's stdout here) without --ext-unix-sk, naming the flag; with them the dump works,
+    restore takes the lock again and our socket replaces the old one."""
+    b = flock_bundle(bundle)
+    cid = oci.new_id("fl")
+    with_pipes(oci, "run", "-d", "-b", str(b), cid, socket_out=True)
+    wait_numbers(b / "rootfs", 3)
+    pid = oci.state(cid)["pid"]
+    assert lock_is_held(b / "rootfs" / "lock")
+    images = tmp_path / "images"
+    for flags, missing in ((["--ext-unix-sk"], "--file-locks"), (["--file-locks"], "--ext-unix-sk")):
+        res = oci.run("checkpoint", "--leave-running", "--image-path", str(images), *flags, cid,
+                      timeout=CRIU_TIMEOUT)
+        line = assert_clean_error(res, "criu dump failed", "dump.log")
+        assert missing.lstrip("-") in line, line
+        st = oci.state(cid)
+        assert (st["status"], st["pid"]) == ("running", pid), "a failed dump must leave it running"
+    checkpoint(oci, cid, images, "--file-locks", "--ext-unix-sk")
+    assert not lock_is_held(b / "rootfs" / "lock"), "the dumped processes are gone, and their lock"
+    before = stays_still(b / "rootfs")
+    restore(oci, cid, b, images, "--file-locks", socket_out=True)
+    assert_counted_on(wait_numbers(b / "rootfs", len(before) + 3))
+    assert lock_is_held(b / "rootfs" / "lock"), "restore --file-locks must take the lock again"
+    oci.run("delete", "-f", cid, check=True)
     assert leaks(oci.root, cid, b) == []
 
 
