@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -136,8 +137,12 @@ def test_checkpoint_restore_continues(oci: Runtime, bundle, tmp_path: Path) -> N
 
     # --no-pivot and --no-subreaper (with -d) are accepted and change nothing here.
     pidfile = tmp_path / "restored.pid"
-    pid = restore(oci, cid, b, images, "--pid-file", str(pidfile), "--no-pivot", "--no-subreaper")
+    pages = sum(p.stat().st_blocks for p in images.glob("pages-*.img"))
+    pid = restore(oci, cid, b, images, "--pid-file", str(pidfile), "--no-pivot", "--no-subreaper",
+                  "--auto-dedup")
     assert pidfile.read_text() == str(pid), "--pid-file must hold the restored init's pid"
+    # --auto-dedup on restore: what was restored is punched out of the images.
+    assert sum(p.stat().st_blocks for p in images.glob("pages-*.img")) < pages
     after = wait_numbers(b / "rootfs", len(before) + 5)
     assert_counted_on(after)  # went on from where it was: no restart from 1, nothing lost
     assert cgroup_of(pid).endswith("/" + cid), "the restored init is not in the container's cgroup"
@@ -281,6 +286,54 @@ def test_page_server_work_path_empty_ns_and_criu_path(oci: Runtime, bundle, tmp_
     assert pid == oci.state(cid)["pid"]
     oci.run("delete", "-f", cid, check=True)
     assert leaks(oci.root, cid, b) == []
+
+
+def test_lazy_pages_with_status_fd(oci: Runtime, bundle, tmp_path: Path) -> None:
+    """Post-copy migration: `checkpoint --lazy-pages --page-server` dumps all but the memory and
+    serves the pages; criu writes its readiness byte to --status-fd; `criu lazy-pages` fetches
+    them for `restore --lazy-pages` (another ID: the original exists until the last page has
+    gone), and the copy counts on from where the original stopped."""
+    b = counter_bundle(bundle)
+    cid = oci.new_id("lz")
+    run_counter(oci, b, cid)
+    images, port = tmp_path / "images", free_port()
+    ready_r, ready_w = os.pipe()
+    _PIPES.append(ready_r)
+    log = (tmp_path / "checkpoint.out").open("wb")
+    dump = subprocess.Popen(oci.cmd("checkpoint", "--image-path", str(images), "--lazy-pages", "--page-server",
+                                    f"127.0.0.1:{port}", "--status-fd", str(ready_w), cid),
+                            pass_fds=(ready_w,), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    os.close(ready_w)
+    lazy = None
+    try:
+        readable = select.select([ready_r], [], [], CRIU_TIMEOUT)[0]
+        assert readable and os.read(ready_r, 1) == b"\0", \
+            f"no readiness byte on --status-fd: {(tmp_path / 'checkpoint.out').read_text()}"
+        assert (images / "inventory.img").exists(), "the images are written before the memory is served"
+        before = stays_still(b / "rootfs")
+        lazy = subprocess.Popen(["criu", "lazy-pages", "--page-server", "--address", "127.0.0.1", "--port",
+                                 str(port), "-D", str(images), "-W", str(images), "-o", "lazy-pages.log"],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        deadline = time.monotonic() + CRIU_TIMEOUT
+        while not (images / "lazy-pages.socket").exists():  # the daemon is listening
+            assert lazy.poll() is None and time.monotonic() < deadline, \
+                (images / "lazy-pages.log").read_text()[-2000:]
+            time.sleep(0.2)
+        other = oci.new_id("lz2")
+        restore(oci, other, b, images, "--lazy-pages")
+        assert_counted_on(wait_numbers(b / "rootfs", len(before) + 3))
+        assert dump.wait(CRIU_TIMEOUT) == 0, (tmp_path / "checkpoint.out").read_text()
+        assert lazy.wait(CRIU_TIMEOUT) == 0, (images / "lazy-pages.log").read_text()[-2000:]
+        assert oci.status(cid) == "absent", "the original goes once its last page is served"
+        assert host_cgroup_dirs(cid) == []
+        oci.run("delete", "-f", other, check=True)
+        assert leaks(oci.root, other, b) == []
+    finally:
+        for proc in (dump, lazy):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        log.close()
 
 
 def flock_bundle(bundle) -> Path:
