@@ -84,10 +84,14 @@ def _status_fd(value: object) -> int:
     if not text.isdigit():
         raise UsageError(f"--status-fd: {text!r} is not a file descriptor number")
     fd = int(text)
+    import fcntl
+
     try:
-        os.fstat(fd)
+        mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
     except OSError:
         raise UsageError(f"--status-fd {fd}: not an open file descriptor") from None
+    if mode == os.O_RDONLY:
+        raise UsageError(f"--status-fd {fd}: not open for writing (criu writes its readiness byte to it)")
     return fd
 
 
@@ -121,7 +125,8 @@ def checkpoint(root: str, cid: str, opts: CheckpointOptions) -> None:
         args = ["pre-dump" if opts.pre_dump else "dump", "-t", str(pid), "-D", opts.image_path,
                 *opts.common_args(), *_dump_externals(config, pid, cg), *_dump_extra(opts, cg)]
         fds = {}
-        if opts.status_fd >= 0:
+        if opts.status_fd >= 0 and "--lazy-pages" in opts.switches:
+            # criu writes to it once its lazy-pages server listens; runc passes it only then.
             args += ["--status-fd", str(opts.status_fd)]
             fds[opts.status_fd] = opts.status_fd
         if not opts.pre_dump:

@@ -92,6 +92,19 @@ def test_checkpoint_bad_flags(oci: Runtime, running, tmp_path: Path, flags: list
     assert oci.status(cid) == "running"
 
 
+def test_checkpoint_status_fd_read_only(oci: Runtime, running, tmp_path: Path) -> None:
+    cid, _ = running
+    r, w = os.pipe()
+    try:
+        res = oci.run("checkpoint", "--image-path", str(tmp_path / "images"), "--status-fd", str(r), cid,
+                      pass_fds=(r,))
+    finally:
+        os.close(r)
+        os.close(w)
+    assert_clean_error(res, "--status-fd", str(r), "writing")
+    assert oci.status(cid) == "running"
+
+
 def test_restore_missing_image_dir(oci: Runtime, bundle, tmp_path: Path) -> None:
     b = bundle(LOOP)
     cid = oci.new_id("rs")
