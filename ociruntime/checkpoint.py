@@ -193,7 +193,12 @@ def _dump_extra(opts: CheckpointOptions, cg) -> list[str]:
     elif opts.pre_dump:
         args.append("--track-mem")
     if opts.page_server:
-        args += ["--page-server", "--address", opts.page_server[0], "--port", opts.page_server[1]]
+        # Without --lazy-pages criu sends the pages to the page server there; with it, criu is
+        # the server: it listens there for the lazy-pages daemon (criu's --page-server would
+        # make it connect out as well).
+        lazy = "--lazy-pages" in opts.switches
+        args += [*([] if lazy else ["--page-server"]), "--address", opts.page_server[0],
+                 "--port", opts.page_server[1]]
     if cg is not None and cg.owned():
         # Freezing the cgroup stops the tree from forking during the dump; only a cgroup the
         # container made (a joined one may hold processes that are not the container's).
@@ -302,9 +307,46 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
     from ociruntime import container
 
     _refuse_terminal(config, f"cannot restore container {c.cid!r}")
+    holder, release = _cgroup_holder()
+    try:
+        c.cgroup.apply(holder)
+        container.set_resources(c.cgroup, container._resources_with_default_devices(config))
+        _restore_with_criu(c, config, binary, ropts)
+    finally:
+        os.close(release)  # the holder reads EOF and exits; the restored processes hold the cgroup
+        try:
+            os.waitpid(holder, 0)
+        except ChildProcessError:
+            pass
+    container.finish_create(c, config)
+
+
+def _cgroup_holder() -> tuple[int, int]:
+    """A child that sits in the new container's cgroup until criu has put the restored
+    processes there: the systemd driver starts the container's scope with a process in it (and
+    systemd drops an empty one), and criu itself stays out of the cgroup (the container's device
+    rules would deny criu's own probes, /dev/net/tun). Its pid and the pipe end whose closing
+    ends it (it dies with us too)."""
+    from ociruntime.container import child_after_fork
+
+    r, w = os.pipe2(os.O_CLOEXEC)
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child_after_fork(parent)
+            os.close(w)
+            os.read(r, 1)
+        finally:
+            os._exit(0)
+    os.close(r)
+    return pid, w
+
+
+def _restore_with_criu(c, config, binary: str, ropts: RestoreOptions) -> None:
+    from ociruntime import container
+
     sd = c.sd
-    c.cgroup.create()
-    c.cgroup.set(container._resources_with_default_devices(config))
     bundle = os.path.abspath(c.opts.bundle)
     _make_mount_points(config, bundle)
     pidfile = sd.file("criu.pid")
@@ -329,7 +371,6 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
                 os.close(fd)
     c.init_pid = _read_pidfile(pidfile)
     c.data = container._state_data(c, config)
-    container.finish_create(c, config)
 
 
 def _make_mount_points(config, bundle: str) -> None:
