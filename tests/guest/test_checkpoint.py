@@ -293,8 +293,8 @@ def start_criu(tmp_path: Path, *args: str) -> subprocess.Popen:
 def test_page_server_work_path_empty_ns_and_criu_path(oci: Runtime, bundle, tmp_path: Path) -> None:
     """--page-server: the memory goes to a `criu page-server` (its directory gets the pages, the
     image directory the rest), and the two together restore. --work-path gets criu's log;
-    --empty-ns network leaves the network namespace out of the images; --criu names criu when
-    it is not in $PATH."""
+    --empty-ns network leaves the network namespace out of the images; --criu runs the criu it
+    names."""
     b = counter_bundle(bundle)
     cid = oci.new_id("ps")
     run_counter(oci, b, cid)
@@ -347,7 +347,6 @@ def test_lazy_pages_with_status_fd(oci: Runtime, bundle, tmp_path: Path) -> None
                                     f"127.0.0.1:{port}", "--status-fd", str(ready_w), cid),
                             pass_fds=(ready_w,), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     os.close(ready_w)
-    lazy = None
     try:
         readable = select.select([ready_r], [], [], CRIU_TIMEOUT)[0]
         assert readable and os.read(ready_r, 1) == b"\0", \

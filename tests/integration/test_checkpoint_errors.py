@@ -238,3 +238,28 @@ def test_terminal_container_is_refused(oci: Runtime, bundle, tmp_path: Path) -> 
         assert leaks(oci.root, cid, b) == []
     finally:
         recv.close()
+
+
+def processes_naming(text: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in cmdline:
+            found.append(pid + ": " + cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def test_restore_criu_restores_nothing(oci: Runtime, bundle, tmp_path: Path) -> None:
+    """A criu that exits 0 without restoring anything (/bin/true): one clear line, and nothing
+    of the restore is left: no state dir, no cgroup, not the child that held the new cgroup
+    while criu ran (a fork of the runtime: its command line names the container)."""
+    b = bundle(LOOP)
+    cid = oci.new_id("rs")
+    res = oci.run("--criu", "/bin/true", "restore", "-d", "-b", str(b), "--image-path",
+                  str(fake_images(tmp_path / "img")), cid)
+    assert_clean_error(res, "criu restore", "pid file")
+    assert leaks(oci.root, cid, b) == []
+    assert processes_naming(cid) == []
