@@ -392,12 +392,11 @@ def _make_mount_points(config, bundle: str) -> None:
 
 def _restore_fds(image_path: str, config) -> tuple[dict[int, int], list[str]]:
     """{fd number in criu: our fd} and the --inherit-fd arguments: our stdio in place of the
-    pipes or sockets the old init had as its stdio (descriptors.json; their other ends were
-    outside the container), a namespace joined by path."""
+    pipes the old init had as its stdio (descriptors.json), a namespace joined by path."""
     fds: dict[int, int] = {}
     inherit: list[str] = []
     for n, resource in enumerate(_descriptors(image_path)):
-        if resource.startswith(("pipe:", "socket:")) and _is_open(n):
+        if resource.startswith("pipe:") and _is_open(n):
             fds[100 + n] = n
             inherit += ["--inherit-fd", f"fd[{100 + n}]:{resource}"]
     for i, ns in enumerate(config.linux.namespaces):

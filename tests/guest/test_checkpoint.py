@@ -77,16 +77,11 @@ def _close_pipes():
             proc.wait()
 
 
-def with_pipes(rt: Runtime, *args: str, socket_out: bool = False) -> None:
+def with_pipes(rt: Runtime, *args: str) -> None:
     """Run a runtime command whose container keeps its stdio: /dev/null and a pipe, as engines
-    give (conmon, containerd's shim), or a unix socket (socket_out). A file of the host's mount
-    namespace as stdio is out of criu's reach; a pipe or socket is handed over by restore
-    (descriptors.json)."""
-    if socket_out:
-        r, w = socket.socketpair()
-        r, w = r.detach(), w.detach()
-    else:
-        r, w = os.pipe()
+    give (conmon, containerd's shim). A file of the host's mount namespace as stdio is out of
+    criu's reach; a pipe is handed over by restore (descriptors.json)."""
+    r, w = os.pipe()
     _PIPES.append(r)
     try:
         res = subprocess.run(rt.cmd(*args), stdin=subprocess.DEVNULL, stdout=w, stderr=w,
@@ -122,9 +117,8 @@ def checkpoint(rt: Runtime, cid: str, images: Path, *flags: str) -> None:
     assert res.returncode == 0, f"{res.stderr.decode()}\n{criu_errors(images)}"
 
 
-def restore(rt: Runtime, cid: str, b: Path, images: Path, *flags: str, socket_out: bool = False) -> int:
-    with_pipes(rt, "restore", "-d", "-b", str(b), "--image-path", str(images), *flags, cid,
-               socket_out=socket_out)
+def restore(rt: Runtime, cid: str, b: Path, images: Path, *flags: str) -> int:
+    with_pipes(rt, "restore", "-d", "-b", str(b), "--image-path", str(images), *flags, cid)
     st = rt.state(cid)
     assert st["status"] == "running", st
     return st["pid"]
