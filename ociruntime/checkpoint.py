@@ -84,10 +84,14 @@ def _status_fd(value: object) -> int:
     if not text.isdigit():
         raise UsageError(f"--status-fd: {text!r} is not a file descriptor number")
     fd = int(text)
+    import fcntl
+
     try:
-        os.fstat(fd)
+        mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
     except OSError:
         raise UsageError(f"--status-fd {fd}: not an open file descriptor") from None
+    if mode == os.O_RDONLY:
+        raise UsageError(f"--status-fd {fd}: not open for writing (criu writes its readiness byte to it)")
     return fd
 
 
@@ -112,15 +116,17 @@ def checkpoint(root: str, cid: str, opts: CheckpointOptions) -> None:
             raise NotRunning(cid, "checkpoint")
         if status not in ("running", "paused"):
             raise InvalidState(f"cannot checkpoint container {cid!r}: it is {status}, not running")
-        binary = criu.find(opts.criu)
         config = _saved_config(sd, data)
+        _refuse_terminal(config, f"cannot checkpoint container {cid!r}")
+        binary = criu.find(opts.criu)
         pid = int(data["pid"])
         _make_dirs(opts)
         cg = container._cgroup_of(data) if data.get("cgroup") else None
         args = ["pre-dump" if opts.pre_dump else "dump", "-t", str(pid), "-D", opts.image_path,
                 *opts.common_args(), *_dump_externals(config, pid, cg), *_dump_extra(opts, cg)]
         fds = {}
-        if opts.status_fd >= 0:
+        if opts.status_fd >= 0 and "--lazy-pages" in opts.switches:
+            # criu writes to it once its lazy-pages server listens; runc passes it only then.
             args += ["--status-fd", str(opts.status_fd)]
             fds[opts.status_fd] = opts.status_fd
         if not opts.pre_dump:
@@ -142,6 +148,15 @@ def _saved_config(sd: state.StateDir, data: dict):
     if not isinstance(raw, dict):
         raise OciError(f"{sd.file(state.CONFIG_COPY)}: not a JSON object")
     return Config(raw, str(data.get("bundle") or "/"))
+
+
+def _refuse_terminal(config, what: str) -> None:
+    """A container with a terminal has its pty master outside (the --console-socket peer):
+    restoring it needs a new master from criu, which only criu's RPC hands back."""
+    if config.process is not None and config.process.terminal:
+        raise InvalidState(f"{what}: it has a terminal (process.terminal), whose pty master is "
+                           "held outside the container; ociruntime runs criu's command line, which "
+                           "cannot hand a new pty master back (not supported)")
 
 
 def _make_dirs(opts: CriuOptions) -> None:
@@ -178,7 +193,12 @@ def _dump_extra(opts: CheckpointOptions, cg) -> list[str]:
     elif opts.pre_dump:
         args.append("--track-mem")
     if opts.page_server:
-        args += ["--page-server", "--address", opts.page_server[0], "--port", opts.page_server[1]]
+        # Without --lazy-pages criu sends the pages to the page server there; with it, criu is
+        # the server: it listens there for the lazy-pages daemon (criu's --page-server would
+        # make it connect out as well).
+        lazy = "--lazy-pages" in opts.switches
+        args += [*([] if lazy else ["--page-server"]), "--address", opts.page_server[0],
+                 "--port", opts.page_server[1]]
     if cg is not None and cg.owned():
         # Freezing the cgroup stops the tree from forking during the dump; only a cgroup the
         # container made (a joined one may hold processes that are not the container's).
@@ -228,6 +248,11 @@ def restore(root: str, cid: str, copts, ropts: RestoreOptions, detach: bool,
     from ociruntime import container
 
     # The caller's mistakes first, in the order of the command line; nothing is made yet.
+    if not detach and not subreaper:
+        # The restored init is criu's child, not ours: without a subreaper we could neither
+        # wait for it nor report its exit status.
+        raise UsageError("restore: --no-subreaper needs --detach (the restored init is criu's "
+                         "child: only as a subreaper can restore wait for it in the foreground)")
     if os.path.isdir(state.StateDir(root, cid).path):
         raise ContainerExists(cid)
     _check_images(ropts.image_path)
@@ -281,9 +306,47 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
     """container.create's build step for restore: criu makes the init."""
     from ociruntime import container
 
+    _refuse_terminal(config, f"cannot restore container {c.cid!r}")
+    holder, release = _cgroup_holder()
+    try:
+        c.cgroup.apply(holder)
+        container.set_resources(c.cgroup, container._resources_with_default_devices(config))
+        _restore_with_criu(c, config, binary, ropts)
+    finally:
+        os.close(release)  # the holder reads EOF and exits; the restored processes hold the cgroup
+        try:
+            os.waitpid(holder, 0)
+        except ChildProcessError:
+            pass
+    container.finish_create(c, config)
+
+
+def _cgroup_holder() -> tuple[int, int]:
+    """A child that sits in the new container's cgroup until criu has put the restored
+    processes there: the systemd driver starts the container's scope with a process in it (and
+    systemd drops an empty one), and criu itself stays out of the cgroup (the container's device
+    rules would deny criu's own probes, /dev/net/tun). Its pid and the pipe end whose closing
+    ends it (it dies with us too)."""
+    from ociruntime.container import child_after_fork
+
+    r, w = os.pipe2(os.O_CLOEXEC)
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child_after_fork(parent)
+            os.close(w)
+            os.read(r, 1)
+        finally:
+            os._exit(0)
+    os.close(r)
+    return pid, w
+
+
+def _restore_with_criu(c, config, binary: str, ropts: RestoreOptions) -> None:
+    from ociruntime import container
+
     sd = c.sd
-    c.cgroup.create()
-    container.set_resources(c.cgroup, container._resources_with_default_devices(config))  # logs driver warnings
     bundle = os.path.abspath(c.opts.bundle)
     _make_mount_points(config, bundle)
     pidfile = sd.file("criu.pid")
@@ -308,7 +371,6 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
                 os.close(fd)
     c.init_pid = _read_pidfile(pidfile)
     c.data = container._state_data(c, config)
-    container.finish_create(c, config)
 
 
 def _make_mount_points(config, bundle: str) -> None:

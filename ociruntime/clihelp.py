@@ -117,7 +117,7 @@ HELP: dict[str, tuple[str, dict[str, str]]] = {
         "auto-dedup": "deduplicate memory images against the parent images",
     }),
     "restore": ("restore a container from criu images, in the foreground unless --detach", {
-        "console-socket": "unix socket that receives the pty master (process.terminal: true)",
+        "console-socket": "runc's flag; a process.terminal container cannot be restored (criu's command line)",
         "image-path": "directory of the criu images to restore (default: ./checkpoint)",
         "work-path": "directory for criu's work files and log restore.log (default: the image directory)",
         "tcp-established": "restore open TCP connections",
@@ -128,7 +128,7 @@ HELP: dict[str, tuple[str, dict[str, str]]] = {
         "bundle": "path to the bundle directory (default: the current directory)",
         "detach": "return once restored instead of waiting for the container to exit",
         "pid-file": "write the restored init's pid to this file",
-        "no-subreaper": "do not become a subreaper of the restored processes",
+        "no-subreaper": "do not become a subreaper of the restored processes (needs --detach)",
         "no-pivot": "accepted for runc compatibility: criu sets up the restored root itself",
         "empty-ns": "create this namespace but do not restore its contents (network)",
         "auto-dedup": "punch restored pages out of the images",

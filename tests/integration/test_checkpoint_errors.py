@@ -92,6 +92,19 @@ def test_checkpoint_bad_flags(oci: Runtime, running, tmp_path: Path, flags: list
     assert oci.status(cid) == "running"
 
 
+def test_checkpoint_status_fd_read_only(oci: Runtime, running, tmp_path: Path) -> None:
+    cid, _ = running
+    r, w = os.pipe()
+    try:
+        res = oci.run("checkpoint", "--image-path", str(tmp_path / "images"), "--status-fd", str(r), cid,
+                      pass_fds=(r,))
+    finally:
+        os.close(r)
+        os.close(w)
+    assert_clean_error(res, "--status-fd", str(r), "writing")
+    assert oci.status(cid) == "running"
+
+
 def test_restore_missing_image_dir(oci: Runtime, bundle, tmp_path: Path) -> None:
     b = bundle(LOOP)
     cid = oci.new_id("rs")
@@ -171,3 +184,82 @@ def test_help_has_every_runc_flag(oci: Runtime, runc: Runtime, command: str) -> 
     assert len(runc_flags) > 10, theirs
     our_flags = set(re.findall(r"--([\w-]+)", ours.stdout.decode()))
     assert runc_flags - our_flags == set()
+
+
+def test_restore_no_subreaper_in_the_foreground(oci: Runtime, bundle, tmp_path: Path) -> None:
+    """The restored init is criu's child: without a subreaper a foreground restore could not
+    wait for it (runc waits forever); refused before anything is made."""
+    b = bundle(LOOP)
+    cid = oci.new_id("rs")
+    res = oci.run("restore", "--no-subreaper", "-b", str(b), "--image-path",
+                  str(fake_images(tmp_path / "img")), cid)
+    assert_clean_error(res, "--no-subreaper", "--detach")
+    assert leaks(oci.root, cid, b) == []
+
+
+def test_restore_console_socket_without_terminal(oci: Runtime, bundle, tmp_path: Path) -> None:
+    b = bundle(LOOP)
+    cid = oci.new_id("rs")
+    # --criu /bin/true: found and executable, so the check that comes after it is reached
+    # whether or not this host has criu (it never runs).
+    res = oci.run("--criu", "/bin/true", "restore", "-d", "-b", str(b), "--console-socket",
+                  str(tmp_path / "console.sock"), "--image-path", str(fake_images(tmp_path / "img")), cid)
+    assert_clean_error(res, "--console-socket", "process.terminal")
+    assert leaks(oci.root, cid, b) == []
+
+
+def test_terminal_container_is_refused(oci: Runtime, bundle, tmp_path: Path) -> None:
+    """process.terminal: the pty master is held outside the container and criu's command line
+    cannot hand a new one back, so neither checkpoint nor restore tries (one clear line; the
+    container untouched, nothing made)."""
+    from tests.integration.test_terminal import create_with_console, terminal_bundle
+
+    b = terminal_bundle(bundle, LOOP)
+    cid = oci.new_id("tty")
+    _, recv = create_with_console(oci, b, tmp_path, cid)
+    try:
+        oci.run("start", cid, check=True)
+        images = tmp_path / "images"
+        res = oci.run("--criu", "/bin/true", "checkpoint", "--image-path", str(images), cid)
+        assert_clean_error(res, cid, "process.terminal", "not supported")
+        assert not images.exists()
+        assert oci.status(cid) == "running"
+        oci.run("delete", "-f", cid, check=True)
+
+        recv2 = tmp_path / "console2.sock"
+        import socket
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
+            srv.bind(str(recv2))
+            srv.listen(1)
+            res = oci.run("--criu", "/bin/true", "restore", "-d", "-b", str(b), "--console-socket",
+                          str(recv2), "--image-path", str(fake_images(tmp_path / "img")), cid)
+        assert_clean_error(res, cid, "process.terminal", "not supported")
+        assert leaks(oci.root, cid, b) == []
+    finally:
+        recv.close()
+
+
+def processes_naming(text: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in cmdline:
+            found.append(pid + ": " + cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def test_restore_criu_restores_nothing(oci: Runtime, bundle, tmp_path: Path) -> None:
+    """A criu that exits 0 without restoring anything (/bin/true): one clear line, and nothing
+    of the restore is left: no state dir, no cgroup, not the child that held the new cgroup
+    while criu ran (a fork of the runtime: its command line names the container)."""
+    b = bundle(LOOP)
+    cid = oci.new_id("rs")
+    res = oci.run("--criu", "/bin/true", "restore", "-d", "-b", str(b), "--image-path",
+                  str(fake_images(tmp_path / "img")), cid)
+    assert_clean_error(res, "criu restore", "pid file")
+    assert leaks(oci.root, cid, b) == []
+    assert processes_naming(cid) == []
