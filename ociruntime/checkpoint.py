@@ -104,10 +104,8 @@ def _page_server(value: object) -> tuple[str, str] | None:
 def checkpoint(root: str, cid: str, opts: CheckpointOptions) -> None:
     from ociruntime import container
 
-    sd = state.StateDir.open(root, cid)
-    try:
-        data = sd.load()
-        status = state.status_of(sd, data)
+    with state.locked(root, cid) as held:
+        sd, data, status = held.sd, held.data, held.status
         if status == "stopped":
             raise NotRunning(cid, "checkpoint")
         if status not in ("running", "paused"):
@@ -129,8 +127,6 @@ def checkpoint(root: str, cid: str, opts: CheckpointOptions) -> None:
         if not (opts.pre_dump or "--leave-running" in opts.switches):
             # criu killed the processes; what is left of the container goes, as with runc.
             container.destroy(sd, cid, data)
-    finally:
-        sd.unlock()
 
 
 def _saved_config(sd: state.StateDir, data: dict):

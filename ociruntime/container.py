@@ -484,23 +484,18 @@ def _hooks_from(data: dict, kind: str) -> list:
 
 # --- start / state / kill / delete ----------------------------------------------------------
 def start(root: str, cid: str) -> None:
-    sd = StateDir.open(root, cid)
-    try:
-        data = sd.load()
-        status = state.status_of(sd, data)
-        if status != "created":
-            raise InvalidState(f"cannot start container {cid!r}: it is {status}, not created")
-        _release_init(sd, cid, data["pid"])
+    with state.locked(root, cid) as held:
+        if held.status != "created":
+            raise InvalidState(f"cannot start container {cid!r}: it is {held.status}, not created")
+        _release_init(held.sd, cid, held.data["pid"])
         try:
-            os.unlink(EXEC_FIFO, dir_fd=sd.dir_fd())
+            os.unlink(EXEC_FIFO, dir_fd=held.sd.dir_fd())
         except FileNotFoundError:
             raise OciError(f"container {cid!r} was deleted while it was being started") from None
         timing.mark("started")
-        poststart = _hooks_from(data, "poststart")
+        poststart = _hooks_from(held.data, "poststart")
         if poststart:
-            _run_poststart(cid, data, poststart)
-    finally:
-        sd.unlock()
+            _run_poststart(cid, held.data, poststart)
 
 
 def start_timeout() -> float:
@@ -591,21 +586,16 @@ def kill(root: str, cid: str, sig: str, all_processes: bool) -> None:
     from ociruntime.signals import parse_signal
 
     number = parse_signal(sig)
-    sd = StateDir.open(root, cid)
-    try:
-        data = sd.load()
-        status = state.status_of(sd, data)
-        if status == "stopped" and not all_processes:
+    with state.locked(root, cid) as held:
+        if held.status == "stopped" and not all_processes:
             raise NotRunning(cid, "kill")
-        if status == "creating":
+        if held.status == "creating":
             raise InvalidState(f"cannot kill container {cid!r}: it is still being created "
                                "(delete --force removes it)")
         if all_processes:
-            _signal_cgroup(data, number)
+            _signal_cgroup(held.data, number)
         else:
-            _signal_init(cid, int(data["pid"]), int(data["start_time"]), number)
-    finally:
-        sd.unlock()
+            _signal_init(cid, int(held.data["pid"]), int(held.data["start_time"]), number)
 
 
 def _signal_init(cid: str, pid: int, start_time: int, number: int) -> None:
@@ -787,20 +777,15 @@ def resume(root: str, cid: str) -> None:
 
 
 def _freeze_or_thaw(root: str, cid: str, expected: str, freeze: bool) -> None:
-    sd = StateDir.open(root, cid)
-    try:
-        data = sd.load()
-        status = state.status_of(sd, data)
-        if status != expected:
+    with state.locked(root, cid) as held:
+        if held.status != expected:
             verb = "pause" if freeze else "resume"
-            raise InvalidState(f"cannot {verb} container {cid!r}: it is {status}, not {expected}")
-        cg = _cgroup_of(data)
+            raise InvalidState(f"cannot {verb} container {cid!r}: it is {held.status}, not {expected}")
+        cg = _cgroup_of(held.data)
         if freeze:
             cg.freeze()
         else:
             cg.thaw()
-    finally:
-        sd.unlock()
 
 
 def stats_event(root: str, cid: str) -> dict:
@@ -826,15 +811,10 @@ def oom_watch(root: str, cid: str):
 
 def update(root: str, cid: str, resources: dict) -> None:
     """Apply new linux.resources to a live container (and remember them for `exec`)."""
-    sd = StateDir.open(root, cid)
-    try:
-        data = sd.load()
-        status = state.status_of(sd, data)
-        if status == "stopped":
+    with state.locked(root, cid) as held:
+        if held.status == "stopped":
             raise NotRunning(cid, "update")
-        set_resources(_cgroup_of(data), resources)
-    finally:
-        sd.unlock()
+        set_resources(_cgroup_of(held.data), resources)
 
 
 def container_pids(root: str, cid: str) -> list[int]:

@@ -10,7 +10,6 @@ from ociruntime import bundle, log, state, timing
 from ociruntime.config import Config, Process
 from ociruntime.container import child_after_fork, non_negative, wait_child
 from ociruntime.errors import ConfigError, InvalidState, NotRunning, OciError, SetupError, UsageError
-from ociruntime.state import StateDir
 
 # /proc/<pid>/ns names in joining order: user first, mount last (see namespaces.JOIN_ORDER).
 NS_FILES = (("user", "user"), ("pid", "pid"), ("uts", "uts"), ("ipc", "ipc"), ("network", "net"),
@@ -131,17 +130,14 @@ def namespaces_to_join(pid: int) -> list[tuple[str, str]]:
 
 
 def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
-    sd = StateDir.open(root, cid)
-    try:
-        data = sd.load()
-        status = state.status_of(sd, data)
+    with state.locked(root, cid) as held:
+        data, status = held.data, held.status
         if status == "stopped":
             raise NotRunning(cid, "exec in")
         if status == "creating" or (status == "paused" and not eo.ignore_paused):
             raise InvalidState(f"cannot exec in container {cid!r}: it is {status}")
-        raw = bundle.read_document(sd.file(state.CONFIG_COPY), sd.file(state.CONFIG_COPY))
-    finally:
-        sd.unlock()
+        copy = held.sd.file(state.CONFIG_COPY)
+        raw = bundle.read_document(copy, copy)
     assert isinstance(raw, dict)
     doc = dict(raw)
     doc["process"] = process_document(raw.get("process") or {}, eo)
@@ -187,19 +183,17 @@ def _needs_exec_record(data: dict) -> bool:
 
 def _record_exec(root: str, cid: str, exec_pid: int) -> None:
     try:
-        sd = StateDir.open(root, cid)
+        held = state.locked(root, cid)
     except OciError:
         return  # deleted meanwhile: its delete has already run
-    try:
-        data = sd.load()
+    with held:
+        data = held.data
         alive = [[p, t] for p, t in data.get("exec_pids") or () if state.is_same_process(p, t)]
         start_time = state.process_start_time(exec_pid)
         if start_time is not None:
             alive.append([exec_pid, start_time])
         data["exec_pids"] = alive
-        sd.save(data)
-    finally:
-        sd.unlock()
+        held.sd.save(data)
 
 
 def _check_terminal(process: Process | None, eo: ExecOptions) -> None:

@@ -570,6 +570,33 @@ def pid_namespace(pid: int | str) -> int:
         return 0
 
 
+class Locked:
+    """`with state.locked(root, cid) as held:` the container's directory under its lock, what
+    create recorded (held.data) and its status from the kernel (held.status); the lock is
+    released on leaving the block, whatever happens inside it."""
+
+    __slots__ = ("data", "sd", "status")
+
+    def __init__(self, root: str, container_id: str) -> None:
+        self.sd = StateDir.open(root, container_id)
+        try:
+            self.data = self.sd.load()
+            self.status = status_of(self.sd, self.data)
+        except BaseException:
+            self.sd.unlock()
+            raise
+
+    def __enter__(self) -> Locked:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sd.unlock()
+
+
+def locked(root: str, container_id: str) -> Locked:
+    return Locked(root, container_id)
+
+
 def status_of(d: StateDir, data: dict) -> str:
     """creating / created / running / paused / stopped, from the kernel; never a recorded status.
     `creating` marks a state file written while `create` is still building the container (or
