@@ -114,7 +114,7 @@ def checkpoint(root: str, cid: str, opts: CheckpointOptions) -> None:
         config = _saved_config(sd, data)
         pid = int(data["pid"])
         _make_dirs(opts)
-        cg = container._cgroup_of(data) if data.get("cgroup") else None
+        cg = container.cgroup_of(data) if data.get("cgroup") else None
         args = ["pre-dump" if opts.pre_dump else "dump", "-t", str(pid), "-D", opts.image_path,
                 *opts.common_args(), *_dump_externals(config, pid, cg), *_dump_extra(opts, cg)]
         fds = {}
@@ -221,7 +221,7 @@ def restore(root: str, cid: str, copts, ropts: RestoreOptions, detach: bool,
             subreaper: bool = True) -> int:
     """Restore the images as container `cid` from bundle copts.bundle; in the foreground
     (not detach) wait for it and return its exit status, as `run` does."""
-    from ociruntime import container
+    from ociruntime import container, create
 
     # The caller's mistakes first, in the order of the command line; nothing is made yet.
     if os.path.isdir(state.StateDir(root, cid).path):
@@ -234,18 +234,18 @@ def restore(root: str, cid: str, copts, ropts: RestoreOptions, detach: bool,
         from ociruntime.linux import security
 
         security.prctl(security.PR_SET_CHILD_SUBREAPER, 1, "prctl(PR_SET_CHILD_SUBREAPER)")
-    c = container.create(root, cid, copts,
+    c = create.create(root, cid, copts,
                          build=lambda c, config: _restore_build(c, config, binary, ropts))
     try:
-        poststart = container._hooks_from(c.data, "poststart")
+        poststart = container.hooks_from(c.data, "poststart")
         if poststart:
-            container._run_poststart(cid, c.data, poststart)
+            container.run_poststart(cid, c.data, poststart)
     except BaseException:
-        container._delete_quietly(root, cid)
+        container.delete_quietly(root, cid)
         raise
     if detach:
         return 0
-    return container._wait_foreground(root, cid, c.init_pid, keep=False)
+    return create.wait_foreground(root, cid, c.init_pid, keep=False)
 
 
 def _check_images(path: str) -> None:
@@ -274,12 +274,12 @@ def _check_images(path: str) -> None:
 
 
 def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
-    """container.create's build step for restore: criu makes the init."""
-    from ociruntime import container
+    """create.create's build step for restore: criu makes the init."""
+    from ociruntime import create
 
     sd = c.sd
     c.cgroup.create()
-    c.cgroup.set(container._resources_with_default_devices(config))
+    c.cgroup.set(create.resources_with_default_devices(config))
     bundle = os.path.abspath(c.opts.bundle)
     _make_mount_points(config, bundle)
     pidfile = sd.file("criu.pid")
@@ -303,8 +303,8 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
             if fd > 2:
                 os.close(fd)
     c.init_pid = _read_pidfile(pidfile)
-    c.data = container._state_data(c, config)
-    container.finish_create(c, config)
+    c.data = create.state_data(c, config)
+    create.finish_create(c, config)
 
 
 def _make_mount_points(config, bundle: str) -> None:

@@ -172,52 +172,18 @@ def _write_out(text: str) -> None:
         data = data[os.write(1, data):]
 
 
+CONTAINER_COMMANDS = ("state", "start", "kill", "delete", "pause", "resume", "update", "ps", "events", "list",
+                      "create", "run", "exec")
+
+
 def run_command(command: str, gopts: dict[str, object], opts: dict[str, object],
                 positional: list[str]) -> int:
-    root = str(gopts.get("root") or "")
-    if not root and command not in ("spec", "features", "check"):
-        from ociruntime.state import default_root
+    if command in CONTAINER_COMMANDS:
+        from ociruntime.api import Runtime
 
-        root = default_root()
-    if command in ("state", "start", "kill", "delete", "create", "run", "list", "pause", "resume", "ps",
-                   "events", "update"):
-        from ociruntime import container as commands
-    if command in ("ps", "events", "update", "checkpoint", "restore", "inspect"):
-        from ociruntime import clicommands
-    if command == "state":
-        _write_out(commands.state_json(root, _one_id(command, positional)) + "\n")
-        return 0
-    if command == "start":
-        commands.start(root, _one_id(command, positional))
-        return 0
-    if command == "kill":
-        cid = _one_id(command, positional, extra_allowed=1)
-        sig = positional[1] if len(positional) > 1 else "SIGTERM"
-        commands.kill(root, cid, sig, all_processes=bool(opts.get("all")))
-        return 0
-    if command == "delete":
-        commands.delete(root, _one_id(command, positional), force=bool(opts.get("force")))
-        return 0
-    if command in ("pause", "resume"):
-        getattr(commands, command)(root, _one_id(command, positional))
-        return 0
-    if command == "ps":
-        return clicommands.ps(commands, root, opts, positional)
-    if command == "events":
-        return clicommands.events(commands, root, _one_id(command, positional), opts)
-    if command == "update":
-        commands.update(root, _one_id(command, positional), clicommands.update_resources(opts))
-        return 0
-    if command == "list":
-        if positional:
-            raise UsageError(f"list: unexpected arguments: {' '.join(positional)}")
-        fmt = str(opts.get("format") or "table")
-        if fmt not in ("table", "json"):
-            raise UsageError(f"list: invalid format {fmt!r} (expected table or json)")
-        _write_out(commands.list_containers(root, fmt, quiet=bool(opts.get("quiet"))))
-        return 0
-    if command in ("create", "run"):
-        return _create_or_run(commands, root, command, opts, gopts, positional)
+        rt = Runtime(str(gopts.get("root") or ""), systemd_cgroup=bool(gopts.get("systemd_cgroup")),
+                     rootless=str(gopts.get("rootless") or "auto"))
+        return _container_command(rt, command, opts, positional)
     if command == "spec":
         from ociruntime import spec
 
@@ -225,19 +191,11 @@ def run_command(command: str, gopts: dict[str, object], opts: dict[str, object],
             raise UsageError(f"spec: unexpected arguments: {' '.join(positional)}")
         spec.write_default(str(opts.get("bundle") or "."), rootless=bool(opts.get("rootless")))
         return 0
-    if command == "exec":
-        from ociruntime import execute
-
-        if not positional:
-            raise UsageError("exec: requires a container ID (usage: ociruntime exec [flags] ID COMMAND [ARGS...])")
-        return execute.exec_in(root, positional[0], execute.ExecOptions(opts, positional[1:]))
     if command == "features":
         from ociruntime import features
 
         _write_out(features.document_text() + "\n")
         return 0
-    if command in ("checkpoint", "restore"):
-        return clicommands.checkpoint_or_restore(root, command, opts, gopts, positional)
     if command == "check":
         from ociruntime import check
 
@@ -245,28 +203,72 @@ def run_command(command: str, gopts: dict[str, object], opts: dict[str, object],
                                       systemd_cgroup=bool(gopts.get("systemd_cgroup")))
         _write_out("".join(p + "\n" for p in problems) or "ok: bundle and host look fine\n")
         return 1 if problems else 0
+    from ociruntime import clicommands
+    from ociruntime.state import default_root
+
+    root = str(gopts.get("root") or "") or default_root()
+    if command in ("checkpoint", "restore"):
+        return clicommands.checkpoint_or_restore(root, command, opts, gopts, positional)
     if command == "inspect":
         return clicommands.inspect(root, opts, positional)
     raise UsageError(f"unknown command {command!r}")
 
 
-def _create_or_run(commands, root: str, command: str, opts: dict[str, object],
-                   gopts: dict[str, object], positional: list[str]) -> int:
+def _container_command(rt, command: str, opts: dict[str, object], positional: list[str]) -> int:
+    """The commands of the Python API (ociruntime/api.py): flags in, typed calls, output out."""
+    if command in ("create", "run"):
+        return _create_or_run(rt, command, opts, positional)
+    if command in ("list", "exec", "ps", "events", "update"):
+        from ociruntime import clicommands
+
+        return getattr(clicommands, f"{command}_command")(rt, opts, positional)
+    if command == "kill":
+        c = rt.container(_one_id(command, positional, extra_allowed=1))
+        c.kill(positional[1] if len(positional) > 1 else "SIGTERM", all_processes=bool(opts.get("all")))
+        return 0
+    c = rt.container(_one_id(command, positional))
+    if command == "state":
+        from ociruntime import jsonio
+
+        _write_out(jsonio.dumps_pretty(c.state()) + "\n")
+    elif command == "delete":
+        c.delete(force=bool(opts.get("force")))
+    else:  # start, pause, resume
+        getattr(c, command)()
+    return 0
+
+
+def count_flag(opts: dict[str, object], dest: str) -> int:
+    """A flag taking a count (--preserve-fds): absent is 0."""
+    text = str(opts.get(dest) or 0)
+    if not text.isdigit():
+        raise UsageError(f"--{dest.replace('_', '-')}: {text!r} is not a non-negative number")
+    return int(text)
+
+
+def create_flags(opts: dict[str, object]) -> dict:
+    """The flags `create`, `run` and `restore` share, as CreateOptions' keyword arguments."""
+    return {"console_socket": text_flag(opts, "console_socket"), "pid_file": text_flag(opts, "pid_file"),
+            "pidfd_socket": text_flag(opts, "pidfd_socket"), "no_pivot": bool(opts.get("no_pivot")),
+            "no_new_keyring": bool(opts.get("no_new_keyring")), "preserve_fds": count_flag(opts, "preserve_fds")}
+
+
+def text_flag(opts: dict[str, object], dest: str) -> str | None:
+    return str(opts[dest]) if opts.get(dest) else None
+
+
+def _create_or_run(rt, command: str, opts: dict[str, object], positional: list[str]) -> int:
     from ociruntime import timing
 
     cid = _one_id(command, positional)
-    from ociruntime.state import validate_id
-
-    validate_id(cid)
-    detach = command == "create" or bool(opts.get("detach"))
-    options = commands.CreateOptions(opts, gopts, foreground=not detach)
+    bundle = str(opts.get("bundle") or ".")
     if command == "create":
-        commands.create(root, cid, options)
+        rt.create(cid, bundle, **create_flags(opts))
         log.debug(f"create {cid}: {timing.breakdown()}")
         return 0
-    return commands.run(root, cid, options, detach=detach,
-                        subreaper=not opts.get("no_subreaper"), keep=bool(opts.get("keep")),
-                        on_created=lambda: log.debug(f"create {cid}: {timing.breakdown()}"))
+    return rt.run(cid, bundle, detach=bool(opts.get("detach")), keep=bool(opts.get("keep")),
+                  subreaper=not opts.get("no_subreaper"),
+                  on_created=lambda: log.debug(f"create {cid}: {timing.breakdown()}"), **create_flags(opts))
 
 
 def _report(err: OciError) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from ociruntime import log
-from ociruntime.cli import _one_id, _write_out
+from ociruntime.cli import _one_id, _write_out, count_flag, text_flag
 from ociruntime.errors import NotRunning, OciError, UsageError
 
 
@@ -35,37 +35,44 @@ def checkpoint_or_restore(root: str, command: str, opts: dict[str, object],
     if command == "checkpoint":
         checkpoint.checkpoint(root, cid, checkpoint.CheckpointOptions(opts, gopts))
         return 0
-    from ociruntime import container
+    from ociruntime.cli import create_flags
+    from ociruntime.create import CreateOptions
 
     detach = bool(opts.get("detach"))
-    return checkpoint.restore(root, cid, container.CreateOptions(opts, gopts, foreground=not detach),
-                              checkpoint.RestoreOptions(opts, gopts), detach=detach,
+    copts = CreateOptions(str(opts.get("bundle") or "."), systemd_cgroup=bool(gopts.get("systemd_cgroup")),
+                          rootless=str(gopts.get("rootless") or "auto"), foreground=not detach, **create_flags(opts))
+    return checkpoint.restore(root, cid, copts, checkpoint.RestoreOptions(opts, gopts), detach=detach,
                               subreaper=not opts.get("no_subreaper"))
 
 
-def events(commands, root: str, cid: str, opts: dict[str, object]) -> int:
+def events_command(rt, opts: dict[str, object], positional: list[str]) -> int:
     """--stats: one record. Otherwise, like runc, a stats record after every --interval and an
     `oom` record whenever the container's memory cgroup has an OOM, until the container stops."""
-    from ociruntime import jsonio
+    from ociruntime import running
 
+    c = rt.container(_one_id("events", positional))
     if opts.get("stats"):
-        event = commands.stats_event(root, cid)
-        event["data"] = runc_stats(event["data"])
-        _write_out(jsonio.dumps(event) + "\n")
+        _write_stats(c)
         return 0
     interval = _duration(str(opts.get("interval") or "5s"))
     try:
-        watch = commands.oom_watch(root, cid)
+        watch = running.oom_watch(rt.root, c.id)
     except NotRunning:
         return 0
     try:
-        return _event_stream(commands, root, cid, interval, watch)
+        return _event_stream(c, interval, watch)
     finally:
         if watch is not None:
             watch.close()
 
 
-def _event_stream(commands, root: str, cid: str, interval: float, watch) -> int:
+def _write_stats(c) -> None:
+    from ociruntime import jsonio
+
+    _write_out(jsonio.dumps({"type": "stats", "id": c.id, "data": runc_stats(c.stats())}) + "\n")
+
+
+def _event_stream(c, interval: float, watch) -> int:
     import select
     import time
 
@@ -74,7 +81,7 @@ def _event_stream(commands, root: str, cid: str, interval: float, watch) -> int:
     poller = select.poll()
     if watch is not None:
         poller.register(watch.fd, watch.events())
-    oom = jsonio.dumps({"type": "oom", "id": cid}) + "\n"
+    oom = jsonio.dumps({"type": "oom", "id": c.id}) + "\n"
     next_stats = time.monotonic() + interval
     while True:
         left = next_stats - time.monotonic()
@@ -90,11 +97,9 @@ def _event_stream(commands, root: str, cid: str, interval: float, watch) -> int:
             continue
         next_stats += interval
         try:
-            event = commands.stats_event(root, cid)
+            _write_stats(c)
         except OciError:
             return 0  # the container has gone: the stream ends
-        event["data"] = runc_stats(event["data"])
-        _write_out(jsonio.dumps(event) + "\n")
 
 
 def runc_stats(stats: dict) -> dict:
@@ -171,7 +176,13 @@ _UPDATE_FLAGS = {  # flag dest -> (resources section, key, kind of value)
 MAX_RESOURCES_BYTES = 1 << 20  # a resources document is a few hundred bytes
 
 
-def update_resources(opts: dict[str, object]) -> dict:
+def update_command(rt, opts: dict[str, object], positional: list[str]) -> int:
+    c = rt.container(_one_id("update", positional))
+    c.update(_update_resources(opts))
+    return 0
+
+
+def _update_resources(opts: dict[str, object]) -> dict:
     """linux.resources from -r FILE (or - for stdin, a pipe included), or from the individual
     flags: like runc, a resources document makes the flags ignored."""
     if opts.get("resources"):
@@ -235,14 +246,14 @@ def size(text: str) -> int:
     return int(low)
 
 
-def ps(commands, root: str, opts: dict[str, object], positional: list[str]) -> int:
+def ps_command(rt, opts: dict[str, object], positional: list[str]) -> int:
     """runc's `ps`: the container's pids as JSON, or the host's `ps` output cut to them."""
     if not positional:
         raise UsageError("ps: requires a container ID (usage: ociruntime ps [-f table|json] ID [ps options])")
     fmt = str(opts.get("format") or "table")
     if fmt not in ("table", "json"):
         raise UsageError(f"ps: invalid format {fmt!r} (expected table or json)")
-    pids = commands.container_pids(root, positional[0])
+    pids = rt.container(positional[0]).pids()
     if fmt == "json":
         from ociruntime import jsonio
 
@@ -264,3 +275,58 @@ def ps(commands, root: str, opts: dict[str, object], positional: list[str]) -> i
     kept = [ln for ln in lines[1:] if ln.split()[col].isdigit() and int(ln.split()[col]) in wanted]
     _write_out("\n".join([lines[0], *kept]) + "\n")
     return 0
+
+
+def list_command(rt, opts: dict[str, object], positional: list[str]) -> int:
+    if positional:
+        raise UsageError(f"list: unexpected arguments: {' '.join(positional)}")
+    fmt = str(opts.get("format") or "table")
+    if fmt not in ("table", "json"):
+        raise UsageError(f"list: invalid format {fmt!r} (expected table or json)")
+    entries = rt.list()
+    if opts.get("quiet"):
+        _write_out("".join(e["id"] + "\n" for e in entries))
+    elif fmt == "json":
+        from ociruntime import jsonio
+
+        _write_out((jsonio.dumps(entries) if entries else "null") + "\n")
+    else:
+        rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+        rows += [[e["id"], str(e["pid"]), e["status"], e["bundle"], e["created"], e["owner"]] for e in entries]
+        _write_out(_table(rows))
+    return 0
+
+
+def _table(rows: list[list[str]]) -> str:
+    """Columns padded like runc's tabwriter (min width 12, padding 3)."""
+    widths = [max(12, max(len(r[i]) for r in rows) + 3) for i in range(len(rows[0]) - 1)]
+    return "".join("".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + r[-1] + "\n" for r in rows)
+
+
+def exec_command(rt, opts: dict[str, object], positional: list[str]) -> int:
+    if not positional:
+        raise UsageError("exec: requires a container ID (usage: ociruntime exec [flags] ID COMMAND [ARGS...])")
+    if not positional[1:] and not opts.get("process"):
+        raise UsageError("exec: requires a command to run (usage: ociruntime exec [flags] ID COMMAND [ARGS...])")
+    gids = [str(g) for g in opts.get("additional_gids") or []]  # type: ignore[union-attr]
+    if not all(g.isdigit() for g in gids):
+        raise UsageError("exec --additional-gids: expected numbers")
+    return rt.container(positional[0]).exec(
+        positional[1:] or None, process_file=text_flag(opts, "process"), cwd=text_flag(opts, "cwd"),
+        env=opts.get("env"), tty=bool(opts.get("tty")), user=_exec_user(opts.get("user")),
+        additional_gids=[int(g) for g in gids], caps=opts.get("cap"), no_new_privs=bool(opts.get("no_new_privs")),
+        apparmor=str(opts.get("apparmor") or ""), process_label=str(opts.get("process_label") or ""),
+        detach=bool(opts.get("detach")), pid_file=text_flag(opts, "pid_file"),
+        pidfd_socket=text_flag(opts, "pidfd_socket"),
+        console_socket=text_flag(opts, "console_socket"), preserve_fds=count_flag(opts, "preserve_fds"),
+        ignore_paused=bool(opts.get("ignore_paused")), cgroups=opts.get("cgroup"))
+
+
+def _exec_user(value: object) -> tuple[int, int | None] | None:
+    """exec --user UID[:GID]."""
+    if not value:
+        return None
+    uid, _, gid = str(value).partition(":")
+    if not uid.isdigit() or (gid and not gid.isdigit()):
+        raise UsageError(f"exec --user {value!r}: expected UID[:GID] as numbers")
+    return int(uid), int(gid) if gid else None
