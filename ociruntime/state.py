@@ -489,7 +489,7 @@ def _wait_dead(pidfds: list[int], timeout: float) -> None:
 
 # While a command holds a lock, SIGTERM (what delete --force sends) becomes Interrupted: the
 # command unwinds through its undo path and reports one line, instead of dying half-way.
-_holder = {"pid": 0, "id": ""}
+_holder: dict = {"pid": 0, "id": ""}
 
 
 def _on_sigterm(signum: int, _frame: object) -> None:
@@ -505,12 +505,21 @@ def _on_sigterm(signum: int, _frame: object) -> None:
 
 def _hold_interruptible(cid: str) -> None:
     _holder["pid"], _holder["id"] = os.getpid(), cid
-    _signal.signal(SIGTERM, _on_sigterm)
+    try:
+        previous = _signal.signal(SIGTERM, _on_sigterm)
+    except ValueError:
+        return  # the Python API called from a thread other than the main one: not interruptible
+    if previous is not _on_sigterm:
+        _holder["previous"] = previous
 
 
 def _release_interruptible() -> None:
-    if _signal.getsignal(SIGTERM) is _on_sigterm:
-        _signal.signal(SIGTERM, _signal.SIG_DFL)
+    """The SIGTERM disposition the caller had (a program using the Python API keeps its own)."""
+    if _signal.getsignal(SIGTERM) is _on_sigterm or "previous" in _holder:
+        try:
+            _signal.signal(SIGTERM, _holder.pop("previous", None) or _signal.SIG_DFL)
+        except ValueError:
+            pass
 
 
 def reset_child_signals() -> None:

@@ -186,3 +186,23 @@ def test_cgroup_error(oci, bundle) -> None:
         rt.create(cid, bundle=str(b))
     assert leaks(oci.root, cid, b) == []
 
+
+
+def test_the_callers_sigterm_handler_survives(oci, bundle) -> None:
+    """While it holds a container's lock the runtime turns SIGTERM (delete --force) into an
+    error; a program using the API gets its own handler back afterwards."""
+    import signal
+
+    def mine(_signum: int, _frame: object) -> None:
+        pass
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        rt = Runtime(root=str(oci.root))
+        c = rt.create(oci.new_id(), bundle=str(bundle(["sleep", "100"])))
+        c.start()
+        c.kill("KILL")
+        c.delete(force=True)
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
