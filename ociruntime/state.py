@@ -529,42 +529,36 @@ def reset_child_signals() -> None:
 
 
 # --- the kernel's view ---------------------------------------------------------------------
-def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (clock ticks since boot); None if gone or a zombie."""
-    if pid <= 0:
-        return None
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of /proc/<pid>/stat from the third (state) on; None if it cannot be read."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
     # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
+    return stat[stat.rindex(b")") + 2:].split()
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (clock ticks since boot); None if gone or a zombie."""
+    fields = _stat_fields(pid) if pid > 0 else None
+    if fields is None or fields[0] in (b"Z", b"X"):
         return None
     return int(fields[19])
 
 
 def process_state(pid: int) -> str:
     """The one-letter state of /proc/<pid>/stat (R, S, T, Z...), "" if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return ""
-    return stat[stat.rindex(b")") + 2:].split()[0].decode()
+    fields = _stat_fields(pid)
+    return fields[0].decode() if fields else ""
 
 
 def is_exiting(pid: int) -> bool:
     """PF_EXITING in the flags of /proc/<pid>/stat (or gone): killed, and past the point of
     leaving its cgroup and namespaces' processes behind."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return True
-    fields = stat[stat.rindex(b")") + 2:].split()
-    return fields[0] in (b"Z", b"X") or bool(int(fields[6]) & 0x4)
+    fields = _stat_fields(pid)
+    return fields is None or fields[0] in (b"Z", b"X") or bool(int(fields[6]) & 0x4)
 
 
 def is_same_process(pid: int, start_time: int) -> bool:
