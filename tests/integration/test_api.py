@@ -1,7 +1,11 @@
 """The Python API (`from ociruntime import Runtime`), driving real containers: the lifecycle,
 exec and run, and each error type a caller can catch. The calls that wait in the foreground
 (`run`, `exec`) make the caller a subreaper and forward its signals, so they run in a child
-interpreter; the others run in this process, as a program using the library would."""
+interpreter; the others run in this process, as a program using the library would.
+
+A detached exec is left out here: its process is reparented to the host's init, and a killed
+container init stays `running` (exiting) until that zombie is reaped, which the sandbox's PID 1
+does only every few seconds; test_exec.py covers `exec -d`."""
 
 from __future__ import annotations
 
@@ -48,10 +52,10 @@ def test_lifecycle(oci, bundle) -> None:
     c.start()
     assert c.state()["status"] == "running"
     assert st["pid"] in c.pids()
-    assert c.exec(["true"], detach=True) == 0
     c.pause()
     assert c.state()["status"] == "paused"
     c.resume()
+    assert c.state()["status"] == "running"
     c.kill("SIGKILL")
     assert wait_for(c, "stopped") == "stopped"
     c.delete()
