@@ -49,21 +49,7 @@ int oci_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, 
     return prctl(option, a2, a3, a4, a5);
 }
 
-/* capget(2)/capset(2), version 3 (64-bit sets): sets = {eff_lo, perm_lo, inh_lo, eff_hi, perm_hi, inh_hi}. */
-int oci_capget(uint32_t sets[6])
-{
-    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct data[2];
-    if (syscall(SYS_capget, &hdr, data) < 0)
-        return -1;
-    for (int i = 0; i < 2; i++) {
-        sets[3 * i] = data[i].effective;
-        sets[3 * i + 1] = data[i].permitted;
-        sets[3 * i + 2] = data[i].inheritable;
-    }
-    return 0;
-}
-
+/* capset(2), version 3 (64-bit sets): sets = {eff_lo, perm_lo, inh_lo, eff_hi, perm_hi, inh_hi}. */
 int oci_capset(const uint32_t sets[6])
 {
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};

@@ -13,7 +13,6 @@ int oci_pivot_root(const char *new_root, const char *put_old);
 int oci_sethostname(const char *name, size_t len);
 int oci_setdomainname(const char *name, size_t len);
 int oci_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
-int oci_capget(uint32_t sets[6]);
 int oci_capset(const uint32_t sets[6]);
 int oci_mount_setattr(int dfd, const char *path, unsigned int flags,
                       uint64_t attr_set, uint64_t attr_clr, uint64_t propagation);

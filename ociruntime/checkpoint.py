@@ -108,10 +108,8 @@ def _page_server(value: object) -> tuple[str, str] | None:
 def checkpoint(root: str, cid: str, opts: CheckpointOptions) -> None:
     from ociruntime import container
 
-    sd = state.StateDir.open(root, cid)
-    try:
-        data = sd.load()
-        status = state.status_of(sd, data)
+    with state.locked(root, cid) as held:
+        sd, data, status = held.sd, held.data, held.status
         if status == "stopped":
             raise NotRunning(cid, "checkpoint")
         if status not in ("running", "paused"):
@@ -121,7 +119,7 @@ def checkpoint(root: str, cid: str, opts: CheckpointOptions) -> None:
         binary = criu.find(opts.criu)
         pid = int(data["pid"])
         _make_dirs(opts)
-        cg = container._cgroup_of(data) if data.get("cgroup") else None
+        cg = container.cgroup_of(data) if data.get("cgroup") else None
         args = ["pre-dump" if opts.pre_dump else "dump", "-t", str(pid), "-D", opts.image_path,
                 *opts.common_args(), *_dump_externals(config, pid, cg), *_dump_extra(opts, cg)]
         fds = {}
@@ -135,8 +133,6 @@ def checkpoint(root: str, cid: str, opts: CheckpointOptions) -> None:
         if not (opts.pre_dump or "--leave-running" in opts.switches):
             # criu killed the processes; what is left of the container goes, as with runc.
             container.destroy(sd, cid, data)
-    finally:
-        sd.unlock()
 
 
 def _saved_config(sd: state.StateDir, data: dict):
@@ -245,7 +241,7 @@ def restore(root: str, cid: str, copts, ropts: RestoreOptions, detach: bool,
             subreaper: bool = True) -> int:
     """Restore the images as container `cid` from bundle copts.bundle; in the foreground
     (not detach) wait for it and return its exit status, as `run` does."""
-    from ociruntime import container
+    from ociruntime import container, create
 
     # The caller's mistakes first, in the order of the command line; nothing is made yet.
     if not detach and not subreaper:
@@ -263,18 +259,18 @@ def restore(root: str, cid: str, copts, ropts: RestoreOptions, detach: bool,
         from ociruntime.linux import security
 
         security.prctl(security.PR_SET_CHILD_SUBREAPER, 1, "prctl(PR_SET_CHILD_SUBREAPER)")
-    c = container.create(root, cid, copts,
+    c = create.create(root, cid, copts,
                          build=lambda c, config: _restore_build(c, config, binary, ropts))
     try:
-        poststart = container._hooks_from(c.data, "poststart")
+        poststart = container.hooks_from(c.data, "poststart")
         if poststart:
-            container._run_poststart(cid, c.data, poststart)
+            container.run_poststart(cid, c.data, poststart)
     except BaseException:
-        container._delete_quietly(root, cid)
+        container.delete_quietly(root, cid)
         raise
     if detach:
         return 0
-    return container._wait_foreground(root, cid, c.init_pid, keep=False)
+    return create.wait_foreground(root, cid, c.init_pid, keep=False)
 
 
 def _check_images(path: str) -> None:
@@ -303,14 +299,14 @@ def _check_images(path: str) -> None:
 
 
 def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
-    """container.create's build step for restore: criu makes the init."""
-    from ociruntime import container
+    """create.create's build step for restore: criu makes the init."""
+    from ociruntime import container, create
 
     _refuse_terminal(config, f"cannot restore container {c.cid!r}")
     holder, release = _cgroup_holder()
     try:
         c.cgroup.apply(holder)
-        container.set_resources(c.cgroup, container._resources_with_default_devices(config))
+        container.set_resources(c.cgroup, create.resources_with_default_devices(config))
         _restore_with_criu(c, config, binary, ropts)
     finally:
         os.close(release)  # the holder reads EOF and exits; the restored processes hold the cgroup
@@ -318,7 +314,7 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
             os.waitpid(holder, 0)
         except ChildProcessError:
             pass
-    container.finish_create(c, config)
+    create.finish_create(c, config)
 
 
 def _cgroup_holder() -> tuple[int, int]:
@@ -327,7 +323,7 @@ def _cgroup_holder() -> tuple[int, int]:
     systemd drops an empty one), and criu itself stays out of the cgroup (the container's device
     rules would deny criu's own probes, /dev/net/tun). Its pid and the pipe end whose closing
     ends it (it dies with us too)."""
-    from ociruntime.container import child_after_fork
+    from ociruntime.spawn import child_after_fork
 
     r, w = os.pipe2(os.O_CLOEXEC)
     parent = os.getpid()
@@ -344,7 +340,7 @@ def _cgroup_holder() -> tuple[int, int]:
 
 
 def _restore_with_criu(c, config, binary: str, ropts: RestoreOptions) -> None:
-    from ociruntime import container
+    from ociruntime import create
 
     sd = c.sd
     bundle = os.path.abspath(c.opts.bundle)
@@ -370,7 +366,7 @@ def _restore_with_criu(c, config, binary: str, ropts: RestoreOptions) -> None:
             if fd > 2:
                 os.close(fd)
     c.init_pid = _read_pidfile(pidfile)
-    c.data = container._state_data(c, config)
+    c.data = create.state_data(c, config)
 
 
 def _make_mount_points(config, bundle: str) -> None:

@@ -9,7 +9,7 @@ import os
 import sys
 
 from ociruntime import log
-from ociruntime.errors import NotRunning, OciError, UsageError
+from ociruntime.errors import OciError, UsageError
 
 # name -> (dest, takes_value); aliases share a dest. Go-style: -x, --x, -name, --name, --name=v.
 GLOBAL_FLAGS = {
@@ -172,50 +172,18 @@ def _write_out(text: str) -> None:
         data = data[os.write(1, data):]
 
 
+CONTAINER_COMMANDS = ("state", "start", "kill", "delete", "pause", "resume", "update", "ps", "events", "list",
+                      "create", "run", "exec")
+
+
 def run_command(command: str, gopts: dict[str, object], opts: dict[str, object],
                 positional: list[str]) -> int:
-    root = str(gopts.get("root") or "")
-    if not root and command not in ("spec", "features", "check"):
-        from ociruntime.state import default_root
+    if command in CONTAINER_COMMANDS:
+        from ociruntime.api import Runtime
 
-        root = default_root()
-    if command in ("state", "start", "kill", "delete", "create", "run", "list", "pause", "resume", "ps",
-                   "events", "update"):
-        from ociruntime import container as commands
-    if command == "state":
-        _write_out(commands.state_json(root, _one_id(command, positional)) + "\n")
-        return 0
-    if command == "start":
-        commands.start(root, _one_id(command, positional))
-        return 0
-    if command == "kill":
-        cid = _one_id(command, positional, extra_allowed=1)
-        sig = positional[1] if len(positional) > 1 else "SIGTERM"
-        commands.kill(root, cid, sig, all_processes=bool(opts.get("all")))
-        return 0
-    if command == "delete":
-        commands.delete(root, _one_id(command, positional), force=bool(opts.get("force")))
-        return 0
-    if command in ("pause", "resume"):
-        getattr(commands, command)(root, _one_id(command, positional))
-        return 0
-    if command == "ps":
-        return _ps(commands, root, opts, positional)
-    if command == "events":
-        return _events(commands, root, _one_id(command, positional), opts)
-    if command == "update":
-        commands.update(root, _one_id(command, positional), _update_resources(opts))
-        return 0
-    if command == "list":
-        if positional:
-            raise UsageError(f"list: unexpected arguments: {' '.join(positional)}")
-        fmt = str(opts.get("format") or "table")
-        if fmt not in ("table", "json"):
-            raise UsageError(f"list: invalid format {fmt!r} (expected table or json)")
-        _write_out(commands.list_containers(root, fmt, quiet=bool(opts.get("quiet"))))
-        return 0
-    if command in ("create", "run"):
-        return _create_or_run(commands, root, command, opts, gopts, positional)
+        rt = Runtime(str(gopts.get("root") or ""), systemd_cgroup=bool(gopts.get("systemd_cgroup")),
+                     rootless=str(gopts.get("rootless") or "auto"))
+        return _container_command(rt, command, opts, positional)
     if command == "spec":
         from ociruntime import spec
 
@@ -223,19 +191,11 @@ def run_command(command: str, gopts: dict[str, object], opts: dict[str, object],
             raise UsageError(f"spec: unexpected arguments: {' '.join(positional)}")
         spec.write_default(str(opts.get("bundle") or "."), rootless=bool(opts.get("rootless")))
         return 0
-    if command == "exec":
-        from ociruntime import execute
-
-        if not positional:
-            raise UsageError("exec: requires a container ID (usage: ociruntime exec [flags] ID COMMAND [ARGS...])")
-        return execute.exec_in(root, positional[0], execute.ExecOptions(opts, positional[1:]))
     if command == "features":
         from ociruntime import features
 
         _write_out(features.document_text() + "\n")
         return 0
-    if command in ("checkpoint", "restore"):
-        return _checkpoint_or_restore(root, command, opts, gopts, positional)
     if command == "check":
         from ociruntime import check
 
@@ -243,284 +203,72 @@ def run_command(command: str, gopts: dict[str, object], opts: dict[str, object],
                                       systemd_cgroup=bool(gopts.get("systemd_cgroup")))
         _write_out("".join(p + "\n" for p in problems) or "ok: bundle and host look fine\n")
         return 1 if problems else 0
+    from ociruntime import clicommands
+    from ociruntime.state import default_root
+
+    root = str(gopts.get("root") or "") or default_root()
+    if command in ("checkpoint", "restore"):
+        return clicommands.checkpoint_or_restore(root, command, opts, gopts, positional)
     if command == "inspect":
-        return _inspect(root, opts, positional)
+        return clicommands.inspect(root, opts, positional)
     raise UsageError(f"unknown command {command!r}")
 
 
-def _inspect(root: str, opts: dict[str, object], positional: list[str]) -> int:
-    """What isolates a container, read from the kernel: text, or JSON with -f json."""
-    from ociruntime import inspect
+def _container_command(rt, command: str, opts: dict[str, object], positional: list[str]) -> int:
+    """The commands of the Python API (ociruntime/api.py): flags in, typed calls, output out."""
+    if command in ("create", "run"):
+        return _create_or_run(rt, command, opts, positional)
+    if command in ("list", "exec", "ps", "events", "update"):
+        from ociruntime import clicommands
 
-    fmt = str(opts.get("format") or "text")
-    if fmt not in ("text", "json"):
-        raise UsageError(f"inspect: invalid format {fmt!r} (expected text or json)")
-    record = inspect.inspect(root, _one_id("inspect", positional))
-    if fmt == "json":
+        return getattr(clicommands, f"{command}_command")(rt, opts, positional)
+    if command == "kill":
+        c = rt.container(_one_id(command, positional, extra_allowed=1))
+        c.kill(positional[1] if len(positional) > 1 else "SIGTERM", all_processes=bool(opts.get("all")))
+        return 0
+    c = rt.container(_one_id(command, positional))
+    if command == "state":
         from ociruntime import jsonio
 
-        _write_out(jsonio.dumps_pretty(record) + "\n")
-    else:
-        _write_out(inspect.text(record))
+        _write_out(jsonio.dumps_pretty(c.state()) + "\n")
+    elif command == "delete":
+        c.delete(force=bool(opts.get("force")))
+    else:  # start, pause, resume
+        getattr(c, command)()
     return 0
 
 
-def _create_or_run(commands, root: str, command: str, opts: dict[str, object],
-                   gopts: dict[str, object], positional: list[str]) -> int:
+def count_flag(opts: dict[str, object], dest: str) -> int:
+    """A flag taking a count (--preserve-fds): absent is 0."""
+    text = str(opts.get(dest) or 0)
+    if not text.isdigit():
+        raise UsageError(f"--{dest.replace('_', '-')}: {text!r} is not a non-negative number")
+    return int(text)
+
+
+def create_flags(opts: dict[str, object]) -> dict:
+    """The flags `create`, `run` and `restore` share, as CreateOptions' keyword arguments."""
+    return {"console_socket": text_flag(opts, "console_socket"), "pid_file": text_flag(opts, "pid_file"),
+            "pidfd_socket": text_flag(opts, "pidfd_socket"), "no_pivot": bool(opts.get("no_pivot")),
+            "no_new_keyring": bool(opts.get("no_new_keyring")), "preserve_fds": count_flag(opts, "preserve_fds")}
+
+
+def text_flag(opts: dict[str, object], dest: str) -> str | None:
+    return str(opts[dest]) if opts.get(dest) else None
+
+
+def _create_or_run(rt, command: str, opts: dict[str, object], positional: list[str]) -> int:
     from ociruntime import timing
 
     cid = _one_id(command, positional)
-    from ociruntime.state import validate_id
-
-    validate_id(cid)
-    detach = command == "create" or bool(opts.get("detach"))
-    options = commands.CreateOptions(opts, gopts, foreground=not detach)
+    bundle = str(opts.get("bundle") or ".")
     if command == "create":
-        commands.create(root, cid, options)
+        rt.create(cid, bundle, **create_flags(opts))
         log.debug(f"create {cid}: {timing.breakdown()}")
         return 0
-    return commands.run(root, cid, options, detach=detach,
-                        subreaper=not opts.get("no_subreaper"), keep=bool(opts.get("keep")),
-                        on_created=lambda: log.debug(f"create {cid}: {timing.breakdown()}"))
-
-
-def _checkpoint_or_restore(root: str, command: str, opts: dict[str, object],
-                           gopts: dict[str, object], positional: list[str]) -> int:
-    from ociruntime import checkpoint
-
-    cid = _one_id(command, positional)
-    if command == "checkpoint":
-        checkpoint.checkpoint(root, cid, checkpoint.CheckpointOptions(opts, gopts))
-        return 0
-    from ociruntime import container
-
-    detach = bool(opts.get("detach"))
-    return checkpoint.restore(root, cid, container.CreateOptions(opts, gopts, foreground=not detach),
-                              checkpoint.RestoreOptions(opts, gopts), detach=detach,
-                              subreaper=not opts.get("no_subreaper"))
-
-
-def _events(commands, root: str, cid: str, opts: dict[str, object]) -> int:
-    """--stats: one record. Otherwise, like runc, a stats record after every --interval and an
-    `oom` record whenever the container's memory cgroup has an OOM, until the container stops."""
-    from ociruntime import jsonio
-
-    if opts.get("stats"):
-        event = commands.stats_event(root, cid)
-        event["data"] = runc_stats(event["data"])
-        _write_out(jsonio.dumps(event) + "\n")
-        return 0
-    interval = _duration(str(opts.get("interval") or "5s"))
-    try:
-        watch = commands.oom_watch(root, cid)
-    except NotRunning:
-        return 0
-    try:
-        return _event_stream(commands, root, cid, interval, watch)
-    finally:
-        if watch is not None:
-            watch.close()
-
-
-def _event_stream(commands, root: str, cid: str, interval: float, watch) -> int:
-    import select
-    import time
-
-    from ociruntime import jsonio
-
-    poller = select.poll()
-    if watch is not None:
-        poller.register(watch.fd, watch.events())
-    oom = jsonio.dumps({"type": "oom", "id": cid}) + "\n"
-    next_stats = time.monotonic() + interval
-    while True:
-        left = next_stats - time.monotonic()
-        if left > 0:
-            if watch is None:
-                time.sleep(left)
-            elif poller.poll(left * 1000):
-                if watch.ready():
-                    _write_out(oom)
-                if watch.gone:
-                    poller.unregister(watch.fd)
-                    watch = None
-            continue
-        next_stats += interval
-        try:
-            event = commands.stats_event(root, cid)
-        except OciError:
-            return 0  # the container has gone: the stream ends
-        event["data"] = runc_stats(event["data"])
-        _write_out(jsonio.dumps(event) + "\n")
-
-
-def runc_stats(stats: dict) -> dict:
-    """The library's statistics in the shape `runc events` prints (docker stats and ctr task
-    metrics read these names): memory swap/kernel/kernelTCP/raw, camelCase CPU throttling, and
-    the zero values of runc's omitempty fields left out as Go leaves them out."""
-    out = dict(stats)
-    cpu = stats.get("cpu")
-    if cpu:
-        throttling = cpu.get("throttling") or {}
-        usage = cpu.get("usage") or {}
-        out["cpu"] = {"usage": {**_nonzero(usage, ("total", "percpu")),
-                                "kernel": usage.get("kernel", 0), "user": usage.get("user", 0)},
-                      "throttling": _nonzero({"periods": throttling.get("periods", 0),
-                                              "throttledPeriods": throttling.get("throttled_periods", 0),
-                                              "throttledTime": throttling.get("throttled_time", 0)})}
-    memory = stats.get("memory")
-    if memory:
-        out["memory"] = {**_nonzero(memory, ("cache",)),
-                         **{name: _memory_entry(memory.get(key) or {}) for name, key in (
-                             ("usage", "usage"), ("swap", "swap_usage"), ("kernel", "kernel_usage"),
-                             ("kernelTCP", "kernel_tcp_usage"))},
-                         "raw": memory.get("stats", {})}
-    pids = stats.get("pids")
-    if pids:
-        out["pids"] = {k: v for k, v in pids.items() if v or k == "current"}
-    blkio = stats.get("blkio")
-    if blkio:
-        out["blkio"] = {k: [_nonzero(e) for e in entries] for k, entries in blkio.items()}
-    hugetlb = stats.get("hugetlb")
-    if hugetlb:
-        out["hugetlb"] = {size: {**_nonzero(h, ("usage", "max")), "failcnt": h.get("failcnt", 0)}
-                          for size, h in hugetlb.items()}
-    out.setdefault("intel_rdt", {})
-    out.setdefault("network_interfaces", None)
-    return out
-
-
-def _nonzero(entry: dict, keys: tuple[str, ...] | None = None) -> dict:
-    """`entry` (or its `keys`) without zero or empty values: Go's omitempty."""
-    return {k: entry[k] for k in (entry if keys is None else keys) if entry.get(k)}
-
-
-def _memory_entry(entry: dict) -> dict:
-    """runc's MemoryEntry: limit and failcnt always, usage and max when not zero."""
-    return {"limit": entry.get("limit", 0), **_nonzero(entry, ("usage", "max")),
-            "failcnt": entry.get("failcnt", 0)}
-
-
-def _duration(text: str) -> float:
-    """Go-style durations as runc takes them: 5s, 500ms, 1m, 1.5s."""
-    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
-        if text.endswith(suffix):
-            number = text[: -len(suffix)]
-            try:
-                value = float(number) * scale
-            except ValueError:
-                break
-            if value > 0:
-                return value
-    raise UsageError(f"--interval: {text!r} is not a duration such as 5s or 500ms")
-
-
-_UPDATE_FLAGS = {  # flag dest -> (resources section, key, kind of value)
-    "memory": ("memory", "limit", "size"), "memory_swap": ("memory", "swap", "size"),
-    "memory_reservation": ("memory", "reservation", "size"),
-    "cpu_share": ("cpu", "shares", "int"), "cpu_quota": ("cpu", "quota", "int"),
-    "cpu_period": ("cpu", "period", "int"), "cpu_rt_period": ("cpu", "realtimePeriod", "int"),
-    "cpu_rt_runtime": ("cpu", "realtimeRuntime", "int"), "cpu_burst": ("cpu", "burst", "int"),
-    "cpu_idle": ("cpu", "idle", "int"), "cpuset_cpus": ("cpu", "cpus", "str"),
-    "cpuset_mems": ("cpu", "mems", "str"), "pids_limit": ("pids", "limit", "int"),
-    "blkio_weight": ("blockIO", "weight", "int"),
-}
-MAX_RESOURCES_BYTES = 1 << 20  # a resources document is a few hundred bytes
-
-
-def _update_resources(opts: dict[str, object]) -> dict:
-    """linux.resources from -r FILE (or - for stdin, a pipe included), or from the individual
-    flags: like runc, a resources document makes the flags ignored."""
-    if opts.get("resources"):
-        return _resources_document(str(opts["resources"]))
-    for dest in ("kernel_memory", "kernel_memory_tcp"):
-        if dest in opts:
-            log.warning(f"update --{dest.replace('_', '-')}: kernel memory limits are not supported "
-                        "by the kernel any more: ignored")
-    for dest in ("l3_cache_schema", "mem_bw_schema"):
-        if dest in opts and not os.path.isdir("/sys/fs/resctrl/info"):
-            raise UsageError(f"update --{dest.replace('_', '-')}: Intel RDT is not available on this host "
-                             "(no resctrl filesystem mounted at /sys/fs/resctrl)")
-    resources: dict = {}
-    for dest, (section, key, kind) in _UPDATE_FLAGS.items():
-        if dest in opts:
-            resources.setdefault(section, {})[key] = _update_value(dest, str(opts[dest]), kind)
-    if not resources:
-        raise UsageError("update: nothing to update (use -r FILE or flags such as --memory)")
-    return resources
-
-
-def _update_value(dest: str, value: str, kind: str) -> object:
-    if kind == "str":
-        return value
-    try:
-        return _size(value) if kind == "size" else int(value)
-    except ValueError:
-        raise UsageError(f"update --{dest.replace('_', '-')}: {value!r} is not a number") from None
-
-
-def _resources_document(path: str) -> dict:
-    from ociruntime import bundle, jsonio, schema
-
-    if path == "-":  # go-runc (docker update, kubelet) writes the JSON to a pipe
-        data = b""
-        while chunk := os.read(0, 65536):
-            data += chunk
-            if len(data) > MAX_RESOURCES_BYTES:
-                raise UsageError(f"--resources -: more than {MAX_RESOURCES_BYTES} bytes on stdin")
-        try:
-            doc = jsonio.loads(data.decode())
-        except (UnicodeDecodeError, ValueError) as e:
-            raise UsageError(f"--resources -: not valid JSON: {e}") from None
-    else:
-        doc = bundle.read_document(path, "--resources")
-    problems = schema.validate({"ociVersion": "1.0.0", "linux": {"resources": doc}}, "config")
-    if problems:
-        from ociruntime.errors import ConfigError
-
-        raise ConfigError([p.removeprefix("linux.resources.") for p in problems], source="--resources")
-    return dict(doc)  # type: ignore[arg-type]
-
-
-def _size(text: str) -> int:
-    """runc's memory sizes (Go's units.RAMInBytes): bytes, or a k/m/g/t/p suffix (binary, with
-    optional "i" and "b": 64m, 64MiB, 1.5g); -1 means unlimited."""
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-    low = text.strip().lower().removesuffix("b").removesuffix("i").rstrip()
-    if low and low[-1] in units:
-        return int(float(low[:-1]) * units[low[-1]])
-    return int(low)
-
-
-def _ps(commands, root: str, opts: dict[str, object], positional: list[str]) -> int:
-    """runc's `ps`: the container's pids as JSON, or the host's `ps` output cut to them."""
-    if not positional:
-        raise UsageError("ps: requires a container ID (usage: ociruntime ps [-f table|json] ID [ps options])")
-    fmt = str(opts.get("format") or "table")
-    if fmt not in ("table", "json"):
-        raise UsageError(f"ps: invalid format {fmt!r} (expected table or json)")
-    pids = commands.container_pids(root, positional[0])
-    if fmt == "json":
-        from ociruntime import jsonio
-
-        _write_out(jsonio.dumps(pids) + "\n")
-        return 0
-    import subprocess
-
-    ps_args = positional[1:] or ["-ef"]
-    try:
-        out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError) as e:
-        raise OciError(f"ps: running ps {' '.join(ps_args)} failed: {e}") from None
-    lines = out.splitlines()
-    header = lines[0].split()
-    if "PID" not in header:
-        raise OciError("ps: the ps output has no PID column")
-    col = header.index("PID")
-    wanted = set(pids)
-    kept = [ln for ln in lines[1:] if ln.split()[col].isdigit() and int(ln.split()[col]) in wanted]
-    _write_out("\n".join([lines[0], *kept]) + "\n")
-    return 0
+    return rt.run(cid, bundle, detach=bool(opts.get("detach")), keep=bool(opts.get("keep")),
+                  subreaper=not opts.get("no_subreaper"),
+                  on_created=lambda: log.debug(f"create {cid}: {timing.breakdown()}"), **create_flags(opts))
 
 
 def _report(err: OciError) -> None:

@@ -8,62 +8,60 @@ import os
 
 from ociruntime import bundle, log, state, timing
 from ociruntime.config import Config, Process
-from ociruntime.container import child_after_fork, non_negative, wait_child
 from ociruntime.errors import ConfigError, InvalidState, NotRunning, OciError, SetupError, UsageError
+from ociruntime.spawn import Spawn, report_pid, wait_child
 from ociruntime.spectables import JOIN_ORDER, NS_LINK_NAMES
-from ociruntime.state import StateDir
 
 # (spec type, /proc/<pid>/ns name) in joining order: user first, mount last.
 NS_FILES = tuple((t, NS_LINK_NAMES[t]) for t in JOIN_ORDER)
 
 
 class ExecOptions:
-    __slots__ = (
-        "additional_gids",
-        "apparmor",
-        "args",
-        "caps",
-        "cgroups",
-        "console_socket",
-        "cwd",
-        "detach",
-        "env",
-        "ignore_paused",
-        "no_new_privs",
-        "pid_file",
-        "pidfd_socket",
-        "preserve_fds",
-        "process_file",
-        "process_label",
-        "tty",
-        "user",
-    )
+    """What to run and how (the flags of `exec`, typed): `args` on top of the container's own
+    process, or a whole `process` document (process.json's shape; `process_file` names one to
+    read); `user` is (uid, gid or None)."""
 
-    def __init__(self, opts: dict[str, object], args: list[str]) -> None:
-        self.args = args
-        self.cwd = opts.get("cwd")
-        self.env = list(opts.get("env") or [])
-        self.tty = bool(opts.get("tty"))
-        self.user = opts.get("user")
-        self.additional_gids = list(opts.get("additional_gids") or [])
-        self.process_file = opts.get("process")
-        self.detach = bool(opts.get("detach"))
-        self.pid_file = opts.get("pid_file")
-        self.caps = list(opts.get("cap") or [])
-        self.no_new_privs = bool(opts.get("no_new_privs"))
-        self.preserve_fds = non_negative(opts.get("preserve_fds"), "--preserve-fds")
-        self.console_socket = opts.get("console_socket")
-        self.ignore_paused = bool(opts.get("ignore_paused"))
-        self.cgroups = [str(c) for c in opts.get("cgroup") or []]
-        self.pidfd_socket = str(opts.get("pidfd_socket") or "")
-        self.apparmor = str(opts.get("apparmor") or "")
-        self.process_label = str(opts.get("process_label") or "")
+    __slots__ = ("additional_gids", "apparmor", "args", "caps", "cgroups", "console_socket", "cwd", "detach",
+                 "env", "ignore_paused", "no_new_privs", "pid_file", "pidfd_socket", "preserve_fds", "process",
+                 "process_file", "process_label", "tty", "user")
+
+    def __init__(self, args: list[str] | None = None, *, process: dict | None = None,
+                 process_file: str | None = None, cwd: str | None = None, env: list[str] | None = None,
+                 tty: bool = False, user: tuple[int, int | None] | None = None,
+                 additional_gids: list[int] | None = None, caps: list[str] | None = None,
+                 no_new_privs: bool = False, apparmor: str = "", process_label: str = "",
+                 detach: bool = False, pid_file: str | None = None, pidfd_socket: str | None = None,
+                 console_socket: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False,
+                 cgroups: list[str] | None = None) -> None:
+        if not isinstance(preserve_fds, int) or preserve_fds < 0:
+            raise UsageError(f"preserve_fds: {preserve_fds!r} is not a non-negative number")
+        self.args = list(args or [])
+        self.process = process
+        self.process_file = process_file
+        self.cwd = cwd
+        self.env = list(env or [])
+        self.tty = tty
+        self.user = user
+        self.additional_gids = list(additional_gids or [])
+        self.caps = list(caps or [])
+        self.no_new_privs = no_new_privs
+        self.apparmor = apparmor
+        self.process_label = process_label
+        self.detach = detach
+        self.pid_file = pid_file
+        self.pidfd_socket = pidfd_socket
+        self.console_socket = console_socket
+        self.preserve_fds = preserve_fds
+        self.ignore_paused = ignore_paused
+        self.cgroups = list(cgroups or [])
 
 
 def process_document(base: dict, eo: ExecOptions) -> dict:
     """The process to run: process.json as given, or the container's process with flags on top."""
-    if eo.process_file:
-        doc = bundle.read_document(str(eo.process_file), "process.json")
+    doc = eo.process
+    if doc is None and eo.process_file:
+        doc = bundle.read_document(eo.process_file, "process.json")
+    if doc is not None:
         from ociruntime import schema, semantics
 
         problems = schema.validate(doc, "process")
@@ -88,17 +86,12 @@ def process_document(base: dict, eo: ExecOptions) -> dict:
     if eo.cwd:
         doc["cwd"] = eo.cwd
     user = dict(base.get("user") or {})
-    if eo.user:
-        uid, _, gid = str(eo.user).partition(":")
-        if not uid.isdigit() or (gid and not gid.isdigit()):
-            raise UsageError(f"exec --user {eo.user!r}: expected UID[:GID] as numbers")
-        user["uid"] = int(uid)
-        if gid:
-            user["gid"] = int(gid)
+    if eo.user is not None:
+        user["uid"] = eo.user[0]
+        if eo.user[1] is not None:
+            user["gid"] = eo.user[1]
     if eo.additional_gids:
-        if not all(str(g).isdigit() for g in eo.additional_gids):
-            raise UsageError("exec --additional-gids: expected numbers")
-        user["additionalGids"] = [int(g) for g in eo.additional_gids]
+        user["additionalGids"] = list(eo.additional_gids)
     doc["user"] = user
     if eo.caps:
         # Bounding, effective and permitted only (CVE-2022-29162): inheritable or ambient caps
@@ -131,17 +124,14 @@ def namespaces_to_join(pid: int) -> list[tuple[str, str]]:
 
 
 def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
-    sd = StateDir.open(root, cid)
-    try:
-        data = sd.load()
-        status = state.status_of(sd, data)
+    with state.locked(root, cid) as held:
+        data, status = held.data, held.status
         if status == "stopped":
             raise NotRunning(cid, "exec in")
         if status == "creating" or (status == "paused" and not eo.ignore_paused):
             raise InvalidState(f"cannot exec in container {cid!r}: it is {status}")
-        raw = bundle.read_document(sd.file(state.CONFIG_COPY), sd.file(state.CONFIG_COPY))
-    finally:
-        sd.unlock()
+        copy = held.sd.file(state.CONFIG_COPY)
+        raw = bundle.read_document(copy, copy)
     assert isinstance(raw, dict)
     doc = dict(raw)
     doc["process"] = process_document(raw.get("process") or {}, eo)
@@ -155,19 +145,9 @@ def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
     exec_pid, master = _spawn(config, data, namespaces_to_join(pid), eo)
     if _needs_exec_record(data):
         _record_exec(root, cid, exec_pid)
-    if eo.pidfd_socket:
-        from ociruntime.container import send_pidfd
-
-        send_pidfd(eo.pidfd_socket, exec_pid)
-    if eo.pid_file:
-        target = os.path.abspath(str(eo.pid_file))
-        try:
-            state.write_atomic(target, str(exec_pid).encode())
-        except OSError as e:
-            raise state.io_error("cannot write pid file", target, e) from None
+    report_pid(exec_pid, eo.pid_file, eo.pidfd_socket)
     if eo.detach:
         return 0
-
     if master >= 0:
         from ociruntime.linux import terminal
 
@@ -187,19 +167,17 @@ def _needs_exec_record(data: dict) -> bool:
 
 def _record_exec(root: str, cid: str, exec_pid: int) -> None:
     try:
-        sd = StateDir.open(root, cid)
+        held = state.locked(root, cid)
     except OciError:
         return  # deleted meanwhile: its delete has already run
-    try:
-        data = sd.load()
+    with held:
+        data = held.data
         alive = [[p, t] for p, t in data.get("exec_pids") or () if state.is_same_process(p, t)]
         start_time = state.process_start_time(exec_pid)
         if start_time is not None:
             alive.append([exec_pid, start_time])
         data["exec_pids"] = alive
-        sd.save(data)
-    finally:
-        sd.unlock()
+        held.sd.save(data)
 
 
 def _check_terminal(process: Process | None, eo: ExecOptions) -> None:
@@ -231,93 +209,44 @@ def join_sub_cgroups(paths: dict[str, str], specs: list[str], pid: int) -> None:
                 raise UsageError(f"exec --cgroup {spec!r}: {e}") from None
 
 
-def _open_root_of(pid: int) -> int:
-    try:
-        return os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as e:
-        raise OciError(f"cannot open the root of the container's init (pid {pid}): {e.strerror}") from None
-
-
 def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOptions) -> tuple[int, int]:
-    from ociruntime.linux import cgroups, sync
-    from ociruntime.linux.init import InitArgs, exec_stage1
-    from ociruntime.linux.namespaces import NamespacePlan
+    """The process, started through exec_stage1 in the container's cgroup: (its pid, the pty
+    master or -1)."""
+    from ociruntime.linux import cgroups
 
-    plan = NamespacePlan(config.linux)
-    own_mount_namespace = "mount" in plan.new_types
-    plan.join, plan.new_user, plan.new_types, plan.unshare_flags = joins, False, set(), 0
-    a = InitArgs(config, str(data.get("bundle", "/")), plan)
-    a.keep_fds = eo.preserve_fds
-    a.new_keyring = False
-    a.container_id = str(data.get("id", ""))  # for the seccomp listener's state
-    if not own_mount_namespace:  # shared with the runtime or joined: the init chrooted
-        a.root_fd = _open_root_of(int(data["pid"]))
-    master = -1
-    peer = -1
     assert config.process is not None
-    if config.linux.seccomp:
-        from ociruntime.linux.seccomp import compile_filter
-
-        a.seccomp = compile_filter(config.linux.seccomp)
-    if config.process.terminal:
-        from ociruntime.linux import terminal
-
-        if eo.console_socket:
-            a.console_fd = terminal.connect_console_socket(str(eo.console_socket))
-        else:
-            peer, a.console_fd = terminal.console_socketpair()
-    parent_fd, a.sync_fd = sync.socketpair()
-    parent = os.getpid()
-    stage1_pid = os.fork()
-    if stage1_pid == 0:
-        child_after_fork(parent)  # a killed `exec` leaves no stage1 in the container's cgroup
-        os.close(parent_fd)
-        if peer >= 0:
-            os.close(peer)
-        exec_stage1(a)
-    exec_pid = 0
+    sp = Spawn.join_container(config, data, joins, console_socket=eo.console_socket,
+                              preserve_fds=eo.preserve_fds)
     try:
-        for fd in (a.sync_fd, a.console_fd):
-            if fd >= 0:
-                os.close(fd)
-        timing.mark("exec-clone")
+        sp.fork()
         from ociruntime.linux.procattrs import set_initial_affinity
 
-        set_initial_affinity(stage1_pid, config.process)  # before the cgroup move (the spec)
+        set_initial_affinity(sp.pid, config.process)  # before the cgroup move (the spec)
         if data.get("cgroup"):
             cg = cgroups.from_state(data["cgroup"])
-            cg.apply(stage1_pid)
+            cg.apply(sp.pid)
             if eo.cgroups:
-                join_sub_cgroups(cg.paths(), eo.cgroups, stage1_pid)
+                join_sub_cgroups(cg.paths(), eo.cgroups, sp.pid)
         elif eo.cgroups:
             raise UsageError("exec --cgroup: the container has no cgroup")
         timing.mark("exec-cgroup")
-        sync.send(parent_fd, "go")
-        while (msg := sync.recv(parent_fd)) is not None:
-            if msg["t"] == "error":
-                raise sync.error_from(msg, "exec: ")
-            if msg["t"] == "pid":
-                exec_pid = int(msg["pid"])
-                os.waitpid(stage1_pid, 0)
-                stage1_pid = 0
-                timing.mark("exec-pid")
-        if not exec_pid:
+        sp.send("go")
+        for _ in sp.messages():
+            pass
+        if not sp.child:
             raise SetupError("exec: the process could not be started")
-        if peer >= 0:
+        master = -1
+        if sp.console_peer >= 0:
             from ociruntime.linux import terminal
 
-            master, peer = terminal.receive_master(peer), -1  # receive_master closes the socket
+            master = terminal.receive_master(sp.take_console_peer())  # it closes the socket
     except BaseException:
-        if stage1_pid:
-            os.kill(stage1_pid, 9)
-            os.waitpid(stage1_pid, 0)
+        sp.kill_first_child()
         raise
     finally:
-        os.close(parent_fd)
-        if peer >= 0:
-            os.close(peer)
-    log.debug(f"exec: pid {exec_pid}")
-    return exec_pid, master
+        sp.close()
+    log.debug(f"exec: pid {sp.child}")
+    return sp.child, master
 
 
 __all__ = ["ExecOptions", "OciError", "exec_in"]

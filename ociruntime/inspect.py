@@ -172,7 +172,7 @@ def _processes(data: dict, cg, init_pid: int) -> list[dict]:
         from ociruntime import container
 
         try:
-            pids.update(container._own_pids(cg, data))
+            pids.update(container.own_pids(cg, data))
         except OciError:
             pass
     entries = [e for e in map(ki.process_entry, sorted(pids)) if e]

@@ -489,7 +489,7 @@ def _wait_dead(pidfds: list[int], timeout: float) -> None:
 
 # While a command holds a lock, SIGTERM (what delete --force sends) becomes Interrupted: the
 # command unwinds through its undo path and reports one line, instead of dying half-way.
-_holder = {"pid": 0, "id": ""}
+_holder: dict = {"pid": 0, "id": ""}
 
 
 def _on_sigterm(signum: int, _frame: object) -> None:
@@ -505,12 +505,21 @@ def _on_sigterm(signum: int, _frame: object) -> None:
 
 def _hold_interruptible(cid: str) -> None:
     _holder["pid"], _holder["id"] = os.getpid(), cid
-    _signal.signal(SIGTERM, _on_sigterm)
+    try:
+        previous = _signal.signal(SIGTERM, _on_sigterm)
+    except ValueError:
+        return  # the Python API called from a thread other than the main one: not interruptible
+    if previous is not _on_sigterm:
+        _holder["previous"] = previous
 
 
 def _release_interruptible() -> None:
-    if _signal.getsignal(SIGTERM) is _on_sigterm:
-        _signal.signal(SIGTERM, _signal.SIG_DFL)
+    """The SIGTERM disposition the caller had (a program using the Python API keeps its own)."""
+    if _signal.getsignal(SIGTERM) is _on_sigterm or "previous" in _holder:
+        try:
+            _signal.signal(SIGTERM, _holder.pop("previous", None) or _signal.SIG_DFL)
+        except ValueError:
+            pass
 
 
 def reset_child_signals() -> None:
@@ -520,42 +529,36 @@ def reset_child_signals() -> None:
 
 
 # --- the kernel's view ---------------------------------------------------------------------
-def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (clock ticks since boot); None if gone or a zombie."""
-    if pid <= 0:
-        return None
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of /proc/<pid>/stat from the third (state) on; None if it cannot be read."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
     # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
+    return stat[stat.rindex(b")") + 2:].split()
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (clock ticks since boot); None if gone or a zombie."""
+    fields = _stat_fields(pid) if pid > 0 else None
+    if fields is None or fields[0] in (b"Z", b"X"):
         return None
     return int(fields[19])
 
 
 def process_state(pid: int) -> str:
     """The one-letter state of /proc/<pid>/stat (R, S, T, Z...), "" if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return ""
-    return stat[stat.rindex(b")") + 2:].split()[0].decode()
+    fields = _stat_fields(pid)
+    return fields[0].decode() if fields else ""
 
 
 def is_exiting(pid: int) -> bool:
     """PF_EXITING in the flags of /proc/<pid>/stat (or gone): killed, and past the point of
     leaving its cgroup and namespaces' processes behind."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return True
-    fields = stat[stat.rindex(b")") + 2:].split()
-    return fields[0] in (b"Z", b"X") or bool(int(fields[6]) & 0x4)
+    fields = _stat_fields(pid)
+    return fields is None or fields[0] in (b"Z", b"X") or bool(int(fields[6]) & 0x4)
 
 
 def is_same_process(pid: int, start_time: int) -> bool:
@@ -568,6 +571,33 @@ def pid_namespace(pid: int | str) -> int:
         return os.stat(f"/proc/{pid}/ns/pid").st_ino
     except OSError:
         return 0
+
+
+class Locked:
+    """`with state.locked(root, cid) as held:` the container's directory under its lock, what
+    create recorded (held.data) and its status from the kernel (held.status); the lock is
+    released on leaving the block, whatever happens inside it."""
+
+    __slots__ = ("data", "sd", "status")
+
+    def __init__(self, root: str, container_id: str) -> None:
+        self.sd = StateDir.open(root, container_id)
+        try:
+            self.data = self.sd.load()
+            self.status = status_of(self.sd, self.data)
+        except BaseException:
+            self.sd.unlock()
+            raise
+
+    def __enter__(self) -> Locked:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sd.unlock()
+
+
+def locked(root: str, container_id: str) -> Locked:
+    return Locked(root, container_id)
 
 
 def status_of(d: StateDir, data: dict) -> str:

@@ -78,7 +78,7 @@ def run(binary: str, args: list[str], work_dir: str, log_name: str, *,
 def _child(parent: int, argv: list[str], out: int, err_pipe: int, fds: dict[int, int], setup) -> None:
     """Never returns: execve criu, or report why not over err_pipe and exit 127."""
     try:
-        from ociruntime.container import child_after_fork
+        from ociruntime.spawn import child_after_fork
 
         child_after_fork(parent)  # criu dies with us: no half-done dump or restore goes on alone
         if setup is not None:

@@ -13,15 +13,20 @@ from ociruntime.spectables import CLONE_FLAGS, JOIN_ORDER
 class NamespacePlan:
     __slots__ = ("join", "new_types", "new_user", "time_offsets", "unshare_flags")
 
-    def __init__(self, linux: Linux) -> None:
+    def __init__(self, linux: Linux, joins: list[tuple[str, str]] | None = None) -> None:
+        """The config's namespaces; or, for `exec`, `joins` (the container's, in JOIN_ORDER)
+        entered and none made."""
+        self.time_offsets = linux.time_offsets
+        self.unshare_flags = 0
+        if joins is not None:
+            self.new_user, self.join, self.new_types = False, joins, set()
+            return
         by_type = {n.type: n for n in linux.namespaces}
         self.new_user = "user" in by_type and not by_type["user"].path
         self.join = [(t, by_type[t].path) for t in JOIN_ORDER if t in by_type and by_type[t].path]
         self.new_types = {t for t, n in by_type.items() if not n.path}
-        self.unshare_flags = 0
         for t in self.new_types - {"user"}:
             self.unshare_flags |= CLONE_FLAGS[t]
-        self.time_offsets = linux.time_offsets
 
 
 def join_namespaces(joins: list[tuple[str, str]]) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ociruntime import clihelp
-from ociruntime.cli import COMMANDS, GLOBAL_FLAGS, _size
+from ociruntime.cli import COMMANDS, GLOBAL_FLAGS
+from ociruntime.clicommands import size as _size
 
 ROOT = Path(__file__).resolve().parents[2]
 

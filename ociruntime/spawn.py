@@ -1,0 +1,242 @@
+"""The parent side of starting a process in a container, one path with two faces: a new
+container (`create`: its init) and a process joining one (`exec`). Both make the child's fds
+(sync socket, console, seccomp filter) and its InitArgs once, complete; fork the first child
+(linux/init.py stage1 or exec_stage1); read its messages; and kill it if anything fails."""
+
+from __future__ import annotations
+
+import os
+
+from ociruntime import state, timing
+from ociruntime.errors import OciError, SetupError
+
+
+class Spawn:
+    """One child being started: `args` (what it inherits), `fd` (our end of the sync socket),
+    `pid` (the first child until it has reported the process that stays, then 0), `child`
+    (that process), `console_peer` (our end of the console socketpair when no --console-socket
+    was given: the pty master comes here)."""
+
+    __slots__ = ("args", "child", "console_peer", "fd", "label", "pid", "stage")
+
+    def __init__(self, config, bundle: str, plan, stage, label: str, console_socket: str | None,
+                 **fields) -> None:
+        from ociruntime.linux import sync
+        from ociruntime.linux.init import InitArgs
+
+        self.stage, self.label = stage, label
+        self.pid = self.child = 0
+        self.fd = self.console_peer = -1
+        console_fd = sync_fd = -1
+        seccomp = None
+        try:
+            if config.linux.seccomp:
+                from ociruntime.linux.seccomp import compile_filter
+
+                seccomp = compile_filter(config.linux.seccomp)
+                timing.mark(f"{label}seccomp")
+            if config.process is not None and config.process.terminal:
+                from ociruntime.linux import terminal
+
+                if console_socket:
+                    console_fd = terminal.connect_console_socket(console_socket)
+                else:  # a foreground run or exec: the pty master comes to us, we relay our stdio
+                    self.console_peer, console_fd = terminal.console_socketpair()
+            self.fd, sync_fd = sync.socketpair()
+        except BaseException:
+            _close(console_fd, fields.get("fifo_fd", -1), fields.get("root_fd", -1))
+            self.close()
+            raise
+        self.args = InitArgs(config, bundle, plan, sync_fd=sync_fd, console_fd=console_fd, seccomp=seccomp,
+                             **fields)
+
+    @classmethod
+    def new_container(cls, config, bundle: str, container_id: str, *, console_socket: str | None,
+                      preserve_fds: int, no_pivot: bool, new_keyring: bool, fifo_fd: int,
+                      cgroup_paths: dict[str, str] | None) -> Spawn:
+        """`create`: stage1 makes the namespaces and forks the init, which waits on exec.fifo."""
+        from ociruntime.linux.init import stage1
+        from ociruntime.linux.namespaces import NamespacePlan
+
+        listen = _listen_fds()
+        return cls(config, bundle, NamespacePlan(config.linux), stage1, "", console_socket,
+                   container_id=container_id, keep_fds=listen + preserve_fds, no_pivot=no_pivot,
+                   extra_env=[f"LISTEN_FDS={listen}", "LISTEN_PID=1"] if listen else None,
+                   new_keyring=new_keyring, fifo_fd=fifo_fd, cgroup_paths=cgroup_paths)
+
+    @classmethod
+    def join_container(cls, config, data: dict, joins: list[tuple[str, str]], *, console_socket: str | None,
+                       preserve_fds: int) -> Spawn:
+        """`exec`: exec_stage1 enters the running container's namespaces (`joins`) and forks the
+        process, which keeps the session keyring the init made."""
+        from ociruntime.linux.init import exec_stage1
+        from ociruntime.linux.namespaces import NamespacePlan
+
+        own_mount_ns = any(ns.type == "mount" and not ns.path for ns in config.linux.namespaces)
+        # Without a mount namespace of its own (shared with the runtime, or joined), the init
+        # chrooted: the process goes into the same root.
+        root_fd = -1 if own_mount_ns else _open_root_of(int(data["pid"]))
+        return cls(config, str(data.get("bundle", "/")), NamespacePlan(config.linux, joins), exec_stage1,
+                   "exec-", console_socket, container_id=str(data.get("id", "")), is_exec=True,
+                   keep_fds=preserve_fds, new_keyring=False, root_fd=root_fd)
+
+    def fork(self, cgroup=None) -> bool:
+        """Fork the first child, which never returns here; close its ends of the fds. With
+        `cgroup`, the child may be born in it (clone3 CLONE_INTO_CGROUP, one cgroup v2
+        directory): True if it was, False if it must be moved there."""
+        parent = os.getpid()
+        joined = False
+        target = cgroup.clone_target() if cgroup is not None else -1
+        if target < 0:
+            self.pid = os.fork()
+        else:
+            from ociruntime.linux import fork
+
+            try:
+                self.pid, joined = fork.fork_into_cgroup(target)
+            except BaseException:
+                os.close(target)
+                raise
+            if self.pid:
+                os.close(target)  # the child closes its copy with every other inherited fd
+        if self.pid == 0:
+            child_after_fork(parent)
+            timing.fault_channel(self.args.sync_fd)
+            _close(self.fd, self.console_peer)
+            self.stage(self.args)
+        _close(self.args.sync_fd, self.args.fifo_fd, self.args.console_fd, self.args.root_fd)
+        timing.mark(f"{self.label}clone")
+        return joined
+
+    def send(self, kind: str, **fields) -> None:
+        from ociruntime.linux import sync
+
+        sync.send(self.fd, kind, **fields)
+
+    def messages(self):
+        """The children's messages until they close the socket. A failure they report raises
+        (HookError for a failed hook); `pid` (the process that stays) reaps the first child."""
+        from ociruntime.linux import sync
+
+        while (msg := sync.recv(self.fd)) is not None:
+            kind = msg["t"]
+            if kind == "error":
+                raise sync.error_from(msg, f"{self.label[:-1]}: " if self.label else "")
+            if kind == "pid":
+                self.child = int(msg["pid"])
+                os.waitpid(self.pid, 0)
+                self.pid = 0
+                timing.mark(f"{self.label}pid")
+            yield msg
+
+    def kill_first_child(self) -> None:
+        """SIGKILL and reap the first child if it has not finished (its children die with it:
+        PR_SET_PDEATHSIG, or the caller's cleanup of the cgroup)."""
+        if self.pid:
+            try:
+                os.kill(self.pid, 9)
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            self.pid = 0
+
+    def take_console_peer(self) -> int:
+        peer, self.console_peer = self.console_peer, -1
+        return peer
+
+    def close(self) -> None:
+        """Our fds: the sync socket, and the console peer unless it was taken."""
+        _close(self.fd, self.console_peer)
+        self.fd = self.console_peer = -1
+
+
+def report_pid(pid: int, pid_file: str | None, pidfd_socket: str | None) -> None:
+    """--pid-file and --pidfd-socket: where the caller learns of the process."""
+    if pid_file:
+        _write_pid_file(pid_file, pid)
+    if pidfd_socket:
+        _send_pidfd(pidfd_socket, pid)
+
+
+def _send_pidfd(path: str, pid: int) -> None:
+    """--pidfd-socket (runc 1.2): a pidfd of the process, sent with SCM_RIGHTS over the unix
+    socket at path, so the caller can wait for it and signal it without pid reuse races."""
+    from ociruntime.linux import unixsock
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError as e:
+        raise SetupError(f"--pidfd-socket: pidfd_open of pid {pid}: {e.strerror}") from None
+    try:
+        unixsock.send_fd(unixsock.connect(path, "--pidfd-socket"), b"pidfd", pidfd, f"--pidfd-socket {path}")
+    finally:
+        os.close(pidfd)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    target = os.path.abspath(path)
+    try:
+        state.write_atomic(target, f"{pid}".encode())
+    except OSError as e:
+        raise state.io_error("cannot write pid file", target, e) from None
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)
+
+
+def child_after_fork(parent: int) -> None:
+    """First thing in a child the runtime forks: SIGTERM has its default meaning again (see
+    state._on_sigterm), and the child dies with the runtime (PR_SET_PDEATHSIG), so a runtime
+    killed half-way leaves no stage1 behind."""
+    state.reset_child_signals()
+    from ociruntime.linux import security
+
+    security.prctl(1, 9, "prctl(PR_SET_PDEATHSIG)")  # PR_SET_PDEATHSIG, SIGKILL
+    if os.getppid() != parent:
+        os._exit(1)  # the runtime died before the prctl: nobody is left to talk to
+
+
+def _listen_fds() -> int:
+    """Socket activation (sd_listen_fds): fds handed to us are passed on, as runc does, only
+    when LISTEN_PID names us: a stray LISTEN_FDS must not pass the caller's fds inside."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return 0
+    value = os.environ.get("LISTEN_FDS", "")
+    return int(value) if value.isdigit() else 0
+
+
+def _open_root_of(pid: int) -> int:
+    try:
+        return os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise OciError(f"cannot open the root of the container's init (pid {pid}): {e.strerror}") from None
+
+
+def wait_child(pid: int) -> int:
+    """Wait for pid (our child, or grandchild while we are a subreaper), forwarding the usual
+    signals to it; its exit status as a shell reports it (128+N for a signal)."""
+    import _signal
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in (1, 2, 3, 10, 12, 15, 28):
+        _signal.signal(signum, forward)
+    status = 0
+    while True:
+        try:
+            reaped, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if reaped == pid:
+            status = st
+            break
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
