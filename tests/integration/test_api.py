@@ -150,7 +150,7 @@ def test_config_error_lists_every_problem(oci, bundle) -> None:
 
     def bad(cfg: dict) -> None:
         cfg["linux"]["namespaces"].append({"type": "pidx"})
-        cfg["process"]["cwd"] = "relative"
+        cfg["process"]["cwd"] = 5  # a second schema error: both are reported at once
 
     b = bundle(edit=bad)
     with pytest.raises(ConfigError) as info:
