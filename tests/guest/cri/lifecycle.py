@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from pathlib import Path
 
-from tests.clients.conftest import memory_limit, wait_for
+from tests.clients.conftest import memory_limit, out, run, wait_for
 from tests.guest.cri.containerd import BUSYBOX_IMAGE, CriContainerd
 
 MiB = 1 << 20
@@ -90,6 +91,10 @@ def check_pod_lifecycle(ctd: CriContainerd, handler: str) -> None:
     pid = state["pid"]
     assert sorted(ctd.runtime_list(handler)) == sorted([sandbox, cid])
     assert memory_limit(pid) == 64 * MiB
+    if ctd.systemd_cgroup:  # the systemd driver: the container is a unit systemd knows and runs
+        assert Path(f"/proc/{pid}/cgroup").read_text().rstrip().endswith(f"/cri-containerd-{cid}.scope")
+        unit = run(["systemctl", "is-active", f"cri-containerd-{cid}.scope"])
+        assert out(unit).strip() == "active", unit
     log = ctd.base / "pods" / f"default_{name}_{uid}" / "busybox" / "0.log"
     wait_for("the container's greeting in its CRI log",
              lambda: log.exists() and " stdout F started-cri\n" in log.read_text(), timeout=30)
