@@ -286,7 +286,7 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
         set_initial_affinity(stage1_pid, config.process)  # before the cgroup move (the spec)
         if data.get("cgroup"):
             cg = cgroups.from_state(data["cgroup"])
-            cg.apply(stage1_pid)
+            cg.join(stage1_pid)
             if eo.cgroups:
                 join_sub_cgroups(cg.paths(), eo.cgroups, stage1_pid)
         elif eo.cgroups:

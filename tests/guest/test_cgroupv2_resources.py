@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,31 @@ def wait_file(path: Path, timeout: float = 20) -> str:
             return path.read_text()
         time.sleep(0.1)
     raise AssertionError(f"{path} was not written within {timeout} s")
+
+
+# ------------------------------------------------------------------------------------ clone3
+
+
+def test_init_is_born_in_its_cgroup(oci: Runtime, bundle) -> None:
+    """clone3 CLONE_INTO_CGROUP: stage1 (and so the init it forks) is born in the container's
+    cgroup and never runs in the runtime's. The runtime runs in a cgroup of its own whose
+    pids.max is 1, itself: a child forked there (to be moved afterwards, runc's way) would be
+    refused with EAGAIN, while one born elsewhere is charged to the cgroup it is born in."""
+    runtime_cg = Path(f"/sys/fs/cgroup/oci-rt-{uuid.uuid4().hex[:8]}")
+    runtime_cg.mkdir()
+    try:
+        (runtime_cg / "pids.max").write_text("1")
+        cid = oci.new_id("born")
+        # An absolute cgroupsPath: a relative one would be below the runtime's cgroup, whose
+        # pids.max counts its whole subtree.
+        b = bundle(["sleep", "1000"], edit=lambda cfg: cfg["linux"].update(cgroupsPath=f"/{cid}"))
+        res = subprocess.run(oci.cmd("create", "-b", str(b), cid), capture_output=True, timeout=60,
+                             preexec_fn=lambda: (runtime_cg / "cgroup.procs").write_text("0"))
+        assert res.returncode == 0, f"create from a cgroup that allows no fork: {res.stderr.decode()}"
+        assert cgroup_dir(oci.state(cid)["pid"]) == Path(f"/sys/fs/cgroup/{cid}")
+        assert kv(runtime_cg, "pids.events")["max"] == 0, "a fork was refused in the runtime's cgroup"
+    finally:
+        runtime_cg.rmdir()  # the runtime has exited: the cgroup is empty
 
 
 # ------------------------------------------------------------------------------------ memory

@@ -15,9 +15,8 @@ from tests.guest.cri.lifecycle import check_pod_lifecycle
 
 # The shim's SystemdCgroup option (kubelet's cgroupDriver: systemd, the default on systemd hosts):
 # true passes --systemd-cgroup to the runtime, makes the pods' cgroup parents slices and checks
-# that each container is a cri-containerd-<id>.scope systemd runs. runc passes that way; switch
-# it on once ociruntime's systemd driver asks systemd for the scope over D-Bus (issue 11 item 1).
-SYSTEMD_CGROUP = False
+# that each container is a cri-containerd-<id>.scope systemd runs, as kubelet's nodes have it.
+SYSTEMD_CGROUP = True
 HANDLERS = {"ociruntime": OCIRUNTIME, "runc": RUNC}
 
 

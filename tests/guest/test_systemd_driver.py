@@ -5,6 +5,7 @@ runc (Debian's 1.1.5) and required to end the same way.
 - create: a transient scope named from cgroupsPath "slice:prefix:name", Delegate=yes, the
   container's init in it before `start`, the limits as unit properties and in the cgroup files,
   both surviving `systemctl daemon-reload`;
+- exec: the process joins the scope's cgroup (the unit is not started again);
 - update: the unit's property and the file change together;
 - delete: the unit is gone (`systemctl status` says not found); an OOM-killed container's scope
   goes away by itself; a failed leftover unit of the same name is reset for a new container, an
@@ -106,6 +107,9 @@ def test_scope_limits_reload_update_delete(rt: Runtime, bundle: BundleFactory) -
     assert files["memory.max"] == str(64 * MIB) and files["pids.max"] == "64"
     assert files["cpu.max"] == "50000 100000", files
     rt.run("start", cid, check=True)
+    # exec joins the running scope's cgroup (containerd's shim passes --systemd-cgroup to exec too).
+    res = rt.run("--systemd-cgroup", "exec", cid, "cat", "/proc/self/cgroup", check=True, timeout=60)
+    assert res.stdout.decode().strip() == f"0::/system.slice/{unit}", res.stdout
 
     # systemd rewrites every cgroup attribute it manages on a reload: the limits stay.
     subprocess.run(["systemctl", "daemon-reload"], check=True, timeout=120)

@@ -423,6 +423,11 @@ class CgroupManager:
         """create(), then move `pid` (cgroup.procs) into all of the cgroups."""
         raise NotImplementedError
 
+    def join(self, pid: int) -> None:
+        """Move `pid` into the cgroups of a container that exists (`exec`): for the filesystem
+        drivers what apply() does; the systemd driver must not start the unit again."""
+        self.apply(pid)
+
     def set(self, resources: dict | None) -> None:
         """Apply linux.resources (the raw dict from config.json)."""
         raise NotImplementedError
