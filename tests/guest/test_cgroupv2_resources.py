@@ -1,10 +1,11 @@
 """cgroup v2 resources through the cgroupfs driver, each shown to take effect in the guest
 (unified hierarchy, Linux 6.1): the value lands in the container's cgroup file and, where a
 container can feel it, it does (OOM kill, CPU quota, fork failure, I/O throttle, hugetlb charge,
-device EPERM, freezing). cgroup.kill on `delete --force` and the `oom` events are in
-tests/integration/test_cgroup_kill.py and test_events_oom.py (marked cgroupv2: they run here
-too, and on the v1 host). Where runc's cgroup v2 conversion matters (cpu.weight,
-io.weight, `events --stats`), runc on the same bundle is the reference.
+device EPERM); the init is born in its cgroup (clone3 CLONE_INTO_CGROUP). cgroup.kill on
+`delete --force`, the `oom` events and pause/resume through cgroup.freeze are in
+tests/integration/test_cgroup_kill.py, test_events_oom.py and test_pause_ps.py (marked
+cgroupv2: they run here too, and on the v1 host). Where runc's cgroup v2 conversion matters
+(cpu.weight, io.weight, `events --stats`), runc on the same bundle is the reference.
 
 Several checks share one container to keep the file's time small under TCG; each assertion
 names its resource."""
@@ -315,27 +316,6 @@ def test_update_changes_live_limits(oci: Runtime, bundle) -> None:
                          input=json.dumps({"unified": {"memory.high": "80M"}, "pids": {"limit": 30}}).encode())
     assert res.returncode == 0, res.stderr
     assert (read(d, "memory.high"), read(d, "pids.max")) == (str(80 * MiB), "30"), "update -r -: unified and pids"
-
-
-# ------------------------------------------------------------------------------------ freezer
-
-
-def test_pause_resume_through_cgroup_freeze(oci: Runtime, bundle) -> None:
-    cid, pid, d = start(oci, bundle, ["sh", "-c", "while :; do echo x >> /dev/shm/n; sleep 0.05; done"])
-    counter = in_container(pid, "/dev/shm/n")
-    wait_file(counter)
-    oci.run("pause", cid, check=True)
-    assert oci.status(cid) == "paused", "pause: state is not paused"
-    assert read(d, "cgroup.freeze") == "1" and kv(d, "cgroup.events")["frozen"] == 1, "pause: cgroup not frozen"
-    size = counter.stat().st_size
-    time.sleep(1)
-    assert counter.stat().st_size == size, "pause: the container kept running while frozen"
-    oci.run("resume", cid, check=True)
-    assert oci.status(cid) == "running" and read(d, "cgroup.freeze") == "0", "resume"
-    deadline = time.monotonic() + 10
-    while counter.stat().st_size == size and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert counter.stat().st_size > size, "resume: the container did not run again"
 
 
 # ------------------------------------------------------------------------------------ stats
