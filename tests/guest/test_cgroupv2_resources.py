@@ -87,8 +87,8 @@ def test_init_is_born_in_its_cgroup(oci: Runtime, bundle) -> None:
         # An absolute cgroupsPath: a relative one would be below the runtime's cgroup, whose
         # pids.max counts its whole subtree.
         b = bundle(["sleep", "1000"], edit=lambda cfg: cfg["linux"].update(cgroupsPath=f"/{cid}"))
-        res = subprocess.run(oci.cmd("create", "-b", str(b), cid), capture_output=True, timeout=60,
-                             preexec_fn=lambda: (runtime_cg / "cgroup.procs").write_text("0"))
+        res = oci.run("create", "-b", str(b), cid, timeout=60,
+                      preexec_fn=lambda: (runtime_cg / "cgroup.procs").write_text("0"))
         assert res.returncode == 0, f"create from a cgroup that allows no fork: {res.stderr.decode()}"
         assert cgroup_dir(oci.state(cid)["pid"]) == Path(f"/sys/fs/cgroup/{cid}")
         assert kv(runtime_cg, "pids.events")["max"] == 0, "a fork was refused in the runtime's cgroup"
