@@ -224,7 +224,7 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
         set_initial_affinity(sp.pid, config.process)  # before the cgroup move (the spec)
         if data.get("cgroup"):
             cg = cgroups.from_state(data["cgroup"])
-            cg.apply(sp.pid)
+            cg.join(sp.pid)
             if eo.cgroups:
                 join_sub_cgroups(cg.paths(), eo.cgroups, sp.pid)
         elif eo.cgroups:

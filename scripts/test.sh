@@ -222,7 +222,7 @@ else
     phase guest-image "guest: build the qemu image (tests/vm/build; logs: $LOGDIR/vm-build/)" \
         "~2 min cold, ~1.5 min after a change, instant when cached" do_guest_image
     phase guest-tests "guest: cgroup v2 + systemd: pytest -m cgroupv2, tests/guest, podman-check, apparmor-check (tests/vm/run)" \
-        "~13 min (qemu without KVM)" do_guest_tests
+        "~17 min (qemu without KVM)" do_guest_tests
 fi
 
 echo

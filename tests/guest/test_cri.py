@@ -14,8 +14,9 @@ from tests.guest.cri.containerd import CriContainerd, cri_containerd
 from tests.guest.cri.lifecycle import check_pod_lifecycle
 
 # The shim's SystemdCgroup option (kubelet's cgroupDriver: systemd, the default on systemd hosts):
-# true passes --systemd-cgroup to the runtime and makes the pods' cgroup parents slices.
-SYSTEMD_CGROUP = False
+# true passes --systemd-cgroup to the runtime, makes the pods' cgroup parents slices and checks
+# that each container is a cri-containerd-<id>.scope systemd runs, as kubelet's nodes have it.
+SYSTEMD_CGROUP = True
 HANDLERS = {"ociruntime": OCIRUNTIME, "runc": RUNC}
 
 

@@ -5,29 +5,28 @@ runc (Debian's 1.1.5) and required to end the same way.
 - create: a transient scope named from cgroupsPath "slice:prefix:name", Delegate=yes, the
   container's init in it before `start`, the limits as unit properties and in the cgroup files,
   both surviving `systemctl daemon-reload`;
+- exec: the process joins the scope's cgroup (the unit is not started again);
 - update: the unit's property and the file change together;
 - delete: the unit is gone (`systemctl status` says not found); an OOM-killed container's scope
   goes away by itself; a failed leftover unit of the same name is reset for a new container, an
   active one is refused and left alone;
-- podman (`--cgroup-manager systemd`) and containerd's runc v2 shim (`SystemdCgroup`, through
-  ctr's --runc-systemd-cgroup) run their containers in a scope.
+- podman (`--cgroup-manager systemd`) runs its containers in a scope. containerd's runc v2 shim
+  with `SystemdCgroup = true` is tested through its CRI, as kubelet drives it (test_cri.py:
+  each container a cri-containerd-<id>.scope in the pod's slice, Delegate=yes, MemoryMax set
+  and updated).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.clients.conftest import (  # noqa: F401 (fixtures used by name)
-    Containerd,
     RuntimeUnderTest,
-    containerd,
     runtime,
     wait_for,
 )
@@ -106,6 +105,9 @@ def test_scope_limits_reload_update_delete(rt: Runtime, bundle: BundleFactory) -
     assert files["memory.max"] == str(64 * MIB) and files["pids.max"] == "64"
     assert files["cpu.max"] == "50000 100000", files
     rt.run("start", cid, check=True)
+    # exec joins the running scope's cgroup (containerd's shim passes --systemd-cgroup to exec too).
+    res = rt.run("--systemd-cgroup", "exec", cid, "cat", "/proc/self/cgroup", check=True, timeout=60)
+    assert res.stdout.decode().strip() == f"0::/system.slice/{unit}", res.stdout
 
     # systemd rewrites every cgroup attribute it manages on a reload: the limits stay.
     subprocess.run(["systemctl", "daemon-reload"], check=True, timeout=120)
@@ -233,32 +235,3 @@ def test_podman_systemd_cgroup_manager(runtime: RuntimeUnderTest, base_rootfs: P
         subprocess.run([*pm, "rm", "-a", "-f", "-t", "0"], capture_output=True, timeout=120)
         subprocess.run([*pm, "system", "reset", "-f"], capture_output=True, timeout=120)
         subprocess.run(["rm", "-rf", str(base)], capture_output=True, timeout=120)
-
-
-def test_containerd_systemd_cgroup(containerd: Containerd, runtime: RuntimeUnderTest,  # noqa: F811
-                                   base_rootfs: Path) -> None:
-    """The runc v2 shim with SystemdCgroup set (what a CRI config's `SystemdCgroup = true`
-    sets; ctr sets it with --runc-systemd-cgroup) calls the runtime with --systemd-cgroup."""
-    cid = f"sdctr-{uuid.uuid4().hex[:8]}"
-    unit = f"sdctr-{cid}.scope"
-    res = containerd.ctr("run", "-d", *containerd.runtime_args(runtime), "--runc-systemd-cgroup",
-                         "--cgroup", f"system.slice:sdctr:{cid}", "--memory-limit", str(64 * MIB),
-                         "--rootfs", str(base_rootfs), cid, "/bin/sleep", "600", timeout=180)
-    assert res.returncode == 0, res.stderr
-    try:
-        tasks = containerd.ctr("task", "ls").stdout.decode()
-        pid = int(next(line.split()[1] for line in tasks.splitlines() if line.startswith(cid)))
-        assert cgroup_of(pid) == f"/system.slice/{unit}"
-        props = show(unit, "ActiveState", "Delegate", "MemoryMax")
-        assert props == {"ActiveState": "active", "Delegate": "yes", "MemoryMax": str(64 * MIB)}
-    finally:
-        containerd.ctr("task", "kill", "-s", "SIGKILL", cid)
-        wait_for("the task to stop", lambda: "STOPPED" in containerd.ctr("task", "ls").stdout.decode()
-                 or cid not in containerd.ctr("task", "ls").stdout.decode(), timeout=60)
-        containerd.ctr("task", "rm", "-f", cid)
-        containerd.ctr("container", "rm", cid)
-    deadline = time.monotonic() + 30
-    while not status_says_not_found(unit) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert status_says_not_found(unit)
-    assert os.path.exists("/run/systemd/system")

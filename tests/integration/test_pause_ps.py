@@ -17,6 +17,16 @@ def proc_state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
+def frozen_by_the_kernel(pid: int) -> bool:
+    """The container's cgroup as the kernel reports it: cgroup v2's cgroup.events "frozen 1"
+    (cgroup.freeze), v1's freezer.state FROZEN."""
+    paths = dict(line.split(":", 2)[1:] for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines())
+    if "freezer" in paths:
+        return Path(f"/sys/fs/cgroup/freezer{paths['freezer']}/freezer.state").read_text().strip() == "FROZEN"
+    events = Path(f"/sys/fs/cgroup{paths['']}/cgroup.events").read_text().split()
+    return events[events.index("frozen") + 1] == "1"
+
+
 def ticking(oci: Runtime, bundle) -> str:
     cid = oci.new_id()
     b = bundle(["sh", "-c", "while :; do sleep 0.05; done"])
@@ -44,11 +54,13 @@ def test_a_paused_container_is_really_stopped(oci: Runtime, bundle) -> None:
     time.sleep(0.2)
     oci.run("pause", cid, check=True)
     pid = oci.state(cid)["pid"]
+    assert frozen_by_the_kernel(pid)
     counter = Path(f"/proc/{pid}/root/dev/shm/n")  # appended to every 10 ms while running
     first = counter.stat().st_size
     time.sleep(0.3)
     assert counter.stat().st_size == first
     oci.run("resume", cid, check=True)
+    assert not frozen_by_the_kernel(pid)
     time.sleep(0.3)
     assert counter.stat().st_size > first
 

@@ -115,6 +115,11 @@ class CgroupManager:
         """create(), then move `pid` (cgroup.procs) into all of the cgroups."""
         raise NotImplementedError
 
+    # join(pid): move `pid` into the cgroups of a container that exists (`exec`); for the
+    # filesystem drivers what apply() does, the systemd driver must not start its unit again.
+    def join(self, pid: int) -> None:
+        self.apply(pid)
+
     # linux.resources key -> the method applying it, in writing order: device rules first;
     # `unified` last, so explicit v2 keys override the converted v1-style settings.
     RESOURCES = (("devices", "set_devices"), ("memory", "_memory"), ("cpu", "_cpu"), ("pids", "_pids"),
@@ -198,10 +203,10 @@ class CgroupManager:
         """True while the container's cgroup directory is still there."""
         return any(os.path.isdir(p) for p in self.paths().values())
 
+    # clone_target(): an fd of the one directory a child can be cloned straight into
+    # (CLONE_INTO_CGROUP), the cgroup created; -1 when the container's cgroup is not a single v2
+    # directory (v1 or hybrid hierarchies, systemd's scope made from a pid): apply() moves it.
     def clone_target(self) -> int:
-        """An fd of the one directory a child can be cloned straight into (CLONE_INTO_CGROUP),
-        the cgroup created; -1 when the container's cgroup is not a single v2 directory (v1 or
-        hybrid hierarchies, systemd's scope made from a pid): then apply() moves the child."""
         return -1
 
 

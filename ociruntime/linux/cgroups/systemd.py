@@ -351,6 +351,11 @@ class SystemdManager(CgroupManager):
             enable_controllers(self.inner.mount, path, None)  # type: ignore[attr-defined]
         self.inner.apply(pid)
 
+    def join(self, pid: int) -> None:
+        # The unit runs already (the container's init is in it): a process joins its cgroup
+        # through cgroupfs, as runc's exec does; a second StartTransientUnit would be refused.
+        self.inner.apply(pid)
+
     def _start(self, props: list, existing_ok: bool) -> None:
         from ociruntime.linux.cgroups.dbus import DBusError
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from pathlib import Path
 
-from tests.clients.conftest import memory_limit, wait_for
+from tests.clients.conftest import memory_limit, out, run, wait_for
 from tests.guest.cri.containerd import BUSYBOX_IMAGE, CriContainerd
 
 MiB = 1 << 20
@@ -27,6 +28,13 @@ def leftover_cgroups(*ids: str) -> list[str]:
     for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
         found += [f"{dirpath}/{d}" for d in dirnames if d in names]
     return found
+
+
+def unit_properties(unit: str) -> dict[str, str]:
+    """What systemd says of the container's unit (the systemd cgroup driver)."""
+    res = run(["systemctl", "show", unit, "--property=ActiveState,Delegate,Slice,MemoryMax"])
+    assert res.returncode == 0, res
+    return dict(line.split("=", 1) for line in out(res).splitlines() if "=" in line)
 
 
 def pod_config(ctd: CriContainerd, name: str, uid: str) -> dict:
@@ -90,6 +98,12 @@ def check_pod_lifecycle(ctd: CriContainerd, handler: str) -> None:
     pid = state["pid"]
     assert sorted(ctd.runtime_list(handler)) == sorted([sandbox, cid])
     assert memory_limit(pid) == 64 * MiB
+    unit = f"cri-containerd-{cid}.scope"
+    if ctd.systemd_cgroup:  # the systemd driver: the container is a unit systemd knows and runs
+        slice_ = pod["linux"]["cgroup_parent"]
+        assert Path(f"/proc/{pid}/cgroup").read_text().rstrip().endswith(f"/{slice_}/{unit}")
+        assert unit_properties(unit) == {"ActiveState": "active", "Delegate": "yes", "Slice": slice_,
+                                         "MemoryMax": str(64 * MiB)}
     log = ctd.base / "pods" / f"default_{name}_{uid}" / "busybox" / "0.log"
     wait_for("the container's greeting in its CRI log",
              lambda: log.exists() and " stdout F started-cri\n" in log.read_text(), timeout=30)
@@ -112,6 +126,8 @@ def check_pod_lifecycle(ctd: CriContainerd, handler: str) -> None:
     ctd.cri.call("UpdateContainerResources", {"container_id": cid, "linux": {
         "memory_limit_in_bytes": 96 * MiB, "cpu_shares": 512}})
     assert memory_limit(pid) == 96 * MiB
+    if ctd.systemd_cgroup:  # through SetUnitProperties too: systemd keeps it on a daemon-reload
+        assert unit_properties(unit)["MemoryMax"] == str(96 * MiB)
 
     # StopContainer: SIGTERM, then SIGKILL after the grace period; this container exits on TERM.
     started = time.monotonic()
