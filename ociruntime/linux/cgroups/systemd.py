@@ -377,6 +377,11 @@ class SystemdManager(CgroupManager):
         know (hugetlb, rdma, misc on v2) for it."""
         if self.skipped:
             return
+        if self.started:
+            # `exec` into a running container: the unit is there, the process joins its cgroup
+            # (a second StartTransientUnit would be refused: the unit exists).
+            self.inner.apply(pid)
+            return
         name = self.unit.rsplit(".", 1)[0]
         props: list = [("Description", ("s", f"ociruntime container {name}"))]
         is_slice = self.unit.endswith(".slice")
