@@ -462,7 +462,8 @@ DBUS_CONF = (
     "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\" "
     "\"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
     "<busconfig><type>session</type><listen>unix:path={sock}</listen><auth>EXTERNAL</auth>"
-    "<policy context=\"default\"><allow send_destination=\"*\"/><allow own=\"*\"/></policy></busconfig>\n")
+    "<policy context=\"default\"><allow send_destination=\"*\"/><allow receive_sender=\"*\"/><allow own=\"*\"/>"
+    "</policy></busconfig>\n")
 CONNECT = ("from ociruntime.linux.cgroups.systemd import Systemd\n"
            "try:\n    Systemd('user')\nexcept Exception as e:\n    print(e)\n")
 
