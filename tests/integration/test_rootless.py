@@ -14,7 +14,9 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -433,3 +435,69 @@ def test_root_of_a_user_namespace_is_rootless_as_podman_runs_it(user: User, runt
     assert outs["ociruntime"] == outs["runc"], outs
     lines = outs["ociruntime"].splitlines()
     assert lines[2].split() == ["0", str(user.uid), "1"] and lines[6] == "character special file 1:3"
+
+
+# --- 3: --systemd-cgroup without a user systemd that delegates ---------------------------------
+# (the scope from a user's systemd on cgroup v2: tests/guest/test_rootless_podman.py)
+def test_systemd_cgroup_without_delegation_runs_without_a_cgroup(runtimes, rootless_bundle, workspace) -> None:
+    """cgroup v1 (this host): a user's systemd delegates nothing, so `--systemd-cgroup` runs the
+    container without a cgroup and says why on a debug line; resources asked for are then one
+    clear error naming why, and nothing is left behind. runc 1.1.5 refuses both (it requires
+    systemd as PID 1), which is why this is ours alone."""
+    rt = runtimes["ociruntime"]
+    b = rootless_bundle(["sh", "-c", "echo ran"])
+    log = workspace / "sd.log"
+    r = rt("--debug", "--log", str(log), "--systemd-cgroup", "run", "-b", str(b), rt.new_id())
+    assert (r.returncode, r.stdout) == (0, "ran\n"), r.stderr
+    assert ("rootless --systemd-cgroup: no cgroup: systemd delegates no cgroup to an ordinary user "
+            "on cgroup v1") in log.read_text()
+    b = rootless_bundle(["true"], lambda c: c["linux"].__setitem__("resources", {"memory": {"limit": 64 << 20}}))
+    r = rt("--systemd-cgroup", "run", "-b", str(b), rt.new_id())
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "cannot set memory limit" in r.stderr and "rootless --systemd-cgroup: no cgroup" in r.stderr, r.stderr
+    assert state_dirs(rt) == []
+    assert runtimes["runc"]("--systemd-cgroup", "run", "-b", str(b), runtimes["runc"].new_id()).returncode != 0
+
+
+DBUS_CONF = (
+    "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\" "
+    "\"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+    "<busconfig><type>session</type><listen>unix:path={sock}</listen><auth>EXTERNAL</auth>"
+    "<policy context=\"default\"><allow send_destination=\"*\"/><allow receive_sender=\"*\"/><allow own=\"*\"/>"
+    "</policy></busconfig>\n")
+CONNECT = ("from ociruntime.linux.cgroups.systemd import Systemd\n"
+           "try:\n    Systemd('user')\nexcept Exception as e:\n    print(e)\n")
+
+
+def test_user_bus_authentication_from_podmans_user_namespace(user: User, workspace: Path) -> None:
+    """The user's own D-Bus daemon (a real one, run by the user; no systemd on it here) checks the
+    uid EXTERNAL authentication claims against the socket's peer credentials, which it reads in
+    its own user namespace. As root of a user namespace the user made (podman's rootless mode)
+    the driver must claim the user's uid, not 0: it is accepted and gets as far as asking for
+    systemd, from outside and from inside the namespace."""
+    daemon = shutil.which("dbus-daemon")
+    if daemon is None:
+        pytest.fail("dbus-daemon is not installed (Debian package dbus)")
+    sock = workspace / "bus"
+    conf = workspace / "bus.conf"
+    conf.write_text(DBUS_CONF.format(sock=sock))
+    base = ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups"]
+    proc = subprocess.Popen([*base, daemon, f"--config-file={conf}", "--nofork", "--nopidfile"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(500):
+            if sock.exists():
+                break
+            time.sleep(0.02)
+        assert sock.exists(), "dbus-daemon did not start"
+        root = Path(__file__).resolve().parent.parent.parent
+        env = {"DBUS_SESSION_BUS_ADDRESS": f"unix:path={sock}", "PYTHONPATH": str(root)}
+        for userns in ([], ["unshare", "--user", "--map-root-user"]):
+            r = user.run([*userns, sys.executable, "-c", CONNECT], env=env)
+            assert r.returncode == 0, r.stderr
+            assert "cannot reach systemd on the user bus" in r.stdout, r.stdout
+            # Past authentication and Hello: the bus answered that nobody provides systemd.
+            assert "org.freedesktop.systemd1" in r.stdout and "ServiceUnknown" in r.stdout, (userns, r.stdout)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

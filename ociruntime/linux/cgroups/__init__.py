@@ -86,6 +86,11 @@ class CgroupManager:
         log.debug(f"rootless: cgroup {path} not used (not delegated to this user): {err}")
         return True
 
+    def skip_all(self) -> None:
+        """Rootless, nothing delegated (the systemd driver without a user systemd): use no
+        cgroup; the container stays in the caller's, and a resource asked for is an error."""
+        raise NotImplementedError
+
     def set_devices(self, rules: list) -> None:
         """The device rules. Rootless, best effort (runc's rule): loading the v2 device filter
         (BPF) or writing v1's devices.deny needs CAP_SYS_ADMIN in the host's user namespace,

@@ -2,8 +2,10 @@
 user's bus (rootless: $DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus), call methods, and
 wait for signals.
 
-jeepney (pure Python, synchronous) does the wire protocol. It is imported here only, and this
-module only by the systemd cgroup driver: no other command pays for it.
+jeepney (pure Python, synchronous) does the wire protocol; the authentication is ours, because
+jeepney claims os.geteuid(), which is wrong in a user namespace (see peer_uid). jeepney is
+imported here only, and this module only by the systemd cgroup driver: no other command pays
+for it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,66 @@ def _socket_path(kind: str, address: str) -> str:
                           f"{address!r} (only unix sockets are supported)") from None
 
 
+def peer_uid() -> int:
+    """The uid to claim in EXTERNAL authentication: the one the bus daemon reads from the socket
+    (SO_PEERCRED), which is our euid as the daemon's user namespace sees it. Root of podman's
+    rootless user namespace is the user's own uid to the user's bus, not 0; the daemon rejects
+    a claim that differs. Mapped through /proc/self/uid_map, i.e. into the namespace ours was
+    made from, where the user's bus runs; outside any user namespace the map is the identity."""
+    euid = os.geteuid()
+    try:
+        with open("/proc/self/uid_map", "rb") as f:
+            lines = f.read().decode().splitlines()
+    except OSError:
+        return euid
+    for line in lines:
+        inside, outside, count = (int(v) for v in line.split())
+        if inside <= euid < inside + count:
+            return outside + euid - inside
+    return euid
+
+
+class AuthRejected(ConnectionError):
+    pass
+
+
+def _read_line(sock) -> bytes:
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = sock.recv(512)
+        if not chunk or len(data) > 4096:
+            raise AuthRejected("the bus closed the connection during authentication")
+        data += chunk
+    return data.strip()
+
+
+def authenticate(sock, uid: int) -> None:
+    """SASL EXTERNAL as `uid` (the D-Bus specification's "Authentication protocol"): a NUL byte,
+    AUTH EXTERNAL <uid as hex of its decimal digits>, OK <server guid>, BEGIN."""
+    sock.sendall(b"\0AUTH EXTERNAL " + str(uid).encode().hex().encode() + b"\r\n")
+    answer = _read_line(sock)
+    if not answer.startswith(b"OK "):
+        raise AuthRejected(f"EXTERNAL authentication as uid {uid} rejected "
+                           f"({answer.decode(errors='replace')[:80]})")
+    sock.sendall(b"BEGIN\r\n")
+
+
+def _connect(path: str):
+    import socket
+
+    from jeepney.io.blocking import DBusConnection
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.settimeout(CALL_TIMEOUT)
+        sock.connect(path)
+        authenticate(sock, peer_uid())
+        return DBusConnection(sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
 def _reason(err: BaseException) -> str:
     why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
     why = why or type(err).__name__
@@ -64,14 +126,12 @@ class Bus:
     __slots__ = ("conn", "handles", "kind", "path")
 
     def __init__(self, kind: str) -> None:
-        from jeepney.io.blocking import DBusConnection, prep_socket
-
         self.kind = kind
         self.path = _socket_path(kind, bus_address(kind))
         self.handles: list = []
         try:
-            self.conn = DBusConnection(prep_socket(self.path, timeout=CALL_TIMEOUT))
-        except Exception as e:  # OSError, TimeoutError, jeepney's AuthenticationError
+            self.conn = _connect(self.path)
+        except Exception as e:  # OSError (refused, rejected, timed out), a bad Hello reply
             raise self.unreachable(e) from None
 
     def where(self) -> str:

@@ -6,8 +6,15 @@ cgroupsPath is "slice:prefix:name" and names the unit as runc does: a transient 
 (org.freedesktop.systemd1.Manager.StartTransientUnit) with Delegate=yes and the init's pid, and
 waits for the job; resources systemd knows are set as unit properties (SetUnitProperties, kept
 across `systemctl daemon-reload`), and all of them are also written through cgroupfs by the v1/v2
-driver working on the unit's cgroup, which covers what systemd has no property for. `delete`
-stops the unit and resets it if it failed.
+driver working on the unit's cgroup (on v2 the unit's ControlGroup property, as systemd made
+it), which covers what systemd has no property for. `delete` stops the unit and resets it if it
+failed.
+
+Rootless (an ordinary user, or root of podman's user namespace) asks the user's own systemd
+(`systemd --user` of a lingering or logged-in user) on the user's bus: the scope lands under
+user@UID.service/user.slice/, and the controllers user@UID.service was delegated (Debian 12:
+cpu, memory, pids) can be used in it. Without that bus, or on cgroup v1, there is no cgroup
+(see SystemdManager._connect_or_skip).
 
 The D-Bus client (jeepney) is imported only here, only when systemd has to be asked: `state`,
 `kill`, `ps` and `events` read the unit's cgroup through the filesystem driver.
@@ -101,6 +108,15 @@ class Systemd:
                     raise CgroupError(f"cgroup: systemd: {what}: job {result} (see "
                                       f"`systemctl status {unit}` and `journalctl -u {unit}`)")
                 return
+
+    def unit_cgroup(self, unit: str) -> str:
+        """The unit's ControlGroup property: its cgroup, from the cgroup root. A user's systemd
+        puts it under user@UID.service/, which only systemd knows; "" before it has one."""
+        (path,) = self.call("GetUnit", "s", (unit,))
+        kind = "Slice" if unit.endswith(".slice") else "Scope"
+        ((_, value),) = self.bus.call(SYSTEMD, path, "org.freedesktop.DBus.Properties", "Get", "ss",
+                                      (f"org.freedesktop.systemd1.{kind}", "ControlGroup"))
+        return str(value)
 
     def close(self) -> None:
         self.bus.close()
@@ -287,12 +303,14 @@ class SystemdManager(CgroupManager):
     driver = "systemd"
 
     def __init__(self, inner: CgroupManager, unit: str, *, bus: str = "system",
-                 started: bool = False) -> None:
+                 started: bool = False, skipped: str = "") -> None:
         super().__init__()
         self.inner = inner
         self.unit = unit
         self.bus = bus
         self.started = started  # this container started the unit: only then is it stopped
+        # Rootless without a user systemd that can delegate a cgroup: why no cgroup is used.
+        self.skipped = skipped
         self.warnings = inner.warnings
         self._systemd: Systemd | None = None
 
@@ -314,12 +332,37 @@ class SystemdManager(CgroupManager):
 
     def plan(self) -> None:
         # Connecting first: without systemd, create fails here, before any process exists.
-        self.systemd()
+        if self.inner.rootless:
+            self._connect_or_skip()
+            if self.skipped:
+                return
+        else:
+            self.systemd()
         if not self.v2:
             # v1: the hierarchies systemd does not manage (cpuset, freezer, ...) are made by
             # the filesystem driver, which records them to remove them. On v2 systemd makes
             # and removes every directory (the scope's and the slices above it).
             self.inner.plan()
+
+    def _connect_or_skip(self) -> None:
+        """Rootless: the user's systemd (systemd --user, on the user's bus) makes the scope and
+        delegates it. Without one (no lingering session, cgroup v1 where systemd delegates
+        nothing to users) the container runs without a cgroup, as the cgroupfs driver does where
+        nothing is delegated: said on a debug line; resources asked for are then an error
+        (set)."""
+        if not self.v2:
+            why = "systemd delegates no cgroup to an ordinary user on cgroup v1"
+        else:
+            try:
+                self.systemd()
+                return
+            except CgroupError as e:
+                why = str(e).removeprefix("--systemd-cgroup: ")
+        from ociruntime import log
+
+        self.skipped = f"rootless --systemd-cgroup: no cgroup: {why}"
+        self.inner.skip_all()
+        log.debug(self.skipped)
 
     def create(self) -> None:
         self.inner.create()
@@ -332,6 +375,8 @@ class SystemdManager(CgroupManager):
         there), wait until systemd has made its cgroup, then let the filesystem driver join the
         hierarchies systemd does not manage (v1) and enable the controllers systemd does not
         know (hugetlb, rdma, misc on v2) for it."""
+        if self.skipped:
+            return
         name = self.unit.rsplit(".", 1)[0]
         props: list = [("Description", ("s", f"ociruntime container {name}"))]
         is_slice = self.unit.endswith(".slice")
@@ -347,14 +392,15 @@ class SystemdManager(CgroupManager):
         if self.v2:
             from ociruntime.linux.cgroups.v2 import enable_controllers
 
-            path = next(iter(self.inner.paths().values()))
+            path = self._use_unit_cgroup()
             enable_controllers(self.inner.mount, path, None)  # type: ignore[attr-defined]
         self.inner.apply(pid)
 
     def join(self, pid: int) -> None:
         # The unit runs already (the container's init is in it): a process joins its cgroup
         # through cgroupfs, as runc's exec does; a second StartTransientUnit would be refused.
-        self.inner.apply(pid)
+        if not self.skipped:
+            self.inner.apply(pid)
 
     def _start(self, props: list, existing_ok: bool) -> None:
         from ociruntime.linux.cgroups.dbus import DBusError
@@ -382,12 +428,31 @@ class SystemdManager(CgroupManager):
                 except CgroupError as reset:
                     _ignore(reset, *NO_SUCH_UNIT)
 
+    def _use_unit_cgroup(self) -> str:
+        """cgroup v2: the directory systemd made for the unit, as its ControlGroup property
+        says (the path from cgroupsPath is right on the system bus, but a user's systemd nests
+        it under user@UID.service/); the filesystem driver works there from now on."""
+        cgroup = self.systemd().unit_cgroup(self.unit)
+        if cgroup.startswith("/"):
+            self.inner.path = self.inner.mount.rstrip("/") + cgroup  # type: ignore[attr-defined]
+        return self.inner.path  # type: ignore[attr-defined]
+
     def set(self, resources: dict | None) -> None:
         if not resources:
+            return
+        if self.skipped:
+            try:
+                self.inner.set(resources)
+            except CgroupError as e:
+                raise CgroupError(f"{e} ({self.skipped})") from None
             return
         from ociruntime.linux.cgroups.dbus import DBusError
 
         props = resource_properties(resources, self.v2, self._current_quota)
+        if self.bus == "user":
+            # A user's systemd cannot attach a device filter (BPF needs privileges no
+            # delegation gives): rootless device rules are best effort (CgroupManager.set_devices).
+            props = [p for p in props if p[0] not in ("DevicePolicy", "DeviceAllow")]
         if props:
             try:
                 self.systemd().call("SetUnitProperties", "sba(sv)", (self.unit, True, props))
@@ -447,7 +512,7 @@ class SystemdManager(CgroupManager):
 
     def to_state(self) -> dict:
         return {"driver": self.driver, "unit": self.unit, "bus": self.bus,
-                "started": self.started, "inner": self.inner.to_state()}
+                "started": self.started, "skipped": self.skipped, "inner": self.inner.to_state()}
 
 
 def manager(cgroups_path: str | None, container_id: str, layout: Layout, *,
@@ -459,4 +524,4 @@ def manager(cgroups_path: str | None, container_id: str, layout: Layout, *,
 
 def from_state(data: dict) -> SystemdManager:
     return SystemdManager(_fs(data["inner"]), data["unit"], bus=data.get("bus") or "system",
-                          started=bool(data.get("started")))
+                          started=bool(data.get("started")), skipped=str(data.get("skipped") or ""))

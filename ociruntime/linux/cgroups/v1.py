@@ -121,6 +121,9 @@ class V1Manager(CgroupManager):
             except CgroupError as e:
                 self._skip_or_raise(key, e, self.made.get(key, 0))
 
+    def skip_all(self) -> None:
+        self.skipped = set(self.dirs)
+
     def _skip_or_raise(self, key: str, err: CgroupError, made: int) -> None:
         # Rootless runtimes may only use the hierarchies delegated to them.
         if not self.may_skip(err, self.dirs[key]):
