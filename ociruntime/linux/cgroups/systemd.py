@@ -331,7 +331,11 @@ class SystemdManager(CgroupManager):
         """Start the unit with `pid` in it (the runtime's child, which forks the container's init
         there), wait until systemd has made its cgroup, then let the filesystem driver join the
         hierarchies systemd does not manage (v1) and enable the controllers systemd does not
-        know (hugetlb, rdma, misc on v2) for it."""
+        know (hugetlb, rdma, misc on v2) for it. A unit this container started already (exec
+        into it): join its cgroup (starting it again fails: "the unit already exists")."""
+        if self.started:
+            self.inner.apply(pid)
+            return
         name = self.unit.rsplit(".", 1)[0]
         props: list = [("Description", ("s", f"ociruntime container {name}"))]
         is_slice = self.unit.endswith(".slice")
