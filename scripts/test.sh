@@ -205,7 +205,7 @@ do_guest_tests() {
 }
 
 echo "== ociruntime test suite: $(date -u +%FT%TZ), $(nproc) cores, host cgroups $(stat -fc %T /sys/fs/cgroup); logs in $LOGDIR"
-echo "== 9 phases, about 25 min in all on a fresh 2-core machine (most of it the qemu guest)"
+echo "== 9 phases, about 28 min in all on a fresh 2-core machine (most of it the qemu guest)"
 phase install "install: Debian packages, venv, project (log: $LOGDIR/install.log)" \
     "~30 s on a fresh machine, ~10 s when installed" do_install
 if [ "$failed" = install ]; then
