@@ -33,6 +33,7 @@ Ours stricter (we reject, upstream accepts)
   O11 fields from 1.1-1.3 that upstream does not know    scheduler, ioPriority, execCPUAffinity, memoryPolicy,
                                                          netDevices, intelRdt.schemata/enableMonitoring...
   O12 process.user without uid or gid                    config.md: both REQUIRED (POSIX platforms)
+  O13 blockIO throttle*Device entry without rate         config-linux.md: rate REQUIRED
 Both: "integer" is a JSON number without fraction (1.0 is rejected), as draft-04 upstream does.
 """
 
@@ -62,9 +63,9 @@ OTHER_PLATFORMS = ("windows", "solaris", "vm", "zos", "freebsd")
 # Properties that upstream's schema does not describe (O11): anything below them is ours alone.
 NEWER_FIELDS = {"scheduler", "ioPriority", "execCPUAffinity", "memoryPolicy", "netDevices", "schemata",
                 "enableMonitoring", "personality", "freebsd", "timeOffsets", "domainname"}
-# Properties that we require and upstream does not (O2, O9, O10, O11).
+# Properties that we require and upstream does not (O2, O9, O10, O11, O12, O13).
 OURS_REQUIRED = {"args", "major", "minor", "pid", "domain", "class", "priority", "policy", "mode",
-                 "uid", "gid"}
+                 "uid", "gid", "rate"}
 # Bounds that we set and upstream does not (O3, O4, O5, O10).
 OURS_BOUNDED = {"consoleSize", "oomScoreAdj", "index", "pid"}
 
@@ -166,6 +167,7 @@ OURS_STRICTER = [
     ("O9", _set("linux.devices", [{"type": "c", "path": "/dev/fuse"}])),
     ("O11", _set("process.ioPriority", {"class": "IOPRIO_CLASS_RT", "priority": 9})),
     ("O12", _delete("process.user.gid")),
+    ("O13", _set("linux.resources.blockIO", {"throttleReadBpsDevice": [{"major": 8, "minor": 0}]})),
 ]
 
 
@@ -249,7 +251,7 @@ def _explained_by_ours_stricter(err: Any) -> bool:
     if err.validator == "required":
         missing = {p for p in err.validator_value if isinstance(err.instance, dict) and p not in err.instance}
         if missing <= OURS_REQUIRED:
-            return True  # O2, O9, O10, O11
+            return True  # O2, O9, O10, O11, O12, O13
     if err.validator == "minItems" and path[-2] == "args":
         return True  # O2
     if err.validator in ("minimum", "maximum") and instance_path & OURS_BOUNDED:
