@@ -414,7 +414,7 @@ def open_beneath(dirfd: int, rel: str, scope: int, strict: bool, where: str) -> 
     through a magic link; strict also refuses any symlink. -1 if it does not exist."""
     resolve = scope | RESOLVE_NO_MAGICLINKS | (RESOLVE_NO_SYMLINKS if strict else 0)
     try:
-        return kernel().openat2(dirfd, rel, O_PATH | os.O_CLOEXEC, 0, resolve, f"resolve {rel} in {where}")
+        return kernel().openat2(dirfd, rel, O_PATH | os.O_CLOEXEC, 0, resolve, f"resolve /{rel.lstrip('/')} in {where}")
     except SetupError as e:
         if e.errno == errno.ENOENT:
             return -1

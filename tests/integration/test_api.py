@@ -164,7 +164,7 @@ def test_hook_error_is_a_setup_error(oci, bundle) -> None:
     cid = oci.new_id()
     b = bundle(["sleep", "100"], edit=lambda cfg: cfg.setdefault("hooks", {}).update(
         createRuntime=[{"path": "/bin/false"}]))
-    with pytest.raises(HookError, match="createRuntime /bin/false failed") as info:
+    with pytest.raises(HookError, match=r"hook createRuntime\[0\] /bin/false failed") as info:
         rt.create(cid, bundle=str(b))
     assert isinstance(info.value, SetupError)
     assert leaks(oci.root, cid, b) == []
