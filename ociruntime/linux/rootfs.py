@@ -306,9 +306,7 @@ class Rootfs:
         except SetupError as e:
             if not locked:
                 raise
-            raise SetupError(f"{e} (in a user namespace the kernel keeps the flags the source "
-                             f"mount has, {describe_flags(locked)}: they cannot be cleared, nor "
-                             "its atime flag changed)") from None
+            raise _locked_flags_error(e, locked) from None
 
     def remount_bind(self, dest: str, flags: int) -> None:
         """Bind mounts take their flags only on a second MS_REMOUNT call."""
@@ -327,9 +325,7 @@ class Rootfs:
             except SetupError as e:
                 if not locked:
                     raise
-                raise SetupError(f"{e} (in a user namespace the kernel keeps the flags the source "
-                                 f"mount has, {describe_flags(locked)}: they cannot be cleared, nor "
-                                 "its atime flag changed)") from None
+                raise _locked_flags_error(e, locked) from None
         finally:
             os.close(fd)
 
@@ -461,6 +457,12 @@ def host_sysfs_tree(flags: int, what: str) -> int:
 def locked_flags(path: str) -> int:
     """Flags inherited mounts carry that a user namespace may not clear (remount would fail)."""
     return _locked(os.statvfs(path).f_flag)
+
+
+def _locked_flags_error(err: SetupError, locked: int) -> SetupError:
+    return SetupError(f"{err} (in a user namespace the kernel keeps the flags the source mount has, "
+                      f"{describe_flags(locked)}: they cannot be cleared, nor its atime flag changed)",
+                      errno=err.errno, operation=err.operation, path=err.path)
 
 
 def _locked(f_flag: int) -> int:
