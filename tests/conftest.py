@@ -33,6 +33,39 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 
+# --- nothing left in the host's mount table ------------------------------------------------
+# A runtime must leave no mount behind, and neither may a test. Mounts that appear during the
+# session and mention what containers are built from are a leak: the session fails, listing
+# them, and they are detached so that the next run starts clean.
+LEAK_MARKERS = ("ociruntime", "/bundle", "rootfs", "/pytest-of-")
+_MOUNTS_BEFORE = pytest.StashKey[set]()
+
+
+def _mount_points() -> dict[str, str]:
+    """{mount id: mount point} of this mount namespace (mountinfo fields 1 and 5)."""
+    with open("/proc/self/mountinfo") as f:
+        return {fields[0]: fields[4] for fields in (line.split() for line in f)}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_MOUNTS_BEFORE] = set(_mount_points().items())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = session.config.stash.get(_MOUNTS_BEFORE, None)
+    if before is None:
+        return
+    leaked = sorted((point for mid, point in set(_mount_points().items()) - before
+                     if any(m in point for m in LEAK_MARKERS)), key=len, reverse=True)
+    if not leaked:
+        return
+    sys.stderr.write("\nmounts left in the host's mount table by this session (detached now):\n"
+                     + "".join(f"  {p}\n" for p in leaked))
+    for point in leaked:  # deepest first
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 
 @pytest.fixture(scope="session")
 def base_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
