@@ -138,6 +138,9 @@ class Rootfs:
         if m.type in SPECIAL_FS and not m.is_bind() and not opts.flags & mf.MS_REMOUNT:
             self._mount_special(m, dest, opts)
             return
+        # A bind (id-mapped or not) is made detached and gets all its attributes, the recursive
+        # ones too, before it is attached; everything else is changed where it was mounted.
+        detached = not opts.flags & mf.MS_REMOUNT and (m in self.idmapped or m.is_bind())
         if opts.flags & mf.MS_REMOUNT:
             self._remount(dest, opts)
         elif m in self.idmapped:
@@ -154,7 +157,7 @@ class Rootfs:
                        f"mount {m.type} {m.source or m.type} on {dest}")
             finally:
                 os.close(fd)
-        if opts.recursive:
+        if opts.recursive and not detached:
             self._set_recursive(dest, opts)
         self._propagate(dest, opts)
 
@@ -250,7 +253,7 @@ class Rootfs:
             tree = mountapi.clone_tree(src, bool(opts.flags & mf.MS_REC), what)
         finally:
             os.close(src)
-        self._attach_tree(tree, dest, is_dir, opts.flags, what)
+        self._attach_tree(tree, dest, is_dir, opts.flags, what, rec=(opts.rec_set, opts.rec_clear))
 
     def _bind_host_dir(self, host_dir: str, dest: str, flags: int) -> None:
         """A host cgroup directory (with what is mounted below it) bound at dest."""
@@ -273,16 +276,19 @@ class Rootfs:
         except BaseException:
             os.close(tree)
             raise
-        self._attach_tree(tree, dest, is_dir, opts.flags, f"{m.idmap()} mount {m.source} on {dest}")
+        self._attach_tree(tree, dest, is_dir, opts.flags, f"{m.idmap()} mount {m.source} on {dest}",
+                          rec=(opts.rec_set, opts.rec_clear))
 
     def _attach_tree(self, tree: int, dest: str, is_dir: bool, flags: int, what: str,
-                     strict: bool = False) -> None:
-        """Give the detached mount `tree` its flags, then attach it at dest (made in-root, by
-        fd); consumes tree. The flags are set before the mount is reachable: a racer in a
-        shared volume who swaps dest after the attach cannot leave it writable by redirecting
-        a later path-based remount to another mount."""
+                     strict: bool = False, rec: tuple[int, int] = (0, 0)) -> None:
+        """Give the detached mount `tree` its flags (then the recursive attributes, which win
+        where they overlap), then attach it at dest (made in-root, by fd); consumes tree. All
+        is set before the mount is reachable: a racer in a shared volume who swaps dest after
+        the attach cannot leave it writable by redirecting a later change by path."""
         try:
             self._set_tree_flags(tree, flags, what)
+            if rec != (0, 0):
+                mountapi.set_attrs(tree, *rec, True, f"{what} (recursive attributes)")
             target = self.make_target(dest, is_dir, strict)
             try:
                 mountapi.attach(tree, target, what)

@@ -35,6 +35,30 @@ def racing(a: Path, b: Path) -> Iterator[None]:
         proc.wait()
 
 
+def run_while_racing(oci, bundle_dir: Path, vol: Path, swapped: str, symlink_to: str, check,
+                     rounds: int = 200) -> None:
+    """`rounds` times: a fresh volume `vol` holding the directory `swapped` and a symlink `alt`
+    to `symlink_to`, swapped continuously while the container runs; then `check()` (what the
+    attack must never achieve). The runtime may refuse a run, never crash; and the attack must
+    not simply stop every container."""
+    import shutil
+
+    ran = 0
+    for _ in range(rounds):
+        shutil.rmtree(vol, ignore_errors=True)
+        vol.mkdir()
+        (vol / swapped).mkdir()
+        (vol / "alt").symlink_to(symlink_to)
+        cid = oci.new_id()
+        with racing(vol / swapped, vol / "alt"):
+            res = oci.run("run", "-b", str(bundle_dir), cid)
+        ran += res.returncode == 0
+        oci.run("delete", "-f", cid)
+        assert b"Traceback" not in res.stderr and b"internal error" not in res.stderr, res.stderr
+        check()
+    assert ran > 0, f"every one of {rounds} runs was refused"
+
+
 def replace_with_symlink(path: Path, target: str) -> None:
     """Bundles share their rootfs files with a base tree through hard links: replace the entry,
     never write through it."""

@@ -58,6 +58,22 @@ def test_bind_mount_ro_nosuid_gets_its_flags_before_it_is_attached(tree, tmp_pat
     assert (root_dir / "data").is_dir()
 
 
+def test_recursive_attributes_of_a_bind_are_set_before_it_is_attached(tree, tmp_path: Path) -> None:
+    """rro on an rbind: mount_setattr(AT_RECURSIVE) on the detached tree, never on the target
+    looked up again after the attach."""
+    _, fake, root = tree
+    src = tmp_path / "src"
+    src.mkdir()
+    root.mount(Mount({"destination": "/data", "type": "bind", "source": str(src), "options": ["rbind", "rro"]}),
+               str(tmp_path), None)
+    recursive = mountapi.AT_EMPTY_PATH | mountapi.AT_RECURSIVE
+    assert fake.calls == [
+        ("open_tree", str(src), "", CLONE | mountapi.AT_RECURSIVE),
+        ("mount_setattr", f"open_tree:{src}", "", recursive, mf.MOUNT_ATTR_RDONLY, 0, 0),
+        ("move_mount", f"open_tree:{src}", "", "<root>/data", "", ATTACH),
+    ]
+
+
 def test_bind_target_behind_an_absolute_symlink_lands_inside_the_rootfs(tree, tmp_path: Path) -> None:
     root_dir, fake, root = tree
     (root_dir / "data").symlink_to("/outside-the-rootfs")
