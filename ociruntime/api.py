@@ -15,8 +15,6 @@ InvalidState/NotRunning, ConfigError, UsageError, SetupError/CgroupError/HookErr
 Modules are imported where they are used: `create` and `exec` load the config model and the
 child side, `state`/`kill`/`delete` only the state directory and the cgroup drivers."""
 
-from __future__ import annotations
-
 from ociruntime import container
 from ociruntime.state import validate_id
 
@@ -36,11 +34,11 @@ class Runtime:
         self.systemd_cgroup = systemd_cgroup
         self.rootless = rootless
 
-    def container(self, container_id: str) -> Container:
+    def container(self, container_id: str) -> "Container":
         """An existing container (nothing is checked until a method is called)."""
         return Container(self, container_id)
 
-    def create(self, container_id: str, bundle: str = ".", **options) -> Container:
+    def create(self, container_id: str, bundle: str = ".", **options) -> "Container":
         """Create the container from its bundle; it is `created`, its init waiting for start().
         options: console_socket, pid_file, pidfd_socket, preserve_fds, no_pivot, no_new_keyring
         (the flags of `create`)."""
@@ -78,7 +76,7 @@ class Container:
 
     __slots__ = ("id", "runtime")
 
-    def __init__(self, runtime: Runtime, container_id: str) -> None:
+    def __init__(self, runtime: "Runtime", container_id: str) -> None:
         self.runtime = runtime
         self.id = validate_id(container_id)
 

@@ -3,9 +3,7 @@
 Thin by design: parse, configure logging, call the library, turn OciError into exit status 1
 and one log line. Each command imports only the modules it needs."""
 
-from __future__ import annotations
-
-import os
+import posix
 import sys
 
 from ociruntime import log
@@ -169,7 +167,7 @@ def _version() -> str:
 def _write_out(text: str) -> None:
     data = text.encode()
     while data:
-        data = data[os.write(1, data):]
+        data = data[posix.write(1, data):]
 
 
 CONTAINER_COMMANDS = ("state", "start", "kill", "delete", "pause", "resume", "update", "ps", "events", "list",
@@ -279,7 +277,7 @@ def _report(err: OciError) -> None:
     if log.to_file() or log.uses_json():
         log.error(lines[0] + more)  # to --log, or as JSON on stderr for a caller parsing it
     if log.to_file() or not log.uses_json():
-        os.write(2, "".join(f"ociruntime: {m}\n" for m in lines).encode(errors="replace"))
+        posix.write(2, "".join(f"ociruntime: {m}\n" for m in lines).encode(errors="replace"))
 
 
 def _os_error_text(err: OSError) -> str:
@@ -311,11 +309,11 @@ def main(argv: list[str] | None = None) -> None:
         log.error(f"internal error: {err!r}")
         if log.debug_enabled():
             log.debug("".join(traceback.format_exception(err)))
-        os.write(2, f"ociruntime: internal error: {err!r}\n".encode(errors="replace"))
+        posix.write(2, f"ociruntime: internal error: {err!r}\n".encode(errors="replace"))
         code = 1
     sys.stdout.flush()
     # Interpreter shutdown costs ~5 ms and does nothing we need: all our files are raw fds.
-    os._exit(code)
+    posix._exit(code)
 
 
 def _main(args: list[str]) -> int:

@@ -2,13 +2,11 @@
 the user program; `state`, `kill`, `delete`, `pause`, `resume`, `update`, `ps` and `list` read
 the state dir and ask the kernel. Kept free of create's code: these are the hot commands."""
 
-from __future__ import annotations
-
-import os
+import posix
 import select
 import time
 
-from ociruntime import log, state, timing
+from ociruntime import lean, log, state, timing
 from ociruntime.errors import ContainerNotFound, InvalidState, NotRunning, OciError, SetupError
 from ociruntime.state import EXEC_FIFO, StateDir
 
@@ -72,7 +70,7 @@ def start(root: str, cid: str) -> None:
             raise InvalidState(f"cannot start container {cid!r}: it is {held.status}, not created")
         _release_init(held.sd, cid, held.data["pid"])
         try:
-            os.unlink(EXEC_FIFO, dir_fd=held.sd.dir_fd())
+            posix.unlink(EXEC_FIFO, dir_fd=held.sd.dir_fd())
         except FileNotFoundError:
             raise OciError(f"container {cid!r} was deleted while it was being started") from None
         timing.mark("started")
@@ -85,7 +83,7 @@ def start_timeout() -> float:
     """How long `start` waits for the init to exec the user program: the startContainer hooks
     run in between, and a stopped or stuck init must not hold the lock (and the caller) forever.
     OCIRUNTIME_START_TIMEOUT (seconds) overrides the default."""
-    value = os.environ.get("OCIRUNTIME_START_TIMEOUT", "")
+    value = lean.getenv("OCIRUNTIME_START_TIMEOUT")
     try:
         return float(value) if value else 60.0
     except ValueError:
@@ -96,18 +94,18 @@ def _release_init(sd: StateDir, cid: str, pid: int) -> None:
     """Write one byte to exec.fifo, then wait until the init has exec'd the user program
     (its copy of the fifo closes at execve, which shows here as POLLHUP)."""
     try:
-        rfd = os.open(EXEC_FIFO, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=sd.dir_fd())
+        rfd = posix.open(EXEC_FIFO, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=sd.dir_fd())
     except FileNotFoundError:
         raise OciError(f"container {cid!r} was deleted while it was being started") from None
     try:
-        wfd = os.open(EXEC_FIFO, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=sd.dir_fd())
+        wfd = posix.open(EXEC_FIFO, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=sd.dir_fd())
         try:
-            os.write(wfd, b"0")
+            posix.write(wfd, b"0")
         finally:
-            os.close(wfd)
+            posix.close(wfd)
         _wait_exec(sd, cid, pid, rfd)
         try:
-            leftover = os.read(rfd, 4096)
+            leftover = posix.read(rfd, 4096)
         except BlockingIOError:
             leftover = b""
         if leftover == b"0":
@@ -117,7 +115,7 @@ def _release_init(sd: StateDir, cid: str, pid: int) -> None:
             raise SetupError(f"container {cid!r}: start failed: "
                              f"{leftover.decode(errors='replace').strip()}")
     finally:
-        os.close(rfd)
+        posix.close(rfd)
 
 
 def _wait_exec(sd: StateDir, cid: str, pid: int, rfd: int) -> None:
@@ -187,7 +185,7 @@ def _signal_init(cid: str, pid: int, start_time: int, number: int) -> None:
 
     # A pidfd pins the process: once it is checked, a recycled pid can never be signalled.
     try:
-        pidfd = os.pidfd_open(pid)
+        pidfd = posix.pidfd_open(pid)
     except ProcessLookupError:
         raise NotRunning(cid, "kill") from None
     try:
@@ -198,13 +196,13 @@ def _signal_init(cid: str, pid: int, start_time: int, number: int) -> None:
         except OSError as e:
             raise SetupError(f"send signal {number} to pid {pid}: {e.strerror}") from None
     finally:
-        os.close(pidfd)
+        posix.close(pidfd)
 
 
 def _signal_cgroup(data: dict, number: int) -> None:
     for pid in own_pids(cgroup_of(data), data):
         try:
-            os.kill(pid, number)
+            posix.kill(pid, number)
         except ProcessLookupError:
             pass
 
@@ -281,7 +279,7 @@ def kill_cgroup(cg, data: dict) -> None:
             return
         for pid in pids:
             try:
-                os.kill(pid, 9)
+                posix.kill(pid, 9)
             except ProcessLookupError:
                 pass
         _wait_gone(pids, 0.1)
@@ -293,7 +291,7 @@ def _wait_gone(pids: list[int], timeout: float) -> None:
     fds = []
     for pid in pids:
         try:
-            fds.append(os.pidfd_open(pid))
+            fds.append(posix.pidfd_open(pid))
             poller.register(fds[-1], select.POLLIN)
         except ProcessLookupError:
             pass
@@ -306,7 +304,7 @@ def _wait_gone(pids: list[int], timeout: float) -> None:
                 remaining -= 1
     finally:
         for fd in fds:
-            os.close(fd)
+            posix.close(fd)
 
 
 def kill_and_wait(pid: int, start_time: int | None = None) -> None:
@@ -315,7 +313,7 @@ def kill_and_wait(pid: int, start_time: int | None = None) -> None:
     an exec'd process orphaned by a killed `exec` is reaped by the host's init, which may take
     its time. It has left the cgroup by then; we need not wait for the reaping."""
     try:
-        pidfd = os.pidfd_open(pid)
+        pidfd = posix.pidfd_open(pid)
     except ProcessLookupError:
         return
     try:
@@ -336,7 +334,7 @@ def kill_and_wait(pid: int, start_time: int | None = None) -> None:
             if time.monotonic() > deadline:
                 raise SetupError(f"container init (pid {pid}) did not die within 10 s of SIGKILL")
     finally:
-        os.close(pidfd)
+        posix.close(pidfd)
 
 
 def cgroup_of(data: dict):

@@ -1,8 +1,6 @@
 """Typed errors. The library raises these; only the CLI turns them into messages and exit codes."""
 
-from __future__ import annotations
-
-import os
+import posix
 
 
 class OciError(Exception):
@@ -73,11 +71,11 @@ class SyscallError(SetupError):
     """A kernel call failed: "<operation>: <strerror>", the errno kept as a number."""
 
     def __init__(self, errno: int, operation: str, path: str | None = None, reason: str | None = None) -> None:
-        super().__init__(f"{operation}: {reason or os.strerror(errno)}", errno=errno, operation=operation,
+        super().__init__(f"{operation}: {reason or posix.strerror(errno)}", errno=errno, operation=operation,
                          path=path)
 
     @classmethod
-    def from_os(cls, err: OSError, operation: str) -> SyscallError:
+    def from_os(cls, err: OSError, operation: str) -> "SyscallError":
         """The OSError of an `os` call, as the error of `operation` (its text kept)."""
         path = err.filename if isinstance(err.filename, str) else None
         return cls(err.errno or 0, operation, path, err.strerror or str(err))

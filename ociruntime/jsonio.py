@@ -2,8 +2,6 @@
 its C accelerator `_json` alone costs ~0.3 ms. State files, state output and sync messages are
 small documents of str/int/float/bool/None/list/dict, which is all this handles."""
 
-from __future__ import annotations
-
 import _json
 
 

@@ -3,9 +3,7 @@
 The library reports warnings and debug timings here and never prints; the CLI configures where
 lines go (`--log`, `--log-format`, `--debug`)."""
 
-from __future__ import annotations
-
-import os
+import posix
 import time
 
 from ociruntime import jsonio
@@ -21,7 +19,7 @@ def configure(path: str | None, fmt: str, debug: bool) -> None:
     _debug = debug
     if path:
         # O_APPEND: containerd reads the last error line of a file several runtime calls share.
-        _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        _fd = posix.open(path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644)
 
 
 def fd() -> int:
@@ -48,7 +46,7 @@ def line(level: str, msg: str) -> str:
 
 def _emit(level: str, msg: str) -> None:
     try:
-        os.write(_fd, line(level, msg).encode())
+        posix.write(_fd, line(level, msg).encode())
     except OSError:
         pass  # a broken log must not turn a success into a failure
 

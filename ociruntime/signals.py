@@ -1,8 +1,6 @@
 """Signal names and numbers (signal(7), x86-64/arm64 numbering) without importing `signal`,
 which pulls in enum (~3 ms on every `kill`)."""
 
-from __future__ import annotations
-
 from ociruntime.errors import UsageError
 
 SIGNALS: dict[str, int] = {

@@ -14,14 +14,12 @@ directory was removed under it by `delete --force` fails with ENOENT instead of 
 new container of the same ID.
 """
 
-from __future__ import annotations
-
 import _signal  # the C module: `signal` would import enum (~3 ms)
 import fcntl
-import os
+import posix
 import time
 
-from ociruntime import jsonio
+from ociruntime import jsonio, lean
 from ociruntime.errors import ContainerExists, ContainerNotFound, OciError, UsageError
 
 DEFAULT_ROOT = "/run/ociruntime"
@@ -67,28 +65,32 @@ def default_root() -> str:
 
     xdg = rootless.xdg_state_root()
     if xdg is None:
-        if os.geteuid() != 0 and not os.access(DEFAULT_ROOT if os.path.isdir(DEFAULT_ROOT)
-                                               else os.path.dirname(DEFAULT_ROOT), os.W_OK):
+        if posix.geteuid() != 0 and not posix.access(DEFAULT_ROOT if lean.is_dir(DEFAULT_ROOT)
+                                                     else lean.parent(DEFAULT_ROOT), posix.W_OK):
             raise UsageError(f"no --root given, $XDG_RUNTIME_DIR is not set, and the default state "
-                             f"directory {DEFAULT_ROOT} is not writable by uid {os.geteuid()}: set "
+                             f"directory {DEFAULT_ROOT} is not writable by uid {posix.geteuid()}: set "
                              "XDG_RUNTIME_DIR or pass --root DIR")
         return DEFAULT_ROOT
+    import os  # only here: see ociruntime.lean
+
     try:
         os.makedirs(xdg, 0o700, exist_ok=True)
-        os.chmod(xdg, 0o1700)
+        posix.chmod(xdg, 0o1700)
     except OSError as e:
         raise io_error("cannot create state directory ($XDG_RUNTIME_DIR/ociruntime)", xdg, e) from None
     return xdg
 
 
 def ensure_root(root: str) -> None:
+    import os  # create's path imports it anyway; the other commands never get here
+
     try:
         os.makedirs(root, 0o711, exist_ok=True)
     except FileExistsError:
         raise UsageError(f"--root {root}: exists and is not a directory") from None
     except OSError as e:
         raise OciError(f"--root {root}: cannot create state directory: {e.strerror}") from None
-    if not os.path.isdir(root):
+    if not lean.is_dir(root):
         raise UsageError(f"--root {root}: not a directory")
 
 
@@ -103,17 +105,17 @@ class StateDir:
     def __init__(self, root: str, container_id: str) -> None:
         self.id = validate_id(container_id)
         self.root = root
-        self.path = os.path.join(root, container_id)
+        self.path = lean.join(root, container_id)
         self._fd = -1
         self.locked = False
 
     # --- existence and locking ---------------------------------------------------------
     @classmethod
-    def create(cls, root: str, container_id: str) -> StateDir:
+    def create(cls, root: str, container_id: str) -> "StateDir":
         d = cls(root, container_id)
         ensure_root(root)
         try:
-            os.mkdir(d.path, 0o711)
+            posix.mkdir(d.path, 0o711)
         except FileExistsError:
             raise ContainerExists(container_id) from None
         except OSError as e:
@@ -125,18 +127,18 @@ class StateDir:
         return d
 
     @classmethod
-    def open(cls, root: str, container_id: str, lock: bool = True) -> StateDir:
+    def open(cls, root: str, container_id: str, lock: bool = True) -> "StateDir":
         """The container's directory (ContainerNotFound if there is none), locked by default.
         A directory without state.json is a container being created: it exists."""
         d = cls(root, container_id)
         if lock:
             d._lock()
-        elif not os.path.isdir(d.path):
+        elif not lean.is_dir(d.path):
             raise ContainerNotFound(container_id)
         return d
 
     @classmethod
-    def open_forced(cls, root: str, container_id: str) -> StateDir:
+    def open_forced(cls, root: str, container_id: str) -> "StateDir":
         """For delete --force, which never waits behind another command: the lock if it is free
         within LOCK_WAIT_S; else its holder is asked to stop (SIGTERM: it undoes its work and
         fails cleanly), then killed; if even that does not free the lock, the directory is
@@ -155,7 +157,7 @@ class StateDir:
                 _wait_dead(holders, KILL_WAIT_S)
             finally:
                 for pidfd in holders:
-                    os.close(pidfd)
+                    posix.close(pidfd)
             d._try_lock(0)
             return d
         except ContainerNotFound:
@@ -164,11 +166,11 @@ class StateDir:
 
     def _open_fd(self) -> None:
         try:
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self._fd = posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
         except NotADirectoryError:
-            if os.path.isdir(self.root):
+            if lean.is_dir(self.root):
                 raise ContainerNotFound(self.id) from None  # a stray file of that name
             raise UsageError(f"--root {self.root}: not a directory") from None
         except OSError as e:
@@ -205,21 +207,21 @@ class StateDir:
     def removed(self) -> bool:
         """True once the directory we hold is no longer the one at the path."""
         try:
-            here, there = os.fstat(self._fd), os.stat(self.path)
+            here, there = posix.fstat(self._fd), posix.stat(self.path)
         except OSError:
             return True
         return here.st_nlink == 0 or (here.st_ino, here.st_dev) != (there.st_ino, there.st_dev)
 
     def unlock(self) -> None:
         if self._fd >= 0:
-            os.close(self._fd)
+            posix.close(self._fd)
             self._fd = -1
         if self.locked:
             self.locked = False
             _release_interruptible()
 
     def file(self, name: str) -> str:
-        return os.path.join(self.path, name)
+        return lean.join(self.path, name)
 
     def dir_fd(self) -> int | None:
         return self._fd if self._fd >= 0 else None
@@ -245,14 +247,14 @@ class StateDir:
         container being created. A corrupt file raises OciError naming the file and the flaw."""
         path = self.file(STATE_FILE)
         try:
-            fd = os.open(STATE_FILE if self._fd >= 0 else path,
-                         os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=self.dir_fd())
+            fd = posix.open(STATE_FILE if self._fd >= 0 else path,
+                         posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK, dir_fd=self.dir_fd())
         except FileNotFoundError:
-            if os.path.isdir(self.path):
+            if lean.is_dir(self.path):
                 return {"id": self.id, "creating": True}
             raise ContainerNotFound(self.id) from None
         except NotADirectoryError:
-            if os.path.isdir(self.root):
+            if lean.is_dir(self.root):
                 raise ContainerNotFound(self.id) from None
             raise UsageError(f"--root {self.root}: not a directory") from None
         except OSError as e:
@@ -260,7 +262,7 @@ class StateDir:
         try:
             raw = _read_all(fd, path)
         finally:
-            os.close(fd)
+            posix.close(fd)
         try:
             data = jsonio.loads(raw)
         except ValueError as e:  # UnicodeDecodeError is one too
@@ -298,7 +300,7 @@ class StateDir:
         still says what is left to undo), then the directory. Gone already is fine."""
         fd = self.dir_fd()
         try:
-            names = os.listdir(fd if fd is not None else self.path)
+            names = posix.listdir(fd if fd is not None else self.path)
         except FileNotFoundError:
             names = []
         except OSError as e:
@@ -311,21 +313,21 @@ class StateDir:
             return
         for _ in range(20):
             try:
-                os.rmdir(self.path)
+                posix.rmdir(self.path)
                 break
             except FileNotFoundError:
                 break
             except OSError as e:
                 if e.errno != 39:  # ENOTEMPTY: a lock holder wrote a file meanwhile
                     raise io_error("cannot remove", self.path, e) from None
-                for name in os.listdir(self.path):
+                for name in posix.listdir(self.path):
                     self._unlink(name)
         self.unlock()
 
     def _unlink(self, name: str) -> None:
         fd = self.dir_fd()
         try:
-            os.unlink(name if fd is not None else self.file(name), dir_fd=fd)
+            posix.unlink(name if fd is not None else self.file(name), dir_fd=fd)
         except FileNotFoundError:
             pass
         except IsADirectoryError:
@@ -359,7 +361,7 @@ def _encodable(value: object) -> bool:
 def _read_all(fd: int, path: str) -> bytes:
     chunks = []
     try:
-        while chunk := os.read(fd, 65536):
+        while chunk := posix.read(fd, 65536):
             chunks.append(chunk)
             if len(chunks) > 64:
                 raise OciError(f"{path}: corrupt state file: larger than 4 MiB")
@@ -407,19 +409,19 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644, dir_fd: int | None =
     """Write to a temporary file in the same directory, fsync-free rename over the target.
     With dir_fd, `path` is relative to it. OSError (ENOSPC, EROFS...) is the caller's to word;
     the temporary file never stays behind."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    tmp = f"{path}.{posix.getpid()}.tmp"
+    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, mode, dir_fd=dir_fd)
     try:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[posix.write(fd, view):]
         finally:
-            os.close(fd)
-        os.rename(tmp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            posix.close(fd)
+        posix.rename(tmp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         try:
-            os.unlink(tmp, dir_fd=dir_fd)
+            posix.unlink(tmp, dir_fd=dir_fd)
         except OSError:
             pass
         raise
@@ -428,8 +430,8 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644, dir_fd: int | None =
 # --- the lock's holder ---------------------------------------------------------------------
 def lock_holders(fd: int) -> list[int]:
     """pids holding a flock on the file behind fd, from /proc/locks (waiters, "->", excluded)."""
-    st = os.fstat(fd)
-    dev_ino = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    st = posix.fstat(fd)
+    dev_ino = f"{posix.major(st.st_dev):02x}:{posix.minor(st.st_dev):02x}:{st.st_ino}"
     try:
         with open("/proc/locks", "rb") as f:
             text = f.read().decode(errors="replace")
@@ -441,7 +443,7 @@ def lock_holders(fd: int) -> list[int]:
         if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == dev_ino and fields[4].isdigit():
             pid = int(fields[4])
             # 0: a holder in a pid namespace we cannot see (kill(0) would hit our own group).
-            if pid > 0 and pid != os.getpid():
+            if pid > 0 and pid != posix.getpid():
                 pids.append(pid)
     return pids
 
@@ -452,7 +454,7 @@ def _pin_holders(fd: int) -> list[int]:
     pinned = []
     for pid in lock_holders(fd):
         try:
-            pinned.append((pid, os.pidfd_open(pid)))
+            pinned.append((pid, posix.pidfd_open(pid)))
         except OSError:
             pass
     still = set(lock_holders(fd))
@@ -461,7 +463,7 @@ def _pin_holders(fd: int) -> list[int]:
         if pid in still:
             keep.append(pidfd)
         else:
-            os.close(pidfd)
+            posix.close(pidfd)
     return keep
 
 
@@ -494,17 +496,17 @@ _holder: dict = {"pid": 0, "id": ""}
 
 def _on_sigterm(signum: int, _frame: object) -> None:
     _signal.signal(signum, _signal.SIG_DFL)  # once: a second SIGTERM terminates
-    if os.getpid() != _holder["pid"]:
+    if posix.getpid() != _holder["pid"]:
         # A child forked while we held the lock, before it reset its handlers: behave as the
         # default disposition would (the kernel still protects a pid namespace's init).
-        os.kill(os.getpid(), signum)
+        posix.kill(posix.getpid(), signum)
         return
     raise Interrupted(f"container {_holder['id']!r}: interrupted by SIGTERM (delete --force sends it "
                       "to the command holding the container's lock)")
 
 
 def _hold_interruptible(cid: str) -> None:
-    _holder["pid"], _holder["id"] = os.getpid(), cid
+    _holder["pid"], _holder["id"] = posix.getpid(), cid
     try:
         previous = _signal.signal(SIGTERM, _on_sigterm)
     except ValueError:
@@ -568,7 +570,7 @@ def is_same_process(pid: int, start_time: int) -> bool:
 def pid_namespace(pid: int | str) -> int:
     """The inode of a process's pid namespace; 0 if it has gone."""
     try:
-        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+        return posix.stat(f"/proc/{pid}/ns/pid").st_ino
     except OSError:
         return 0
 
@@ -589,7 +591,7 @@ class Locked:
             self.sd.unlock()
             raise
 
-    def __enter__(self) -> Locked:
+    def __enter__(self) -> "Locked":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -608,7 +610,7 @@ def status_of(d: StateDir, data: dict) -> str:
         return "creating"
     if not is_same_process(data.get("pid", 0), data.get("start_time", -1)):
         return "stopped"
-    if os.path.exists(d.file(EXEC_FIFO)):
+    if lean.exists(d.file(EXEC_FIFO)):
         return "created"
     if data.get("cgroup") and _frozen(data["cgroup"]):
         return "paused"
@@ -616,9 +618,9 @@ def status_of(d: StateDir, data: dict) -> str:
 
 
 def _frozen(cgroup_state: dict) -> bool:
-    from ociruntime.linux import cgroups  # imports only os: cheap on the `state` path
+    from ociruntime.linux import freezer  # not the cgroup drivers: see there
 
     try:
-        return cgroups.from_state(cgroup_state).frozen()
-    except (KeyError, TypeError, ValueError, OciError):
-        return False
+        return freezer.frozen(cgroup_state)
+    except (KeyError, TypeError, AttributeError):
+        return False  # a state file edited by hand: not frozen, as any other unreadable cgroup

@@ -5,15 +5,15 @@ OCIRUNTIME_TEST_KILL_AT=<phase> in the environment, reaching that mark SIGKILLs 
 process (directly, or at the request of its init for the phases that run there), as an OOM kill
 or a caller's timeout would at that moment."""
 
-from __future__ import annotations
-
-import os
+import posix
 import time
+
+from ociruntime import lean
 
 _START = time.monotonic()
 _marks: list[list] = []
-_RUNTIME_PID = os.getpid()  # taken at import: in a forked child it still names the runtime
-_KILL_AT = os.environ.get("OCIRUNTIME_TEST_KILL_AT")
+_RUNTIME_PID = posix.getpid()  # taken at import: in a forked child it still names the runtime
+_KILL_AT = lean.getenv("OCIRUNTIME_TEST_KILL_AT")
 
 
 _channel = -1  # in the runtime's children: the sync socket to the runtime (test-only use)
@@ -35,10 +35,10 @@ def _fault() -> None:
     """Test-only: SIGKILL the runtime now. The init lives in another pid namespace, where the
     runtime cannot be signalled; it asks over the sync socket, and the runtime (waiting there
     while the init works) kills itself on that message."""
-    if os.getpid() == _RUNTIME_PID:
-        os.kill(_RUNTIME_PID, 9)
+    if posix.getpid() == _RUNTIME_PID:
+        posix.kill(_RUNTIME_PID, 9)
     elif _channel >= 0:
-        os.write(_channel, b'{"t":"fault"}')
+        posix.write(_channel, b'{"t":"fault"}')
 
 
 def marks() -> list[list]:

@@ -8,11 +8,11 @@ The kernel's rules that shape this (user_namespaces(7)):
 - anything more (ranges from /etc/subuid, /etc/subgid) is written by the setuid helpers
   newuidmap/newgidmap (Debian's package uidmap), which check those files.
 
-Imported on every command's path (state.default_root): `os` only."""
+Imported on every command's path (state.default_root): `posix` only (see ociruntime.lean)."""
 
-from __future__ import annotations
+import posix
 
-import os
+from ociruntime import lean
 
 # /proc/self/uid_map of the initial user namespace: every id mapped to itself.
 _INITIAL_UID_MAP = ("0", "0", "4294967295")
@@ -30,7 +30,7 @@ def in_user_namespace() -> bool:
 
 def unprivileged() -> bool:
     """runc's RootlessEUID: an ordinary user, who can only map its own ids itself."""
-    return os.geteuid() != 0
+    return posix.geteuid() != 0
 
 
 def cgroups_rootless(flag: str) -> bool:
@@ -45,12 +45,12 @@ def cgroups_rootless(flag: str) -> bool:
 def xdg_state_root() -> str | None:
     """$XDG_RUNTIME_DIR/ociruntime when runc would use $XDG_RUNTIME_DIR/runc: set and non-empty,
     and we are an ordinary user, or root of a user namespace not logged in as root (USER)."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    xdg = lean.getenv("XDG_RUNTIME_DIR")
     if not xdg:
         return None
-    if os.geteuid() == 0 and (not in_user_namespace() or os.environ.get("USER") == "root"):
+    if posix.geteuid() == 0 and (not in_user_namespace() or lean.getenv("USER") == "root"):
         return None
-    return os.path.join(xdg, "ociruntime")
+    return lean.join(xdg, "ociruntime")
 
 
 def check_namespaces(has_user_ns: bool) -> str | None:
@@ -59,7 +59,7 @@ def check_namespaces(has_user_ns: bool) -> str | None:
     if has_user_ns or not unprivileged() or in_user_namespace():
         return None
     return ("rootless container requires user namespaces: linux.namespaces has no user "
-            f"namespace and the runtime runs as uid {os.geteuid()} (see `ociruntime spec --rootless`)")
+            f"namespace and the runtime runs as uid {posix.geteuid()} (see `ociruntime spec --rootless`)")
 
 
 def maps_itself(mappings: list, own_id: int) -> bool:
@@ -73,11 +73,11 @@ def write_id_maps(pid: int, uid_mappings: list, gid_mappings: list, write) -> No
     newgidmap. `write(path, data)` writes one file and names it in its errors."""
     from ociruntime.linux.namespaces import id_map_text
 
-    if maps_itself(uid_mappings, os.geteuid()):
+    if maps_itself(uid_mappings, posix.geteuid()):
         write(f"/proc/{pid}/uid_map", id_map_text(uid_mappings))
     else:
         _run_helper("newuidmap", "uid", pid, uid_mappings)
-    if maps_itself(gid_mappings, os.getegid()):
+    if maps_itself(gid_mappings, posix.getegid()):
         write(f"/proc/{pid}/setgroups", b"deny")
         write(f"/proc/{pid}/gid_map", id_map_text(gid_mappings))
     else:
@@ -93,7 +93,7 @@ def _run_helper(helper: str, kind: str, pid: int, mappings: list) -> None:
     from ociruntime.errors import SetupError
 
     field = f"linux.{kind}Mappings"
-    own = os.geteuid() if kind == "uid" else os.getegid()
+    own = posix.geteuid() if kind == "uid" else posix.getegid()
     path = shutil.which(helper)
     if path is None:
         raise SetupError(f"{field}: mapping more than {kind} {own} as an unprivileged user needs "
@@ -107,4 +107,4 @@ def _run_helper(helper: str, kind: str, pid: int, mappings: list) -> None:
     if res.returncode != 0:
         why = res.stderr.decode(errors="replace").strip().replace("\n", "; ") or f"exit status {res.returncode}"
         raise SetupError(f"{field}: {' '.join(args[1:])} rejected by {helper} (is the range in "
-                         f"/etc/sub{kind} for uid {os.geteuid()}?): {why}")
+                         f"/etc/sub{kind} for uid {posix.geteuid()}?): {why}")

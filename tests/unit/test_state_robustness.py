@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import posix
 import subprocess
 import sys
 import time
@@ -75,8 +76,8 @@ def test_remove_unlinks_state_json_last(tmp_path: Path, monkeypatch: pytest.Monk
     for name in ("a", "exec.fifo", "z", "config.json"):
         (tmp_path / "c" / name).write_text("x")
     order: list[str] = []
-    real = os.unlink
-    monkeypatch.setattr(os, "unlink", lambda p, *a, **k: (order.append(str(p)), real(p, *a, **k))[1])
+    real = posix.unlink  # what state.py calls (see ociruntime/lean.py)
+    monkeypatch.setattr(posix, "unlink", lambda p, *a, **k: (order.append(str(p)), real(p, *a, **k))[1])
     sd.remove()
     assert order[-1].endswith("state.json") and len(order) == 5
     assert not (tmp_path / "c").exists()

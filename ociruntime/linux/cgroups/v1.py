@@ -185,13 +185,10 @@ class V1Manager(CgroupManager):
         write_file(self._dir("freezer") + "/freezer.state", "THAWED")
 
     def frozen(self) -> bool:
+        from ociruntime.linux import freezer
+
         key = self._key("freezer")
-        if key is None:
-            return False
-        try:
-            return read_file(self.dirs[key] + "/freezer.state").strip() != "THAWED"
-        except CgroupError:
-            return False
+        return key is not None and freezer.v1_frozen(self.dirs[key])
 
     # ------------------------------------------------------------ resources
 

@@ -147,10 +147,9 @@ class V2Manager(CgroupManager):
         wait_event(path, "frozen", 0, timeout=5.0)
 
     def frozen(self) -> bool:
-        try:
-            return read_kv(self.path + "/cgroup.events").get("frozen") == 1
-        except CgroupError:
-            return False
+        from ociruntime.linux import freezer
+
+        return freezer.v2_frozen(self.path)
 
     # ------------------------------------------------------------ resources
 
