@@ -488,10 +488,14 @@ def _read_image_json(image_path: str, name: str, missing: object) -> object:
 def _outside_tty_fds(ropts: RestoreOptions) -> dict[int, str]:
     """{our fd: criu's key} handing our stdio terminals over for the ones the init had from
     outside (a --shell-job checkpoint): criu reopens none itself."""
+    import re
+
     doc = _read_image_json(ropts.image_path, TTYS, {})
     path = os.path.join(ropts.image_path, TTYS)
+    # Checked to the letter: each value becomes part of criu's argument list.
     if not isinstance(doc, dict) or not all(k in ("0", "1", "2") and isinstance(v, str) and
-                                            v.startswith("tty[") for k, v in doc.items()):
+                                            re.fullmatch(r"tty\[[0-9a-f]+:[0-9a-f]+\]", v)
+                                            for k, v in doc.items()):
         raise OciError(f"{path}: not a map of stdio fds to tty[RDEV:DEV] (corrupt checkpoint)")
     if doc and "--shell-job" not in ropts.switches:
         raise InvalidState("restore: the checkpoint holds a terminal from outside the container (made "

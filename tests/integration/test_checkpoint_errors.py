@@ -292,6 +292,7 @@ def test_checkpoint_outside_terminal_needs_shell_job(oci: Runtime, bundle, tmp_p
     ('{"0": "tty[8800:19]"}', [], ("terminal from outside", "--shell-job")),
     ('{"0": "tty[8800:19]"}', ["--shell-job"], ("restore's stdin must be one",)),  # stdin not a tty
     ('{"7": "/etc/passwd"}', ["--shell-job"], ("outside-ttys.json", "corrupt checkpoint")),
+    ('{"0": "tty[1:2] --action-script=/x"}', ["--shell-job"], ("outside-ttys.json", "corrupt checkpoint")),
 ])
 def test_restore_shell_job_mistakes(oci: Runtime, bundle, tmp_path: Path, record: str, flags: list[str],
                                     words: tuple) -> None:
