@@ -23,6 +23,10 @@ from ociruntime.errors import ContainerExists, InvalidState, NotRunning, OciErro
 from ociruntime.linux import criu
 
 DESCRIPTORS = "descriptors.json"  # runc's name and shape: the init's fds 0-2 as readlink shows them
+# Ours, beside it: {fd: criu's key tty[rdev:dev]} of the init's stdio terminals from outside.
+TTYS = "outside-ttys.json"
+TTY_MAJORS = frozenset((4, 5, *range(136, 144)))  # VTs and serial, /dev/tty and console, pty slaves
+STDIO = ("stdin", "stdout", "stderr")
 INVENTORY = "inventory.img"  # the first image criu reads on restore
 MANAGE_CGROUPS_MODES = ("soft", "full", "strict", "ignore")
 EMPTY_NS = {"network": "net"}  # runc's --empty-ns names -> criu's
@@ -118,6 +122,7 @@ def checkpoint(root: str, cid: str, opts: CheckpointOptions) -> None:
         _refuse_terminal(config, f"cannot checkpoint container {cid!r}")
         binary = criu.find(opts.criu)
         pid = int(data["pid"])
+        ttys = {} if opts.pre_dump else _outside_ttys(cid, pid, "--shell-job" in opts.switches)
         _make_dirs(opts)
         cg = container.cgroup_of(data) if data.get("cgroup") else None
         args = ["pre-dump" if opts.pre_dump else "dump", "-t", str(pid), "-D", opts.image_path,
@@ -128,7 +133,9 @@ def checkpoint(root: str, cid: str, opts: CheckpointOptions) -> None:
             args += ["--status-fd", str(opts.status_fd)]
             fds[opts.status_fd] = opts.status_fd
         if not opts.pre_dump:
+            args += [arg for key in sorted(set(ttys.values())) for arg in ("--external", key)]
             _save_descriptors(opts.image_path, pid)
+            _write_image_json(opts.image_path, TTYS, {str(n): key for n, key in ttys.items()})
         criu.run(binary, args, opts.work_path, "pre-dump.log" if opts.pre_dump else "dump.log", fds=fds)
         if not (opts.pre_dump or "--leave-running" in opts.switches):
             # criu killed the processes; what is left of the container goes, as with runc.
@@ -211,6 +218,28 @@ def _freezer_dir(paths: dict[str, str]) -> str | None:
     return paths.get("")
 
 
+def _outside_ttys(cid: str, pid: int, shell_job: bool) -> dict[int, str]:
+    """{fd: criu's key} of the init's stdio that is a terminal: without process.terminal it is
+    the caller's, whose devpts is not in the container, so criu can neither take it nor name
+    it ("Can't lookup mount=N for fd=0 path=/dev/pts/0") unless it is declared external
+    (--external tty[rdev:dev]) and handed back on restore (--inherit-fd). That is --shell-job."""
+    import stat
+
+    ttys = {}
+    for n in range(3):
+        try:
+            st = os.stat(f"/proc/{pid}/fd/{n}")
+        except OSError:
+            continue  # closed
+        if stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in TTY_MAJORS:
+            if not shell_job:
+                raise InvalidState(f"cannot checkpoint container {cid!r}: its {STDIO[n]} is a terminal "
+                                   "from outside the container; criu takes it only as a shell job "
+                                   "(--shell-job, and restore --shell-job on a terminal)")
+            ttys[n] = f"tty[{st.st_rdev:x}:{st.st_dev:x}]"
+    return ttys
+
+
 def _save_descriptors(image_path: str, pid: int) -> None:
     fds = []
     for n in range(3):
@@ -218,10 +247,15 @@ def _save_descriptors(image_path: str, pid: int) -> None:
             fds.append(os.readlink(f"/proc/{pid}/fd/{n}"))
         except OSError:
             fds.append("")  # closed: nothing to hand over on restore
+    _write_image_json(image_path, DESCRIPTORS, fds)
+
+
+def _write_image_json(image_path: str, name: str, doc: object) -> None:
+    path = os.path.join(image_path, name)
     try:
-        state.write_atomic(os.path.join(image_path, DESCRIPTORS), jsonio.dumps(fds).encode(), 0o600)
+        state.write_atomic(path, jsonio.dumps(doc).encode(), 0o600)
     except OSError as e:
-        raise state.io_error("cannot write", os.path.join(image_path, DESCRIPTORS), e) from None
+        raise state.io_error("cannot write", path, e) from None
 
 
 # --- restore -------------------------------------------------------------------------------
@@ -249,9 +283,15 @@ def restore(root: str, cid: str, copts, ropts: RestoreOptions, detach: bool,
         # wait for it nor report its exit status.
         raise UsageError("restore: --no-subreaper needs --detach (the restored init is criu's "
                          "child: only as a subreaper can restore wait for it in the foreground)")
+    if ropts.manage_cgroups_mode == "strict" and copts.systemd_cgroup:
+        # systemd makes a scope's cgroup itself; strict has criu refuse any that exists.
+        raise UsageError("restore: --manage-cgroups-mode strict needs criu to create the container's "
+                         "cgroup, which the systemd cgroup driver (--systemd-cgroup) creates; use soft, "
+                         "full or ignore")
     if os.path.isdir(state.StateDir(root, cid).path):
         raise ContainerExists(cid)
     _check_images(ropts.image_path)
+    _outside_tty_fds(ropts)  # the shell-job mistakes before anything is made
     binary = criu.find(ropts.criu)
     if not detach and subreaper:
         # The restored init is criu's child; criu exits after restoring it: as a subreaper we
@@ -303,6 +343,10 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
     from ociruntime import container, create
 
     _refuse_terminal(config, f"cannot restore container {c.cid!r}")
+    if ropts.manage_cgroups_mode == "strict":
+        _restore_strict(c, config, binary, ropts)
+        create.finish_create(c, config)
+        return
     holder, release = _cgroup_holder()
     try:
         c.cgroup.apply(holder)
@@ -315,6 +359,17 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
         except ChildProcessError:
             pass
     create.finish_create(c, config)
+
+
+def _restore_strict(c, config, binary: str, ropts: RestoreOptions) -> None:
+    """--manage-cgroups-mode strict: criu makes the container's cgroup itself, with the
+    properties the dump recorded, and refuses one that exists ("Abort restore of existing
+    cgroups"), so nothing is made there before criu. The config's resources are set afterwards,
+    as create sets them (criu 3.17 restores no cgroup v2 limits)."""
+    from ociruntime import container, create
+
+    _restore_with_criu(c, config, binary, ropts)
+    container.set_resources(c.cgroup, create.resources_with_default_devices(config))
 
 
 def _cgroup_holder() -> tuple[int, int]:
@@ -347,6 +402,9 @@ def _restore_with_criu(c, config, binary: str, ropts: RestoreOptions) -> None:
     _make_mount_points(config, bundle)
     pidfile = sd.file("criu.pid")
     fds, inherit = _restore_fds(ropts.image_path, config)
+    for n, key in _outside_tty_fds(ropts).items():
+        fds[120 + n] = n
+        inherit += ["--inherit-fd", f"fd[{120 + n}]:{key}"]
     args = ["restore", "-d", "-D", ropts.image_path, "--root", os.path.abspath(config.root_path),
             "--pidfile", pidfile, *ropts.common_args(), *_restore_externals(config, bundle, c.cgroup.paths()), *inherit,
             *_cgroup_roots(c.cgroup.paths())]
@@ -410,17 +468,47 @@ def _restore_fds(image_path: str, config) -> tuple[dict[int, int], list[str]]:
 
 
 def _descriptors(image_path: str) -> list[str]:
-    path = os.path.join(image_path, DESCRIPTORS)
+    doc = _read_image_json(image_path, DESCRIPTORS, [])
+    if not isinstance(doc, list) or not all(isinstance(x, str) for x in doc):
+        raise OciError(f"{os.path.join(image_path, DESCRIPTORS)}: not a list of 3 paths (corrupt checkpoint)")
+    return doc[:3]
+
+
+def _read_image_json(image_path: str, name: str, missing: object) -> object:
+    path = os.path.join(image_path, name)
     try:
         with open(path, "rb") as f:
-            doc = jsonio.loads(f.read(1 << 16))
+            return jsonio.loads(f.read(1 << 16))
     except FileNotFoundError:
-        return []
+        return missing
     except (OSError, ValueError) as e:
         raise OciError(f"{path}: cannot read the checkpoint's stdio record: {e}") from None
-    if not isinstance(doc, list) or not all(isinstance(x, str) for x in doc):
-        raise OciError(f"{path}: not a list of 3 paths (corrupt checkpoint)")
-    return doc[:3]
+
+
+def _outside_tty_fds(ropts: RestoreOptions) -> dict[int, str]:
+    """{our fd: criu's key} handing our stdio terminals over for the ones the init had from
+    outside (a --shell-job checkpoint): criu reopens none itself."""
+    import re
+
+    doc = _read_image_json(ropts.image_path, TTYS, {})
+    path = os.path.join(ropts.image_path, TTYS)
+    # Checked to the letter: each value becomes part of criu's argument list.
+    if not isinstance(doc, dict) or not all(k in ("0", "1", "2") and isinstance(v, str) and
+                                            re.fullmatch(r"tty\[[0-9a-f]+:[0-9a-f]+\]", v)
+                                            for k, v in doc.items()):
+        raise OciError(f"{path}: not a map of stdio fds to tty[RDEV:DEV] (corrupt checkpoint)")
+    if doc and "--shell-job" not in ropts.switches:
+        raise InvalidState("restore: the checkpoint holds a terminal from outside the container (made "
+                           "with --shell-job): restore it with --shell-job, on a terminal")
+    fds = {}
+    for n, key in sorted((int(k), v) for k, v in doc.items()):
+        if key in fds.values():
+            continue  # the same terminal on several fds: criu needs it once
+        if not os.isatty(n):
+            raise InvalidState(f"restore --shell-job: the checkpointed container's {STDIO[n]} was a "
+                               f"terminal; restore's {STDIO[n]} must be one to hand over")
+        fds[n] = key
+    return fds
 
 
 def _is_open(fd: int) -> bool:

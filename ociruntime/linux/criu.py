@@ -164,7 +164,10 @@ def _first_error_line(text: str) -> str:
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("(") and ") " in line:
-            line = line.split(") ", 1)[1]  # "(00.012345) Error (...)": the timestamp goes
+            line = line.split(") ", 1)[1].lstrip()  # "(00.012345) Error (...)": the timestamp goes
+            head, sep, rest = line.partition(": ")
+            if sep and head.isdigit():
+                line = rest  # "(00.012345)      7: Error (...)": a restored task's pid goes too
         if line.startswith("Error (") or line.startswith("Error:"):
             return line
     return ""

@@ -25,22 +25,23 @@ COUNTER = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i >> /log; sleep 0
 CRIU_TIMEOUT = 120  # criu under TCG takes seconds; a hang must still end the test
 
 
-def counter_bundle(bundle) -> Path:
-    def writable(cfg: dict) -> None:
-        cfg["root"]["readonly"] = False
+def writable(cfg: dict) -> None:
+    cfg["root"]["readonly"] = False
 
+
+def counter_bundle(bundle) -> Path:
     return bundle(COUNTER, edit=writable)
 
 
-def numbers(rootfs: Path) -> list[int]:
-    text = (rootfs / "log").read_text() if (rootfs / "log").exists() else ""
+def numbers(rootfs: Path, name: str = "log") -> list[int]:
+    text = (rootfs / name).read_text() if (rootfs / name).exists() else ""
     return [int(x) for x in text.split()]
 
 
-def wait_numbers(rootfs: Path, at_least: int, timeout: float = 30) -> list[int]:
+def wait_numbers(rootfs: Path, at_least: int, timeout: float = 30, name: str = "log") -> list[int]:
     deadline = time.monotonic() + timeout
     while True:
-        seen = numbers(rootfs)
+        seen = numbers(rootfs, name)
         if len(seen) >= at_least or time.monotonic() > deadline:
             assert len(seen) >= at_least, f"the counter stalled at {seen[-5:]}"
             return seen
@@ -51,10 +52,10 @@ def assert_counted_on(seen: list[int]) -> None:
     assert seen == list(range(1, len(seen) + 1)), f"not a continuous count: {seen}"
 
 
-def stays_still(rootfs: Path, seconds: float = 1.0) -> list[int]:
-    before = numbers(rootfs)
+def stays_still(rootfs: Path, seconds: float = 1.0, name: str = "log") -> list[int]:
+    before = numbers(rootfs, name)
     time.sleep(seconds)
-    after = numbers(rootfs)
+    after = numbers(rootfs, name)
     assert after == before, "the container kept counting after a full checkpoint"
     return after
 
@@ -77,25 +78,34 @@ def _close_pipes():
             proc.wait()
 
 
-def with_pipes(rt: Runtime, *args: str) -> None:
+def with_pipes(rt: Runtime, *args: str, fd3: int | None = None) -> None:
     """Run a runtime command whose container keeps its stdio: /dev/null and a pipe, as engines
     give (conmon, containerd's shim). A file of the host's mount namespace as stdio is out of
-    criu's reach; a pipe is handed over by restore (descriptors.json)."""
+    criu's reach; a pipe is handed over by restore (descriptors.json). fd3: given to the
+    command as its fd 3 (for --preserve-fds 1)."""
     r, w = os.pipe()
     _PIPES.append(r)
     try:
-        res = subprocess.run(rt.cmd(*args), stdin=subprocess.DEVNULL, stdout=w, stderr=w,
-                             timeout=CRIU_TIMEOUT)
+        with_stdio(rt, subprocess.DEVNULL, w, r, *args, fd3=fd3)
     finally:
         os.close(w)
+
+
+def with_stdio(rt: Runtime, stdin, out: int, readback: int, *args: str, fd3: int | None = None) -> None:
+    """Run a runtime command with that stdin and `out` as stdout and stderr; on failure, what
+    it wrote is read back from `readback` (the pipe's or the pty's other end)."""
+    # Python's fds are close-on-exec: with close_fds off only stdio and the dup2'd fd 3 pass.
+    res = subprocess.run(rt.cmd(*args), stdin=stdin, stdout=out, stderr=out, timeout=CRIU_TIMEOUT,
+                         close_fds=fd3 is None,
+                         preexec_fn=(lambda: os.dup2(fd3, 3)) if fd3 is not None else None)
     if res.returncode != 0:
-        os.set_blocking(r, False)
+        os.set_blocking(readback, False)
         try:
-            out = os.read(r, 65536).decode(errors="replace")
+            out_text = os.read(readback, 65536).decode(errors="replace")
         except BlockingIOError:
-            out = ""
+            out_text = ""
         images = Path(args[args.index("--image-path") + 1]) if "--image-path" in args else None
-        raise AssertionError(f"{args} failed ({res.returncode}): {out}\n{criu_errors(images) if images else ''}")
+        raise AssertionError(f"{args} failed ({res.returncode}): {out_text}\n{criu_errors(images) if images else ''}")
 
 
 def run_counter(rt: Runtime, b: Path, cid: str) -> int:
@@ -413,6 +423,219 @@ def test_file_locks(oci: Runtime, bundle, tmp_path: Path) -> None:
     restore(oci, cid, b, images, "--file-locks")
     assert_counted_on(wait_numbers(b / "rootfs", len(before) + 3))
     assert lock_is_held(b / "rootfs" / "lock"), "restore --file-locks must take the lock again"
+    oci.run("delete", "-f", cid, check=True)
+    assert leaks(oci.root, cid, b) == []
+
+
+# --- what criu refuses without a flag: TCP, a tty from outside, outside unix sockets, cgroups ---
+def refused_dump(rt: Runtime, cid: str, images: Path, *mentions: str) -> str:
+    """A checkpoint refused with one line naming the problem; the container is left running."""
+    pid = rt.state(cid)["pid"]
+    res = rt.run("checkpoint", "--image-path", str(images), cid, timeout=CRIU_TIMEOUT)
+    line = assert_clean_error(res, *mentions)
+    st = rt.state(cid)
+    assert (st["status"], st["pid"]) == ("running", pid), "a refused dump must leave it running"
+    return line
+
+
+def refused_restore(rt: Runtime, cid: str, b: Path, images: Path, *mentions: str, flags: tuple = ()) -> str:
+    """A restore refused with one line naming the problem; nothing is left of it."""
+    res = rt.run("restore", "-d", "-b", str(b), "--image-path", str(images), *flags, cid, timeout=CRIU_TIMEOUT)
+    line = assert_clean_error(res, *mentions)
+    assert leaks(rt.root, cid, b) == []
+    return line
+
+
+# A busybox nc server and client over the container's own lo: the client sends the count,
+# the server writes what it receives to /received (its stdin a pipe that never ends, so it
+# never half-closes the connection).
+TCP_COUNTER = ["sh", "-c", "sleep 1000000 | nc -l -p 5000 > /received & "
+               "until netstat -ltn | grep -q ':5000 '; do sleep 0.1; done; "
+               "i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done | nc 127.0.0.1 5000"]
+
+
+def test_tcp_established(oci: Runtime, bundle, tmp_path: Path) -> None:
+    """criu refuses an established TCP connection without --tcp-established, naming the flag,
+    and the connection goes on; a restore without it is refused too; with the flag on both the
+    same connection carries the count on after restore (nc accepts one connection only)."""
+    b = bundle(TCP_COUNTER, edit=writable)
+    rootfs = b / "rootfs"
+    cid = oci.new_id("tcp")
+    with_pipes(oci, "run", "-d", "-b", str(b), cid)
+    wait_numbers(rootfs, 5, name="received")
+    refused_dump(oci, cid, tmp_path / "refused", "criu dump failed", "Connected TCP socket",
+                 "--tcp-established", "dump.log")
+    wait_numbers(rootfs, len(numbers(rootfs, "received")) + 3, name="received")  # still connected
+    images = tmp_path / "images"
+    checkpoint(oci, cid, images, "--tcp-established")
+    assert oci.status(cid) == "absent"
+    before = stays_still(rootfs, name="received")
+    refused_restore(oci, cid, b, images, "criu restore failed", "Connected TCP socket in image", "restore.log")
+    restore(oci, cid, b, images, "--tcp-established")
+    assert_counted_on(wait_numbers(rootfs, len(before) + 5, name="received"))
+    oci.run("delete", "-f", cid, check=True)
+    assert leaks(oci.root, cid, b) == []
+
+
+TTY_COUNTER = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i; echo $i >> /log; sleep 0.1; done"]
+
+
+def tty_numbers(master: int, above: int, timeout: float = 30) -> list[int]:
+    """The numbers the container writes on the tty, read until one above `above` shows."""
+    text, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([master], [], [], 0.5)[0]:
+            text += os.read(master, 4096)
+            seen = [int(x) for x in text.split(b"\n")[:-1] if x.strip()]
+            if seen and seen[-1] > above:
+                return seen
+    raise AssertionError(f"no number above {above} on the tty: {text[-200:]!r}")
+
+
+def drain_tty(master: int) -> list[int]:
+    text = b""
+    while select.select([master], [], [], 0.3)[0]:
+        text += os.read(master, 4096)
+    return [int(x) for x in text.split() if x.strip()]
+
+
+def test_shell_job(oci: Runtime, bundle, tmp_path: Path) -> None:
+    """A container whose stdio is a terminal from outside (a pty slave the caller holds, no
+    process.terminal): criu can neither take nor name it ("Can't lookup mount=N for fd=0
+    path=/dev/pts/0"), so checkpoint refuses it without --shell-job; with it the terminal is
+    declared external and restore --shell-job hands its own terminal over: the restored
+    process writes there, going on from where it was. A restore without the flag, or not on
+    a terminal, is refused."""
+    master, slave = os.openpty()
+    _PIPES.extend((master, slave))
+    b = bundle(TTY_COUNTER, edit=writable)
+    cid = oci.new_id("sj")
+    with_stdio(oci, slave, slave, master, "run", "-d", "-b", str(b), cid)
+    assert tty_numbers(master, 3)[:3] == [1, 2, 3]
+    refused_dump(oci, cid, tmp_path / "refused", "stdin is a terminal from outside", "--shell-job")
+    images = tmp_path / "images"
+    checkpoint(oci, cid, images, "--shell-job")
+    assert oci.status(cid) == "absent"
+    before = stays_still(b / "rootfs")
+    on_tty = drain_tty(master)
+    refused_restore(oci, cid, b, images, "--shell-job")  # no flag
+    refused_restore(oci, cid, b, images, "restore's stdin must be one", flags=("--shell-job",))  # no tty
+    with_stdio(oci, slave, slave, master, "restore", "-d", "-b", str(b), "--image-path", str(images),
+               "--shell-job", cid)
+    pid = oci.state(cid)["pid"]
+    after = tty_numbers(master, on_tty[-1] + 2)
+    assert after[0] == on_tty[-1] + 1, f"the tty must go on from {on_tty[-1]}: {after[:5]}"
+    assert os.readlink(f"/proc/{pid}/fd/1") == os.ttyname(slave)
+    assert_counted_on(wait_numbers(b / "rootfs", len(before) + 3))
+    oci.run("delete", "-f", cid, check=True)
+    assert leaks(oci.root, cid, b) == []
+
+
+DGRAM_COUNTER = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i >&3; sleep 0.1; done"]
+
+
+def datagrams(sock: socket.socket, above: int, timeout: float = 30) -> list[int]:
+    got, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([sock], [], [], 0.5)[0]:
+            got.append(int(sock.recv(64)))
+            if got[-1] > above:
+                return got
+    raise AssertionError(f"no datagram above {above}: got {got[-5:]}")
+
+
+def drain_datagrams(sock: socket.socket, quiet: float = 1.0) -> list[int]:
+    got = []
+    while select.select([sock], [], [], quiet)[0]:
+        got.append(int(sock.recv(64)))
+    return got
+
+
+def test_ext_unix_sk(oci: Runtime, bundle, tmp_path: Path) -> None:
+    """The shape criu 3.17 takes: a datagram socket connected to a socket bound in a host
+    directory that is bound into the container at the same path (criu connects the restored
+    socket to that name, from the container's root), both in the network namespace the
+    container runs in (the host's: criu finds sockets only in the namespaces it dumps, a
+    socket from another one is "Unix socket N not found"). Refused without --ext-unix-sk; with
+    it, the host side gets the count again after restore, going on from where it was."""
+    sockdir = tmp_path / "sockdir"
+    sockdir.mkdir()
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(sockdir / "log"))
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sender.connect(str(sockdir / "log"))
+
+    def edit(cfg: dict) -> None:
+        writable(cfg)
+        cfg["process"]["args"] = DGRAM_COUNTER
+        cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"] if ns["type"] != "network"]
+        cfg["mounts"].append({"destination": str(sockdir), "type": "bind", "source": str(sockdir),
+                              "options": ["rbind"]})
+
+    b = bundle(edit=edit)
+    cid = oci.new_id("xu")
+    try:
+        with_pipes(oci, "run", "-d", "--preserve-fds", "1", "-b", str(b), cid, fd3=sender.fileno())
+        sender.close()
+        got = datagrams(receiver, 3)
+        refused_dump(oci, cid, tmp_path / "refused", "criu dump failed", "External socket is used",
+                     "--ext-unix-sk", "dump.log")
+        got += datagrams(receiver, got[-1] + 2)  # still sending
+        images = tmp_path / "images"
+        checkpoint(oci, cid, images, "--ext-unix-sk")
+        assert oci.status(cid) == "absent"
+        got += drain_datagrams(receiver)
+        assert got == list(range(1, len(got) + 1)), got
+        restore(oci, cid, b, images, "--ext-unix-sk")
+        after = datagrams(receiver, got[-1] + 3)
+        assert after[0] == got[-1] + 1, f"the restored container must go on from {got[-1]}: {after[:5]}"
+        oci.run("delete", "-f", cid, check=True)
+        assert leaks(oci.root, cid, b) == []
+    finally:
+        receiver.close()
+        sender.close()
+
+
+def test_manage_cgroups_strict(oci: Runtime, bundle, tmp_path: Path) -> None:
+    """strict: criu makes the container's cgroup itself and refuses one that exists (a soft
+    restore joins it); the restored container sits in its config's cgroup with the config's
+    pids limit (criu 3.17 restores no v2 limits: ociruntime sets the config's after criu)."""
+    def edit(cfg: dict) -> None:
+        writable(cfg)
+        cfg["linux"]["resources"]["pids"] = {"limit": 77}
+
+    b = bundle(COUNTER, edit=edit)
+    cid = oci.new_id("st")
+    pid = run_counter(oci, b, cid)
+    cg = Path("/sys/fs/cgroup") / cgroup_of(pid).lstrip("/")
+    assert (cg / "pids.max").read_text().strip() == "77"
+    images = tmp_path / "images"
+    checkpoint(oci, cid, images, "--manage-cgroups-mode", "strict")
+    before = stays_still(b / "rootfs")
+
+    taken = oci.new_id("st2")
+    taken_cg = cg.parent / taken
+    taken_cg.mkdir()  # a cgroup that exists where the restored one would go
+    try:
+        res = oci.run("restore", "-d", "-b", str(b), "--image-path", str(images), "--manage-cgroups-mode",
+                      "strict", taken, timeout=CRIU_TIMEOUT)
+        assert_clean_error(res, "criu restore failed", "Abort restore of existing cgroups", "restore.log")
+        assert oci.status(taken) == "absent"
+        assert taken_cg.is_dir(), "a cgroup that existed before must be left alone"
+        soft = restore(oci, taken, b, images)  # without strict it joins the cgroup
+        assert cgroup_of(soft).endswith("/" + taken)
+        oci.run("delete", "-f", taken, check=True)
+        assert taken_cg.is_dir(), "a cgroup that existed before must be left alone"
+    finally:
+        taken_cg.rmdir()
+    written = len(stays_still(b / "rootfs", 0.5))  # the soft copy's numbers are in the log too
+
+    pid = restore(oci, cid, b, images, "--manage-cgroups-mode", "strict")
+    assert cgroup_of(pid).endswith("/" + cid)
+    assert (cg / "pids.max").read_text().strip() == "77", "the config's pids limit"
+    seen = wait_numbers(b / "rootfs", written + 3)
+    assert seen[written:written + 3] == [before[-1] + 1, before[-1] + 2, before[-1] + 3], \
+        "the restored container must go on from the number it had at the dump"
     oci.run("delete", "-f", cid, check=True)
     assert leaks(oci.root, cid, b) == []
 

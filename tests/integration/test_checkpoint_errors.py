@@ -9,6 +9,7 @@ checkpointed container untouched and still running, no image directory made."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -263,3 +264,52 @@ def test_restore_criu_restores_nothing(oci: Runtime, bundle, tmp_path: Path) -> 
     assert_clean_error(res, "criu restore", "pid file")
     assert leaks(oci.root, cid, b) == []
     assert processes_naming(cid) == []
+
+
+# --- --shell-job and strict: refused before criu (the guest test shows criu's own side) -----
+def test_checkpoint_outside_terminal_needs_shell_job(oci: Runtime, bundle, tmp_path: Path) -> None:
+    """stdio a terminal from outside the container (no process.terminal): criu alone fails with
+    "Can't lookup mount=N for fd=0 path=/dev/pts/0"; checkpoint says what is needed instead."""
+    master, slave = os.openpty()
+    try:
+        b = bundle(LOOP)
+        cid = oci.new_id("sj")
+        subprocess.run(oci.cmd("run", "-d", "-b", str(b), cid), stdin=slave, stdout=slave,
+                       stderr=slave, check=True, timeout=30)
+        images = tmp_path / "images"
+        log = tmp_path / "log.json"
+        res = oci.run("--criu", "/bin/true", "checkpoint", "--image-path", str(images), cid, log_json=log)
+        assert_clean_error(res, cid, "stdin is a terminal from outside the container", "--shell-job")
+        assert_json_error_log(log)
+        assert not images.exists()
+        assert oci.status(cid) == "running"
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.mark.parametrize("record, flags, words", [
+    ('{"0": "tty[8800:19]"}', [], ("terminal from outside", "--shell-job")),
+    ('{"0": "tty[8800:19]"}', ["--shell-job"], ("restore's stdin must be one",)),  # stdin not a tty
+    ('{"7": "/etc/passwd"}', ["--shell-job"], ("outside-ttys.json", "corrupt checkpoint")),
+    ('{"0": "tty[1:2] --action-script=/x"}', ["--shell-job"], ("outside-ttys.json", "corrupt checkpoint")),
+])
+def test_restore_shell_job_mistakes(oci: Runtime, bundle, tmp_path: Path, record: str, flags: list[str],
+                                    words: tuple) -> None:
+    b = bundle(LOOP)
+    cid = oci.new_id("sj")
+    images = fake_images(tmp_path / "img")
+    (images / "outside-ttys.json").write_text(record)
+    res = oci.run("--criu", "/bin/true", "restore", "-d", "-b", str(b), "--image-path", str(images),
+                  *flags, cid, stdin=subprocess.DEVNULL)
+    assert_clean_error(res, *words)
+    assert leaks(oci.root, cid, b) == []
+
+
+def test_restore_strict_with_systemd_cgroup(oci: Runtime, bundle, tmp_path: Path) -> None:
+    b = bundle(LOOP)
+    cid = oci.new_id("st")
+    res = oci.run("--systemd-cgroup", "--criu", "/bin/true", "restore", "-d", "-b", str(b),
+                  "--manage-cgroups-mode", "strict", "--image-path", str(fake_images(tmp_path / "img")), cid)
+    assert_clean_error(res, "--manage-cgroups-mode strict", "--systemd-cgroup")
+    assert leaks(oci.root, cid, b) == []
