@@ -730,12 +730,33 @@ class Bench:
             time.sleep(0.1)
         self.ctr_rootfs = self.workdir / "ctr-rootfs"
         shutil.copytree(self.rootfs, self.ctr_rootfs, symlinks=True, copy_function=os.link)
-        # BinaryName wrappers that log each call's argv and wall time (bench/calllog).
+        self.write_calllog_wrappers()
+        return None
+
+    def write_calllog_wrappers(self) -> None:
+        """Per runtime, an engine's BinaryName that logs each call's argv and wall time (CALLLOG)."""
         for rt in self.runtimes:
-            wrapper = self.workdir / f"calllog-{rt.name}"
+            wrapper = self.calllog_wrapper(rt)
             wrapper.write_text(CALLLOG.format(real=rt.path, log=self.workdir / f"calls-{rt.name}.log"))
             wrapper.chmod(0o755)
-        return None
+
+    def calllog_wrapper(self, rt: Runtime) -> Path:
+        return self.workdir / f"calllog-{rt.name}"
+
+    def logged_run(self, rt: Runtime, engine: str, run: Callable[[], Result], record: bool) -> None:
+        """One engine run through the call-logging wrapper: its total, and each runtime call the
+        engine's shim made with its wall time, to compare the runtimes call by call."""
+        log = self.workdir / f"calls-{rt.name}.log"
+        log.write_text("")
+        r = run()
+        if r.rc != 0 or not record:
+            return
+        calls = parse_calllog(log.read_text())
+        rt.add(f"{engine}_logged_ms", r.ns / 1e6)
+        rt.add(f"{engine}_calls_ms", sum(ms for _, ms in calls))
+        for cmd, ms in calls:
+            rt.add(f"{engine}_call_{cmd}_ms", ms)
+        rt.notes[f"{engine}_calls"] = " ".join(cmd for cmd, _ in calls)
 
     def ctr_run(self, rt: Runtime, binary: str) -> Result:
         with self._seq_lock:
@@ -763,17 +784,7 @@ class Bench:
         how long each takes, to compare call by call."""
         if rt.ctr_error is not None:
             return
-        log = self.workdir / f"calls-{rt.name}.log"
-        log.write_text("")
-        r = self.ctr_run(rt, str(self.workdir / f"calllog-{rt.name}"))
-        if r.rc != 0 or not record:
-            return
-        calls = parse_calllog(log.read_text())
-        rt.add("ctr_logged_ms", r.ns / 1e6)
-        rt.add("ctr_calls_ms", sum(ms for _, ms in calls))
-        for cmd, ms in calls:
-            rt.add(f"ctr_call_{cmd}_ms", ms)
-        rt.notes["ctr_calls"] = " ".join(cmd for cmd, _ in calls)
+        self.logged_run(rt, "ctr", lambda: self.ctr_run(rt, str(self.calllog_wrapper(rt))), record)
 
     def ctr_teardown(self) -> None:
         daemon = getattr(self, "ctr_daemon", None)
@@ -817,8 +828,10 @@ class Bench:
                 "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", f"/{base.name}",
                 # dockerd's default nofile exceeds this sandbox's hard limit (see podman_setup).
                 "--default-ulimit", "nofile=1024:1024", "--log-level", "warn"]
+        self.write_calllog_wrappers()
         for rt in self.runtimes:
-            argv += ["--add-runtime", f"{DOCKER_RUNTIME_PREFIX}{rt.name}={rt.path}"]
+            argv += ["--add-runtime", f"{DOCKER_RUNTIME_PREFIX}{rt.name}={rt.path}",
+                     "--add-runtime", f"{DOCKER_RUNTIME_PREFIX}log-{rt.name}={self.calllog_wrapper(rt)}"]
         log = open(base / "dockerd.log", "wb")  # the daemon keeps its own copy
         self.docker_daemon = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                               env=CHILD_ENV)
@@ -838,24 +851,33 @@ class Bench:
             return f"docker import: {first_error_line(out)}"
         return None
 
-    def one_docker(self, rt: Runtime, record: bool) -> None:
-        if rt.docker_error is not None:
-            return
+    def docker_run(self, rt: Runtime, runtime_name: str) -> Result:
         with self._seq_lock:
             self._seq += 1
             name = f"ocibench-{os.getpid()}-d{self._seq}"
         self.docker_names.add(name)
-        r = self.sp.call([*self.docker_global, "run", "--rm", "--name", name,
-                          "--runtime", DOCKER_RUNTIME_PREFIX + rt.name, "--network", "none",
-                          DOCKER_IMAGE, "true"], timeout=60)
+        r = self.sp.call([*self.docker_global, "run", "--rm", "--name", name, "--runtime", runtime_name,
+                          "--network", "none", DOCKER_IMAGE, "true"], timeout=60)
         if r.rc != 0:
-            rt.docker_error = first_error_line(r.output)
             self.docker_rm(name)
         else:
             self.docker_names.discard(name)
-            if record:
-                rt.add("docker_ms", r.ns / 1e6)
         reap_strays()
+        return r
+
+    def one_docker(self, rt: Runtime, record: bool) -> None:
+        if rt.docker_error is not None:
+            return
+        r = self.docker_run(rt, DOCKER_RUNTIME_PREFIX + rt.name)
+        if r.rc != 0:
+            rt.docker_error = first_error_line(r.output)
+        elif record:
+            rt.add("docker_ms", r.ns / 1e6)
+
+    def one_docker_logged(self, rt: Runtime, record: bool) -> None:
+        if rt.docker_error is not None:
+            return
+        self.logged_run(rt, "docker", lambda: self.docker_run(rt, f"{DOCKER_RUNTIME_PREFIX}log-{rt.name}"), record)
 
     def docker_rm(self, name: str) -> None:
         self.sp.text([*self.docker_global, "rm", "--force", name], timeout=60)
@@ -945,6 +967,7 @@ class Bench:
                     rt.docker_error = why
             else:
                 self.interleaved("docker", self.one_docker, self.args.podman_iterations)
+                self.interleaved("docker (call log)", self.one_docker_logged, self.args.podman_iterations)
 
     def cleanup(self) -> None:
         for name, cid in list(self.live):
@@ -1213,6 +1236,9 @@ ROWS: list[tuple[str, str, str]] = [
     ("ctr_calls_ms", "... of which inside the runtime's calls (sum)", "ms"),
     *[(f"ctr_call_{c}_ms", f"... runtime `{c}` as the shim calls it (per call)", "ms") for c in CALL_NAMES],
     ("docker_ms", "`docker run --rm` of `true` (dockerd, runc v2 shim)", "ms"),
+    ("docker_logged_ms", "... the same with the call-logging wrapper as the runtime", "ms"),
+    ("docker_calls_ms", "... of which inside the runtime's calls (sum)", "ms"),
+    *[(f"docker_call_{c}_ms", f"... runtime `{c}` as the shim calls it (per call)", "ms") for c in CALL_NAMES],
     ("bare_python_rss_mib", "peak RSS bare interpreter", "MiB"),
     ("create_rss_mib", "peak RSS `create`", "MiB"),
     ("start_rss_mib", "peak RSS `start`", "MiB"),
@@ -1265,7 +1291,7 @@ def na_reason(rt: Runtime, key: str) -> str:
         return "n/a"
     if key.startswith("ctr_") and rt.ctr_error:
         return "n/a"
-    if key == "docker_ms" and rt.docker_error:
+    if key.startswith("docker_") and rt.docker_error:
         return "n/a"
     if key == "memlimit_min_kib" and "memlimit_min" in rt.notes and key not in rt.samples:
         return rt.notes["memlimit_min"]
@@ -1457,8 +1483,9 @@ def markdown(bench: Bench, meta: dict[str, Any], elapsed: float) -> str:
             notes.append(f"- {rt.name} under containerd: n/a — {rt.ctr_error}")
         if rt.docker_error:
             notes.append(f"- {rt.name} under dockerd: n/a — {rt.docker_error}")
-        if "ctr_calls" in rt.notes:
-            notes.append(f"- {rt.name}: runtime calls of one `ctr run --rm`: {rt.notes['ctr_calls']}")
+        for engine in ("ctr", "docker"):
+            if f"{engine}_calls" in rt.notes:
+                notes.append(f"- {rt.name}: runtime calls of one `{engine} run --rm`: {rt.notes[engine + '_calls']}")
         if "memlimit_min" in rt.notes:
             notes.append(f"- {rt.name} memory limit bisection: {rt.notes['memlimit_min']}")
     for err in bench.errors:
