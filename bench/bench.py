@@ -709,7 +709,7 @@ class Bench:
                  for tool in ("containerd", "ctr", "containerd-shim-runc-v2")}
         for tool, path in tools.items():
             if path is None:
-                return f"{tool} is not installed (scripts/install-engines.sh)"
+                return f"{tool} is not installed {install_hint()}"
         base = Path(tempfile.mkdtemp(prefix="ocibctd-", dir="/tmp"))  # short: socket paths
         self.ctr_base = base
         (base / "config.toml").write_text(
@@ -815,7 +815,7 @@ class Bench:
         # Debian's client, of the same release as its dockerd (as tests/clients uses).
         docker = DOCKER_CLIENT if os.access(DOCKER_CLIENT, os.X_OK) else shutil.which("docker", path=CHILD_ENV["PATH"])
         if dockerd is None or docker is None:
-            return "dockerd is not installed (scripts/install-engines.sh)"
+            return f"dockerd is not installed {install_hint()}"
         base = Path(tempfile.mkdtemp(prefix="ocibdk-", dir="/tmp"))  # short: socket paths
         self.docker_base = base
         (base / "daemon.json").write_text("{}\n")  # not the host's /etc/docker/daemon.json
@@ -1085,6 +1085,10 @@ def install_variants() -> list[tuple[str, list[str]]] | str:
 
 # --------------------------------------------------------------------------------------------
 # Measurements of processes and the machine
+
+
+def install_hint() -> str:
+    return "(not in the test guest's image)" if os.environ.get(GUEST_ENV) else "(scripts/install-engines.sh)"
 
 
 def unmount_under(base: Path) -> None:
@@ -1429,7 +1433,7 @@ def markdown(bench: Bench, meta: dict[str, Any], elapsed: float) -> str:
     out.append("")
     a = bench.args
     parts = [f"Medians (min-max) of {a.iterations} interleaved rounds (after one warm-up round each)"]
-    if "rss" in a.only:
+    if any(k.endswith("_rss_mib") for rt in rts for k in rt.samples):
         parts.append(f"peak RSS: {a.rss_iterations} rounds under GNU time")
     if "throughput" in a.only:
         parts.append(f"throughput: {a.throughput_n} lifecycles x {a.throughput_rounds} round(s)")
