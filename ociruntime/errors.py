@@ -94,3 +94,37 @@ class HookError(SetupError):
 # The errors a child process may report to the runtime over the sync socket (linux/sync.py):
 # the parent raises the same type, so a failed hook still reads as a HookError there.
 CHILD_ERRORS = {cls.__name__: cls for cls in (SetupError, SyscallError, CgroupError, HookError)}
+
+
+
+class OptionError(UsageError):
+    """A bad value, or combination, of a call's options (CreateOptions, ExecOptions,
+    CheckpointOptions, RestoreOptions, restore's detach/subreaper). `option` is the keyword
+    the Python API takes; `reason` may name the options in `mentions` as {keyword}; `runc` is
+    runc's own wording of the same mistake, put first (callers of runc match it).
+
+    str(err) names the options as the API does; details(), which the CLI prints, names them
+    as its flags: --keyword-with-dashes, or what the CLI put in `flags` (exec's cgroups is
+    --cgroup, restore's subreaper=False is --no-subreaper)."""
+
+    def __init__(self, option: str, reason: str, *, mentions: tuple[str, ...] = (),
+                 runc: str | None = None) -> None:
+        self.option = option
+        self.reason = reason
+        self.mentions = mentions
+        self.runc = runc
+        self.flags: dict[str, str] = {}
+        super().__init__(self._text(str))
+
+    def flag(self, option: str) -> str:
+        return self.flags.get(option) or "--" + option.replace("_", "-")
+
+    def details(self) -> list[str]:
+        return [self._text(self.flag)]
+
+    def _text(self, name) -> str:
+        reason = self.reason
+        for other in self.mentions:
+            reason = reason.replace("{" + other + "}", name(other))
+        text = f"{name(self.option)}: {reason}"
+        return f"{self.runc} ({text})" if self.runc else text
