@@ -170,9 +170,9 @@ def _send_pidfd(path: str, pid: int) -> None:
     try:
         pidfd = os.pidfd_open(pid)
     except OSError as e:
-        raise SyscallError.from_os(e, f"pidfd_socket: pidfd_open of pid {pid}") from None
+        raise SyscallError.from_os(e, f"pidfd socket: pidfd_open of pid {pid}") from None
     try:
-        unixsock.send_fd(unixsock.connect(path, "pidfd_socket"), b"pidfd", pidfd, f"pidfd_socket {path}: send")
+        unixsock.send_fd(unixsock.connect(path, "pidfd socket"), b"pidfd", pidfd, f"pidfd socket {path}: send")
     finally:
         os.close(pidfd)
 
