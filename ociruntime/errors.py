@@ -101,11 +101,11 @@ class OptionError(UsageError):
     """A bad value, or combination, of a call's options (CreateOptions, ExecOptions,
     CheckpointOptions, RestoreOptions, restore's detach/subreaper). `option` is the keyword
     the Python API takes; `reason` may name the options in `mentions` as {keyword}; `runc` is
-    runc's own wording of the same mistake, put first (callers of runc match it).
+    runc's own wording of the same mistake (callers of runc match it).
 
-    str(err) names the options as the API does; details(), which the CLI prints, names them
-    as its flags: --keyword-with-dashes, or what the CLI put in `flags` (exec's cgroups is
-    --cgroup, restore's subreaper=False is --no-subreaper)."""
+    str(err) names the options as the API does; details(), which the CLI prints, puts runc's
+    words first and names the options as its flags: --keyword-with-dashes, or what the CLI put
+    in `flags` (exec's cgroups is --cgroup, restore's subreaper=False is --no-subreaper)."""
 
     def __init__(self, option: str, reason: str, *, mentions: tuple[str, ...] = (),
                  runc: str | None = None) -> None:
@@ -120,11 +120,11 @@ class OptionError(UsageError):
         return self.flags.get(option) or "--" + option.replace("_", "-")
 
     def details(self) -> list[str]:
-        return [self._text(self.flag)]
+        text = self._text(self.flag)
+        return [f"{self.runc} ({text})" if self.runc else text]
 
     def _text(self, name) -> str:
         reason = self.reason
         for other in self.mentions:
             reason = reason.replace("{" + other + "}", name(other))
-        text = f"{name(self.option)}: {reason}"
-        return f"{self.runc} ({text})" if self.runc else text
+        return f"{name(self.option)}: {reason}"
