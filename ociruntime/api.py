@@ -144,26 +144,15 @@ class Container:
         return execute.exec_in(self.runtime.root, self.id, execute.ExecOptions(**options))
 
     def checkpoint(self, image_path: str = "checkpoint", **options) -> None:
-        """Dump the running container's processes with criu into image_path (runc's
-        `checkpoint`); unless leave_running or pre_dump, the container is gone afterwards.
-        options: work_path, criu, leave_running, pre_dump, parent_path, status_fd, page_server,
-        manage_cgroups_mode, empty_ns, and criu's switches (tcp_established, ext_unix_sk,
-        shell_job, file_locks, auto_dedup, lazy_pages): checkpoint.CheckpointOptions."""
+        """criu dumps the container to image_path (gone after, unless leave_running or
+        pre_dump); options: checkpoint.CheckpointOptions' keywords."""
         from ociruntime import checkpoint
 
         checkpoint.checkpoint(self.runtime.root, self.id, checkpoint.CheckpointOptions(image_path, **options))
 
-    def restore(self, bundle: str = ".", image_path: str = "checkpoint", *, detach: bool = False,
-                subreaper: bool = True, **options) -> int:
-        """Make this container (the ID must be free) from criu's images and the bundle (runc's
-        `restore`). In the foreground wait for it and return its exit status, as run() does;
-        with `detach`, return 0 once it runs. options: create()'s (console_socket, pid_file, ...)
-        and checkpoint.RestoreOptions' (work_path, criu, lsm_profile, manage_cgroups_mode, ...)."""
+    def restore(self, bundle: str = ".", image_path: str = "checkpoint", **options) -> int:
+        """This container, from criu's images and the bundle; as run(): detach, subreaper,
+        create()'s options, and checkpoint.RestoreOptions' keywords."""
         from ociruntime import checkpoint
-        from ociruntime.create import CreateOptions
 
-        create_options = {k: options.pop(k) for k in list(options) if k in CreateOptions.__slots__}
-        return checkpoint.restore(self.runtime.root, self.id,
-                                  self.runtime._create_options(bundle, not detach, create_options),
-                                  checkpoint.RestoreOptions(image_path, **options), detach=detach,
-                                  subreaper=subreaper)
+        return checkpoint.restore_from(self.runtime, self.id, bundle, image_path, options)

@@ -288,6 +288,17 @@ def restore(root: str, cid: str, copts, ropts: RestoreOptions, detach: bool,
     return create.wait_foreground(root, cid, c.init_pid, keep=False)
 
 
+def restore_from(rt, cid: str, bundle: str, image_path: str, options: dict) -> int:
+    """The Python API's restore (api.Container.restore): options split between CreateOptions
+    and RestoreOptions, detach and subreaper as run() takes them."""
+    from ociruntime.create import CreateOptions
+
+    detach, subreaper = options.pop("detach", False), options.pop("subreaper", True)
+    create_options = {k: options.pop(k) for k in list(options) if k in CreateOptions.__slots__}
+    return restore(rt.root, cid, rt._create_options(bundle, not detach, create_options),
+                   RestoreOptions(image_path, **options), detach=detach, subreaper=subreaper)
+
+
 def _check_images(path: str) -> None:
     """Before anything is made: a missing or unusable image directory is the caller's mistake."""
     try:

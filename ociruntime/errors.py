@@ -96,31 +96,18 @@ class HookError(SetupError):
 CHILD_ERRORS = {cls.__name__: cls for cls in (SetupError, SyscallError, CgroupError, HookError)}
 
 
-
 class OptionError(UsageError):
-    """A bad value, or combination, of a call's options (CreateOptions, ExecOptions,
-    CheckpointOptions, RestoreOptions, restore's detach/subreaper). `option` is the keyword
-    the Python API takes; `reason` may name the options in `mentions` as {keyword}; `runc` is
-    runc's own wording of the same mistake (callers of runc match it).
+    """A bad option of a call: `option` is its keyword, `reason` may name the keywords in
+    `mentions` as {keyword}, `runc` is runc's wording. str() names keywords; details() (what
+    the CLI prints) puts runc's words first, then flags: --keyword-with-dashes or flags[keyword]."""
 
-    str(err) names the options as the API does; details(), which the CLI prints, puts runc's
-    words first and names the options as its flags: --keyword-with-dashes, or what the CLI put
-    in `flags` (exec's cgroups is --cgroup, restore's subreaper=False is --no-subreaper)."""
-
-    def __init__(self, option: str, reason: str, *, mentions: tuple[str, ...] = (),
-                 runc: str | None = None) -> None:
-        self.option = option
-        self.reason = reason
-        self.mentions = mentions
-        self.runc = runc
+    def __init__(self, option: str, reason: str, *, mentions: tuple = (), runc: str | None = None) -> None:
+        self.option, self.reason, self.mentions, self.runc = option, reason, mentions, runc
         self.flags: dict[str, str] = {}
         super().__init__(self._text(str))
 
-    def flag(self, option: str) -> str:
-        return self.flags.get(option) or "--" + option.replace("_", "-")
-
     def details(self) -> list[str]:
-        text = self._text(self.flag)
+        text = self._text(lambda o: self.flags.get(o) or "--" + o.replace("_", "-"))
         return [f"{self.runc} ({text})" if self.runc else text]
 
     def _text(self, name) -> str:

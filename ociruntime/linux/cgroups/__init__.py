@@ -62,15 +62,6 @@ def with_default_devices(rules: list | None, devices: list | None = None) -> lis
 # ---------------------------------------------------------------- interface
 
 
-def refuse_limit_below_usage(mem: dict, limit: int, cgroup_dir: str, usage_file: str) -> None:
-    """memory.checkBeforeUpdate: a limit below what the cgroup uses now is refused, not set
-    (setting it would make the kernel reclaim or OOM-kill at once)."""
-    if mem.get("checkBeforeUpdate") and limit > 0:
-        usage = fs.read_int(f"{cgroup_dir}/{usage_file}")
-        if usage > limit:
-            raise CgroupError(f"cgroup: memory limit {limit} is below the current usage {usage} of {cgroup_dir}")
-
-
 class CgroupManager:
     """What every driver implements. Drivers are cheap to construct; nothing touches the
     filesystem until apply()/set()."""
@@ -160,15 +151,6 @@ class CgroupManager:
             # runtime-spec 1.3.0: 0 is a real limit (no new task); only a negative one is none.
             limit = pids["limit"]
             write_file(self._dir("pids") + "/pids.max", str(limit) if limit >= 0 else "max")
-
-    def _cpuset(self, cpu: dict) -> None:
-        """cpu.cpus and cpu.mems: the same cpuset files on v1 and v2 (the order is irrelevant
-        to the kernel; both must be non-empty for tasks to run)."""
-        if cpu.get("cpus") or cpu.get("mems"):
-            d = self._dir("cpuset")
-            for key in ("cpus", "mems"):
-                if cpu.get(key):
-                    write_file(f"{d}/cpuset.{key}", cpu[key])
 
     def _rdma(self, rdma: dict) -> None:
         from ociruntime.linux.cgroups.controllers import rdma_lines

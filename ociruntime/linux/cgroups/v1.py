@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 
 from ociruntime.errors import CgroupError
-from ociruntime.linux.cgroups import CgroupManager, fs, refuse_limit_below_usage
+from ociruntime.linux.cgroups import CgroupManager, fs
+from ociruntime.linux.cgroups.controllers import refuse_limit_below_usage, set_cpuset
 
 EINVAL = 22
 
@@ -218,7 +219,7 @@ class V1Manager(CgroupManager):
             fs.write_file(d + "/memory.oom_control", "1")
 
     def _cpu(self, cpu: dict) -> None:
-        self._cpuset(cpu)
+        set_cpuset(lambda: self._dir("cpuset"), cpu)
         keys = ("shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod")
         if not any(cpu.get(k) for k in keys) and cpu.get("idle") is None:
             return

@@ -16,8 +16,8 @@ import errno
 import os
 
 from ociruntime.errors import CgroupError
-from ociruntime.linux.cgroups import CgroupManager, fs, refuse_limit_below_usage
-from ociruntime.linux.cgroups.controllers import dev, rdma_lines  # noqa: F401  (v2's public names)
+from ociruntime.linux.cgroups import CgroupManager, fs
+from ociruntime.linux.cgroups.controllers import dev, rdma_lines, refuse_limit_below_usage, set_cpuset  # noqa: F401  (v2's public names)
 
 
 class V2Manager(CgroupManager):
@@ -186,7 +186,7 @@ class V2Manager(CgroupManager):
         if cpu.get("realtimeRuntime") or cpu.get("realtimePeriod"):
             raise CgroupError("cgroup: linux.resources.cpu.realtimeRuntime/realtimePeriod are "
                               "not supported on cgroup v2")
-        self._cpuset(cpu)
+        set_cpuset(lambda: self._dir("cpuset"), cpu)
         quota, period, burst = cpu.get("quota") or 0, cpu.get("period") or 0, cpu.get("burst")
         if not (cpu.get("shares") or quota or period or burst is not None
                 or cpu.get("idle") is not None):
