@@ -140,3 +140,17 @@ class Container:
         elif process is not None:
             options["args"] = list(process)
         return execute.exec_in(self.runtime.root, self.id, execute.ExecOptions(**options))
+
+    def checkpoint(self, image_path: str = "checkpoint", **options) -> None:
+        """criu dumps the container to image_path (gone after, unless leave_running or
+        pre_dump); options: checkpoint.CheckpointOptions' keywords."""
+        from ociruntime import checkpoint
+
+        checkpoint.checkpoint(self.runtime.root, self.id, checkpoint.CheckpointOptions(image_path, **options))
+
+    def restore(self, bundle: str = ".", image_path: str = "checkpoint", **options) -> int:
+        """This container, from criu's images and the bundle; as run(): detach, subreaper,
+        create()'s options, and checkpoint.RestoreOptions' keywords."""
+        from ociruntime import checkpoint
+
+        return checkpoint.restore_from(self.runtime, self.id, bundle, image_path, options)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 
 from ociruntime import jsonio, log, state
-from ociruntime.errors import ContainerExists, InvalidState, NotRunning, OciError, UsageError
+from ociruntime.errors import ContainerExists, InvalidState, NotRunning, OciError, OptionError
 from ociruntime.linux import criu
 
 DESCRIPTORS = "descriptors.json"  # runc's name and shape: the init's fds 0-2 as readlink shows them
@@ -41,26 +41,33 @@ CRIU_SWITCHES = {
 
 
 class CriuOptions:
-    """What checkpoint and restore share: where the images are, criu's switches and modes."""
+    """What checkpoint and restore share (their flags, typed): where the images are
+    (image_path, runc's default ./checkpoint) and criu's work files (work_path, default: with
+    the images), which criu (None: `criu` in $PATH), criu's switches (the keywords of
+    CRIU_SWITCHES), manage_cgroups_mode, and empty_ns (spec namespace names, only "network")."""
 
     __slots__ = ("criu", "empty_ns", "image_path", "manage_cgroups_mode", "switches", "work_path")
 
-    def __init__(self, opts: dict[str, object], gopts: dict[str, object]) -> None:
-        self.criu = str(gopts["criu"]) if gopts.get("criu") else None
-        # runc's default: ./checkpoint; the work files (criu's log) go with the images.
-        self.image_path = os.path.abspath(str(opts.get("image_path") or "checkpoint"))
-        self.work_path = os.path.abspath(str(opts["work_path"])) if opts.get("work_path") else self.image_path
-        self.switches = [flag for dest, flag in CRIU_SWITCHES.items() if opts.get(dest)]
-        mode = str(opts.get("manage_cgroups_mode") or "soft")
-        if mode not in MANAGE_CGROUPS_MODES:
-            raise UsageError(f"--manage-cgroups-mode: invalid value {mode!r} (expected "
-                             f"{', '.join(MANAGE_CGROUPS_MODES[:-1])} or {MANAGE_CGROUPS_MODES[-1]})")
-        self.manage_cgroups_mode = mode
+    def __init__(self, image_path: str = "checkpoint", *, work_path: str | None = None,
+                 criu: str | None = None, manage_cgroups_mode: str = "soft",
+                 empty_ns: list[str] | tuple[str, ...] = (), **switches: bool) -> None:
+        unknown = sorted(set(switches) - set(CRIU_SWITCHES))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument {unknown[0]!r}")
+        self.criu = criu or None
+        self.image_path = os.path.abspath(image_path or "checkpoint")
+        self.work_path = os.path.abspath(work_path) if work_path else self.image_path
+        self.switches = [flag for name, flag in CRIU_SWITCHES.items() if switches.get(name)]
+        if manage_cgroups_mode not in MANAGE_CGROUPS_MODES:
+            raise OptionError("manage_cgroups_mode", f"invalid value {manage_cgroups_mode!r} (expected "
+                              f"{', '.join(MANAGE_CGROUPS_MODES[:-1])} or {MANAGE_CGROUPS_MODES[-1]})",
+                              runc="Invalid manage cgroups mode")
+        self.manage_cgroups_mode = manage_cgroups_mode
         self.empty_ns = []
-        for name in opts.get("empty_ns") or []:  # type: ignore[union-attr]
+        for name in empty_ns:
             if name not in EMPTY_NS:
-                raise UsageError(f"--empty-ns: namespace {name!r} is not supported (only "
-                                 f"{', '.join(EMPTY_NS)})")
+                raise OptionError("empty_ns", f"namespace {name!r} is not supported (only {', '.join(EMPTY_NS)})",
+                                  runc=f'namespace "{name}" is not supported')
             self.empty_ns.append(EMPTY_NS[name])
 
     def common_args(self) -> list[str]:
@@ -71,40 +78,45 @@ class CriuOptions:
 
 
 class CheckpointOptions(CriuOptions):
+    """checkpoint's own: parent_path (a pre-dump's images, relative to image_path), pre_dump,
+    status_fd (an fd open for writing, -1: none), page_server ("ADDRESS:PORT"), and the
+    switch leave_running."""
+
     __slots__ = ("page_server", "parent_path", "pre_dump", "status_fd")
 
-    def __init__(self, opts: dict[str, object], gopts: dict[str, object]) -> None:
-        super().__init__(opts, gopts)
-        self.parent_path = str(opts["parent_path"]) if opts.get("parent_path") else None
-        self.pre_dump = bool(opts.get("pre_dump"))
-        self.status_fd = _status_fd(opts.get("status_fd"))
-        self.page_server = _page_server(opts.get("page_server"))
+    def __init__(self, image_path: str = "checkpoint", *, parent_path: str | None = None,
+                 pre_dump: bool = False, status_fd: int = -1, page_server: str | None = None,
+                 **common) -> None:
+        super().__init__(image_path, **common)
+        self.parent_path = parent_path or None
+        self.pre_dump = pre_dump
+        self.status_fd = _status_fd(status_fd)
+        self.page_server = _page_server(page_server)
 
 
-def _status_fd(value: object) -> int:
-    text = str(value) if value is not None else "-1"
-    if text == "-1":
+def _status_fd(fd: int) -> int:
+    if fd == -1:
         return -1
-    if not text.isdigit():
-        raise UsageError(f"--status-fd: {text!r} is not a file descriptor number")
-    fd = int(text)
+    if not isinstance(fd, int) or fd < 0:
+        raise OptionError("status_fd", f"{fd!r} is not a file descriptor number")
     import fcntl
 
     try:
         mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
     except OSError:
-        raise UsageError(f"--status-fd {fd}: not an open file descriptor") from None
+        raise OptionError("status_fd", f"{fd} is not an open file descriptor") from None
     if mode == os.O_RDONLY:
-        raise UsageError(f"--status-fd {fd}: not open for writing (criu writes its readiness byte to it)")
+        raise OptionError("status_fd", f"{fd} is not open for writing (criu writes its readiness byte to it)")
     return fd
 
 
-def _page_server(value: object) -> tuple[str, str] | None:
+def _page_server(value: str | None) -> tuple[str, str] | None:
     if not value:
         return None
-    address, sep, port = str(value).rpartition(":")
+    address, sep, port = value.rpartition(":")
     if not sep or not address or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--page-server: {value!r} is not ADDRESS:PORT")
+        raise OptionError("page_server", f"{value!r} is not ADDRESS:PORT",
+                          runc="Use --page-server ADDRESS:PORT to specify page server")
     return address.strip("[]"), port
 
 
@@ -163,11 +175,11 @@ def _refuse_terminal(config, what: str) -> None:
 
 
 def _make_dirs(opts: CriuOptions) -> None:
-    for flag, path in (("--image-path", opts.image_path), ("--work-path", opts.work_path)):
+    for option, path in (("image_path", opts.image_path), ("work_path", opts.work_path)):
         try:
             os.makedirs(path, 0o700, exist_ok=True)
         except OSError as e:
-            raise OciError(f"{flag} {path}: cannot create directory: {e.strerror}") from None
+            raise OptionError(option, f"{path}: cannot create directory: {e.strerror}") from None
 
 
 def _dump_externals(config, pid: int, cg) -> list[str]:
@@ -233,9 +245,9 @@ def _outside_ttys(cid: str, pid: int, shell_job: bool) -> dict[int, str]:
             continue  # closed
         if stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in TTY_MAJORS:
             if not shell_job:
-                raise InvalidState(f"cannot checkpoint container {cid!r}: its {STDIO[n]} is a terminal "
-                                   "from outside the container; criu takes it only as a shell job "
-                                   "(--shell-job, and restore --shell-job on a terminal)")
+                raise OptionError("shell_job", f"required to checkpoint container {cid!r}: its {STDIO[n]} "
+                                  "is a terminal from outside the container, which criu takes only as a "
+                                  "shell job (and restore {shell_job} on a terminal)", mentions=("shell_job",))
             ttys[n] = f"tty[{st.st_rdev:x}:{st.st_dev:x}]"
     return ttys
 
@@ -260,15 +272,17 @@ def _write_image_json(image_path: str, name: str, doc: object) -> None:
 
 # --- restore -------------------------------------------------------------------------------
 class RestoreOptions(CriuOptions):
+    """restore's own: lsm_profile ("apparmor:NAME" or "selinux:LABEL") and lsm_mount_context."""
+
     __slots__ = ("lsm_mount_context", "lsm_profile")
 
-    def __init__(self, opts: dict[str, object], gopts: dict[str, object]) -> None:
-        super().__init__(opts, gopts)
-        self.lsm_profile = str(opts["lsm_profile"]) if opts.get("lsm_profile") else None
-        self.lsm_mount_context = str(opts["lsm_mount_context"]) if opts.get("lsm_mount_context") else None
+    def __init__(self, image_path: str = "checkpoint", *, lsm_profile: str | None = None,
+                 lsm_mount_context: str | None = None, **common) -> None:
+        super().__init__(image_path, **common)
+        self.lsm_profile = lsm_profile or None
+        self.lsm_mount_context = lsm_mount_context or None
         if self.lsm_profile and self.lsm_profile.partition(":")[0] not in ("apparmor", "selinux"):
-            raise UsageError(f"--lsm-profile: {self.lsm_profile!r} is not TYPE:NAME with TYPE "
-                             "apparmor or selinux")
+            raise OptionError("lsm_profile", f"{self.lsm_profile!r} is not TYPE:NAME with TYPE apparmor or selinux")
 
 
 def restore(root: str, cid: str, copts, ropts: RestoreOptions, detach: bool,
@@ -281,13 +295,14 @@ def restore(root: str, cid: str, copts, ropts: RestoreOptions, detach: bool,
     if not detach and not subreaper:
         # The restored init is criu's child, not ours: without a subreaper we could neither
         # wait for it nor report its exit status.
-        raise UsageError("restore: --no-subreaper needs --detach (the restored init is criu's "
-                         "child: only as a subreaper can restore wait for it in the foreground)")
+        raise OptionError("detach", "required with the subreaper off ({subreaper}): the restored init is "
+                          "criu's child, and only as a subreaper can restore wait for it in the foreground",
+                          mentions=("subreaper",))
     if ropts.manage_cgroups_mode == "strict" and copts.systemd_cgroup:
         # systemd makes a scope's cgroup itself; strict has criu refuse any that exists.
-        raise UsageError("restore: --manage-cgroups-mode strict needs criu to create the container's "
-                         "cgroup, which the systemd cgroup driver (--systemd-cgroup) creates; use soft, "
-                         "full or ignore")
+        raise OptionError("manage_cgroups_mode", "strict needs criu to create the container's cgroup, "
+                          "which the systemd cgroup driver ({systemd_cgroup}) creates; use soft, full or "
+                          "ignore", mentions=("systemd_cgroup",))
     if os.path.isdir(state.StateDir(root, cid).path):
         raise ContainerExists(cid)
     _check_images(ropts.image_path)
@@ -313,27 +328,38 @@ def restore(root: str, cid: str, copts, ropts: RestoreOptions, detach: bool,
     return create.wait_foreground(root, cid, c.init_pid, keep=False)
 
 
+def restore_from(rt, cid: str, bundle: str, image_path: str, options: dict) -> int:
+    """The Python API's restore (api.Container.restore): options split between CreateOptions
+    and RestoreOptions, detach and subreaper as run() takes them."""
+    from ociruntime.create import CreateOptions
+
+    detach, subreaper = options.pop("detach", False), options.pop("subreaper", True)
+    create_options = {k: options.pop(k) for k in list(options) if k in CreateOptions.__slots__}
+    return restore(rt.root, cid, rt._create_options(bundle, not detach, create_options),
+                   RestoreOptions(image_path, **options), detach=detach, subreaper=subreaper)
+
+
 def _check_images(path: str) -> None:
     """Before anything is made: a missing or unusable image directory is the caller's mistake."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise OciError(f"--image-path {path}: no such directory (nothing to restore)") from None
+        raise OptionError("image_path", f"{path}: no such directory (nothing to restore)") from None
     except NotADirectoryError:
-        raise OciError(f"--image-path {path}: not a directory") from None
+        raise OptionError("image_path", f"{path}: not a directory") from None
     except OSError as e:
-        raise OciError(f"--image-path {path}: {e.strerror}") from None
+        raise OptionError("image_path", f"{path}: {e.strerror}") from None
     try:
         try:
             st = os.stat(INVENTORY, dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
-            raise OciError(f"--image-path {path}: not a checkpoint (no {INVENTORY}; make one with "
-                           "`ociruntime checkpoint --image-path DIR ID`)") from None
+            raise OptionError("image_path", f"{path}: not a checkpoint (no {INVENTORY}: checkpoint makes "
+                              "one)") from None
         import stat
 
         if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
-            raise OciError(f"--image-path {path}: {INVENTORY} is not a checkpoint image (empty or not "
-                           "a regular file)")
+            raise OptionError("image_path", f"{path}: {INVENTORY} is not a checkpoint image (empty or "
+                              "not a regular file)")
     finally:
         os.close(fd)
 
@@ -498,15 +524,15 @@ def _outside_tty_fds(ropts: RestoreOptions) -> dict[int, str]:
                                             for k, v in doc.items()):
         raise OciError(f"{path}: not a map of stdio fds to tty[RDEV:DEV] (corrupt checkpoint)")
     if doc and "--shell-job" not in ropts.switches:
-        raise InvalidState("restore: the checkpoint holds a terminal from outside the container (made "
-                           "with --shell-job): restore it with --shell-job, on a terminal")
+        raise OptionError("shell_job", "required: the checkpoint holds a terminal from outside the "
+                          "container (made as a shell job); restore it on a terminal")
     fds = {}
     for n, key in sorted((int(k), v) for k, v in doc.items()):
         if key in fds.values():
             continue  # the same terminal on several fds: criu needs it once
         if not os.isatty(n):
-            raise InvalidState(f"restore --shell-job: the checkpointed container's {STDIO[n]} was a "
-                               f"terminal; restore's {STDIO[n]} must be one to hand over")
+            raise OptionError("shell_job", f"the checkpointed container's {STDIO[n]} was a terminal; "
+                              f"restore's {STDIO[n]} must be one to hand over")
         fds[n] = key
     return fds
 

@@ -7,7 +7,7 @@ import os
 
 from ociruntime import log
 from ociruntime.cli import _one_id, _write_out, count_flag, text_flag
-from ociruntime.errors import NotRunning, OciError, UsageError
+from ociruntime.errors import NotRunning, OciError, OptionError, UsageError
 
 
 def inspect(root: str, opts: dict[str, object], positional: list[str]) -> int:
@@ -32,8 +32,11 @@ def checkpoint_or_restore(root: str, command: str, opts: dict[str, object],
     from ociruntime import checkpoint
 
     cid = _one_id(command, positional)
+    common = _criu_flags(opts, gopts)
     if command == "checkpoint":
-        checkpoint.checkpoint(root, cid, checkpoint.CheckpointOptions(opts, gopts))
+        checkpoint.checkpoint(root, cid, checkpoint.CheckpointOptions(
+            parent_path=text_flag(opts, "parent_path"), pre_dump=bool(opts.get("pre_dump")),
+            status_fd=_status_fd_flag(opts), page_server=text_flag(opts, "page_server"), **common))
         return 0
     from ociruntime.cli import create_flags
     from ociruntime.create import CreateOptions
@@ -41,8 +44,32 @@ def checkpoint_or_restore(root: str, command: str, opts: dict[str, object],
     detach = bool(opts.get("detach"))
     copts = CreateOptions(str(opts.get("bundle") or "."), systemd_cgroup=bool(gopts.get("systemd_cgroup")),
                           rootless=str(gopts.get("rootless") or "auto"), foreground=not detach, **create_flags(opts))
-    return checkpoint.restore(root, cid, copts, checkpoint.RestoreOptions(opts, gopts), detach=detach,
-                              subreaper=not opts.get("no_subreaper"))
+    ropts = checkpoint.RestoreOptions(lsm_profile=text_flag(opts, "lsm_profile"),
+                                      lsm_mount_context=text_flag(opts, "lsm_mount_context"), **common)
+    try:
+        return checkpoint.restore(root, cid, copts, ropts, detach=detach, subreaper=not opts.get("no_subreaper"))
+    except OptionError as e:
+        e.flags["subreaper"] = "--no-subreaper"  # the API's subreaper=False
+        raise
+
+
+def _criu_flags(opts: dict[str, object], gopts: dict[str, object]) -> dict:
+    """The flags checkpoint and restore share, as CriuOptions' keyword arguments."""
+    from ociruntime.checkpoint import CRIU_SWITCHES
+
+    return {"image_path": str(opts.get("image_path") or "checkpoint"), "work_path": text_flag(opts, "work_path"),
+            "criu": text_flag(gopts, "criu"), "manage_cgroups_mode": str(opts.get("manage_cgroups_mode") or "soft"),
+            "empty_ns": [str(n) for n in opts.get("empty_ns") or []],  # type: ignore[union-attr]
+            **{name: True for name in CRIU_SWITCHES if opts.get(name)}}
+
+
+def _status_fd_flag(opts: dict[str, object]) -> int:
+    """checkpoint --status-fd N (-1, runc's default: none)."""
+    text = str(opts.get("status_fd") or "-1")
+    if text != "-1" and not text.isdigit():
+        raise UsageError(f'invalid value "{text}" for flag -status-fd: parse error (--status-fd: '
+                         "not a file descriptor number)")
+    return int(text)
 
 
 def events_command(rt, opts: dict[str, object], positional: list[str]) -> int:
@@ -311,6 +338,14 @@ def exec_command(rt, opts: dict[str, object], positional: list[str]) -> int:
     gids = [str(g) for g in opts.get("additional_gids") or []]  # type: ignore[union-attr]
     if not all(g.isdigit() for g in gids):
         raise UsageError("exec --additional-gids: expected numbers")
+    try:
+        return _exec(rt, opts, positional, gids)
+    except OptionError as e:
+        e.flags.update(cgroups="--cgroup", caps="--cap", process_file="--process")  # the API's keywords
+        raise
+
+
+def _exec(rt, opts: dict[str, object], positional: list[str], gids: list[str]) -> int:
     return rt.container(positional[0]).exec(
         positional[1:] or None, process_file=text_flag(opts, "process"), cwd=text_flag(opts, "cwd"),
         env=opts.get("env"), tty=bool(opts.get("tty")), user=_exec_user(opts.get("user")),

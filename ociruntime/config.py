@@ -146,6 +146,42 @@ class Device:
         self.gid: int | None = d.get("gid")
 
 
+class SeccompArg:
+    """One condition on a syscall argument: index, op (SCMP_CMP_*), value, value_two."""
+
+    __slots__ = ("index", "op", "value", "value_two")
+
+    def __init__(self, d: dict) -> None:
+        self.index: int = d["index"]
+        self.op: str = d["op"]
+        self.value: int = d.get("value", 0)
+        self.value_two: int = d.get("valueTwo", 0)
+
+
+class SyscallRule:
+    __slots__ = ("action", "args", "errno_ret", "names")
+
+    def __init__(self, d: dict) -> None:
+        self.names: list[str] = list(d["names"])
+        self.action: str = d["action"]
+        self.errno_ret: int | None = d.get("errnoRet")
+        self.args = [SeccompArg(a) for a in d.get("args") or []]
+
+
+class Seccomp:
+    __slots__ = ("architectures", "default_action", "default_errno_ret", "flags", "listener_metadata",
+                 "listener_path", "syscalls")
+
+    def __init__(self, d: dict) -> None:
+        self.default_action: str = d["defaultAction"]
+        self.default_errno_ret: int | None = d.get("defaultErrnoRet")
+        self.architectures: list[str] = list(d.get("architectures") or [])
+        self.flags: list[str] = list(d.get("flags") or [])
+        self.listener_path: str = d.get("listenerPath") or ""
+        self.listener_metadata: str = d.get("listenerMetadata") or ""
+        self.syscalls = [SyscallRule(r) for r in d.get("syscalls") or []]
+
+
 class Linux:
     __slots__ = (
         "cgroups_path",
@@ -179,7 +215,7 @@ class Linux:
         self.masked_paths: list[str] = list(d.get("maskedPaths") or [])
         self.readonly_paths: list[str] = list(d.get("readonlyPaths") or [])
         self.sysctl: dict[str, str] = dict(d.get("sysctl") or {})
-        self.seccomp: dict | None = d.get("seccomp")
+        self.seccomp = Seccomp(d["seccomp"]) if d.get("seccomp") is not None else None
         self.mount_label: str = d.get("mountLabel") or ""
         self.personality: dict | None = d.get("personality")
         self.memory_policy: dict | None = d.get("memoryPolicy")

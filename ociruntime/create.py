@@ -9,8 +9,8 @@ import time
 
 from ociruntime import log, state, timing
 from ociruntime.container import hook_state, run_poststop, set_resources
-from ociruntime.errors import HookError, OciError, SetupError, UsageError
-from ociruntime.spawn import Spawn, report_pid
+from ociruntime.errors import HookError, OciError, OptionError, SetupError
+from ociruntime.spawn import NO_CONSOLE_SOCKET, UNUSED_CONSOLE_SOCKET, Spawn, report_pid
 from ociruntime.state import EXEC_FIFO, StateDir
 
 
@@ -26,9 +26,9 @@ class CreateOptions:
                  no_new_keyring: bool = False, systemd_cgroup: bool = False, rootless: str = "auto",
                  foreground: bool = False) -> None:
         if not isinstance(preserve_fds, int) or preserve_fds < 0:
-            raise UsageError(f"preserve_fds: {preserve_fds!r} is not a non-negative number")
+            raise OptionError("preserve_fds", f"{preserve_fds!r} is not a non-negative number")
         if rootless not in ("true", "false", "auto"):
-            raise UsageError(f"rootless: invalid value {rootless!r} (expected true, false or auto)")
+            raise OptionError("rootless", f"invalid value {rootless!r} (expected true, false or auto)")
         self.bundle = bundle
         self.console_socket = console_socket
         self.pid_file = pid_file
@@ -144,10 +144,10 @@ def _warn_foreign_processes(cg) -> None:
 
 def _check_terminal(terminal: bool, opts: CreateOptions) -> None:
     if terminal and not opts.console_socket and not opts.foreground:
-        raise OciError("process.terminal is true: --console-socket is required (the pty master "
-                       "is sent there)")
+        raise OptionError("console_socket", "required: process.terminal is true and the container runs "
+                          "detached (the pty master is sent there)", runc=NO_CONSOLE_SOCKET)
     if not terminal and opts.console_socket:
-        raise OciError("--console-socket was given but process.terminal is false")
+        raise OptionError("console_socket", "given, but process.terminal is false", runc=UNUSED_CONSOLE_SOCKET)
 
 
 def _build(c: Creation, config) -> None:

@@ -92,3 +92,24 @@ class HookError(SetupError):
 # The errors a child process may report to the runtime over the sync socket (linux/sync.py):
 # the parent raises the same type, so a failed hook still reads as a HookError there.
 CHILD_ERRORS = {cls.__name__: cls for cls in (SetupError, SyscallError, CgroupError, HookError)}
+
+
+class OptionError(UsageError):
+    """A bad option of a call: `option` is its keyword, `reason` may name the keywords in
+    `mentions` as {keyword}, `runc` is runc's wording. str() names keywords; details() (what
+    the CLI prints) puts runc's words first, then flags: --keyword-with-dashes or flags[keyword]."""
+
+    def __init__(self, option: str, reason: str, *, mentions: tuple = (), runc: str | None = None) -> None:
+        self.option, self.reason, self.mentions, self.runc = option, reason, mentions, runc
+        self.flags: dict[str, str] = {}
+        super().__init__(self._text(str))
+
+    def details(self) -> list[str]:
+        text = self._text(lambda o: self.flags.get(o) or "--" + o.replace("_", "-"))
+        return [f"{self.runc} ({text})" if self.runc else text]
+
+    def _text(self, name) -> str:
+        reason = self.reason
+        for other in self.mentions:
+            reason = reason.replace("{" + other + "}", name(other))
+        return f"{name(self.option)}: {reason}"

@@ -8,8 +8,8 @@ import os
 
 from ociruntime import bundle, log, state, timing
 from ociruntime.config import Config, Process
-from ociruntime.errors import ConfigError, InvalidState, NotRunning, OciError, SetupError, UsageError
-from ociruntime.spawn import Spawn, report_pid, wait_child
+from ociruntime.errors import ConfigError, InvalidState, NotRunning, OciError, OptionError, SetupError, UsageError
+from ociruntime.spawn import NO_CONSOLE_SOCKET, UNUSED_CONSOLE_SOCKET, Spawn, report_pid, wait_child
 from ociruntime.spectables import JOIN_ORDER, NS_LINK_NAMES
 
 # (spec type, /proc/<pid>/ns name) in joining order: user first, mount last.
@@ -34,7 +34,7 @@ class ExecOptions:
                  console_socket: str | None = None, preserve_fds: int = 0, ignore_paused: bool = False,
                  cgroups: list[str] | None = None) -> None:
         if not isinstance(preserve_fds, int) or preserve_fds < 0:
-            raise UsageError(f"preserve_fds: {preserve_fds!r} is not a non-negative number")
+            raise OptionError("preserve_fds", f"{preserve_fds!r} is not a non-negative number")
         self.args = list(args or [])
         self.process = process
         self.process_file = process_file
@@ -183,9 +183,12 @@ def _record_exec(root: str, cid: str, exec_pid: int) -> None:
 def _check_terminal(process: Process | None, eo: ExecOptions) -> None:
     assert process is not None
     if process.terminal and eo.detach and not eo.console_socket:
-        raise UsageError("exec: --tty with --detach needs --console-socket")
+        raise OptionError("console_socket", "required: the process has a terminal ({tty}) and runs detached "
+                          "({detach}); the pty master is sent there", mentions=("tty", "detach"),
+                          runc=NO_CONSOLE_SOCKET)
     if eo.console_socket and not process.terminal:
-        raise UsageError("exec: --console-socket was given without --tty")
+        raise OptionError("console_socket", "given, but the process has no terminal ({tty})", mentions=("tty",),
+                          runc=UNUSED_CONSOLE_SOCKET)
 
 
 def join_sub_cgroups(paths: dict[str, str], specs: list[str], pid: int) -> None:
@@ -197,16 +200,17 @@ def join_sub_cgroups(paths: dict[str, str], specs: list[str], pid: int) -> None:
         ctrl, _, sub = spec.rpartition(":")
         cleaned = clean_path(sub)
         if not sub or sub.startswith("/") or cleaned in ("", ".") or cleaned != sub.strip("/"):
-            raise UsageError(f"exec --cgroup {spec!r}: expected [CONTROLLER:]PATH, a path below the "
-                             "container's cgroup")
+            raise OptionError("cgroups", f"{spec!r}: expected [CONTROLLER:]PATH, a path below the "
+                              "container's cgroup", runc=f"{sub} is not a sub cgroup path")
         keys = [k for k in paths if not ctrl or ctrl in k.split(",") or (ctrl == "unified" and k == "")]
         if not keys:
-            raise UsageError(f"exec --cgroup {spec!r}: the container has no {ctrl} cgroup")
+            raise OptionError("cgroups", f"{spec!r}: the container has no {ctrl} cgroup",
+                              runc=f"unknown controller {ctrl} in SubCgroupPaths")
         for key in keys:
             try:
                 write_file(f"{paths[key]}/{cleaned}/cgroup.procs", str(pid))
             except CgroupError as e:
-                raise UsageError(f"exec --cgroup {spec!r}: {e}") from None
+                raise OptionError("cgroups", f"{spec!r}: {e}") from None
 
 
 def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOptions) -> tuple[int, int]:
@@ -228,7 +232,7 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
             if eo.cgroups:
                 join_sub_cgroups(cg.paths(), eo.cgroups, sp.pid)
         elif eo.cgroups:
-            raise UsageError("exec --cgroup: the container has no cgroup")
+            raise OptionError("cgroups", "the container has no cgroup")
         timing.mark("exec-cgroup")
         sp.send("go")
         for _ in sp.messages():

@@ -78,15 +78,15 @@ def unsupported(config) -> list[str]:
                         "applied untested)")
     if config.process is not None and config.process.scheduler:
         problems += procattrs.unsupported_scheduler(config.process.scheduler)
-    if linux.seccomp:
-        for i, rule in enumerate(linux.seccomp.get("syscalls") or []):
-            if rule.get("action") not in SECCOMP_ACTIONS:
-                problems.append(f"linux.seccomp.syscalls[{i}].action: {rule.get('action')} is not "
+    if linux.seccomp is not None:
+        for i, rule in enumerate(linux.seccomp.syscalls):
+            if rule.action not in SECCOMP_ACTIONS:
+                problems.append(f"linux.seccomp.syscalls[{i}].action: {rule.action} is not "
                                 f"supported (supported: {', '.join(sorted(SECCOMP_ACTIONS))})")
-        if linux.seccomp.get("defaultAction") not in SECCOMP_ACTIONS:
-            problems.append(f"linux.seccomp.defaultAction: {linux.seccomp.get('defaultAction')} "
+        if linux.seccomp.default_action not in SECCOMP_ACTIONS:
+            problems.append(f"linux.seccomp.defaultAction: {linux.seccomp.default_action} "
                             "is not supported")
-        for i, flag in enumerate(linux.seccomp.get("flags") or []):
+        for i, flag in enumerate(linux.seccomp.flags):
             if flag not in SECCOMP_FLAGS:
                 problems.append(f"linux.seccomp.flags[{i}]: {flag} is not supported")
     for i, m in enumerate(config.mounts):

@@ -8,8 +8,12 @@ from __future__ import annotations
 import os
 
 from ociruntime import state, timing
-from ociruntime.errors import OciError, SetupError
+from ociruntime.errors import OciError, SyscallError
 
+# runc's words for a terminal without a console socket, and for a console socket without a
+# terminal (create, run, exec, restore): callers of runc match them.
+NO_CONSOLE_SOCKET = "cannot allocate tty if runc will detach without setting console socket"
+UNUSED_CONSOLE_SOCKET = "cannot use console socket if runc will not detach or allocate tty"
 
 class Spawn:
     """One child being started: `args` (what it inherits), `fd` (our end of the sync socket),
@@ -151,7 +155,7 @@ class Spawn:
 
 
 def report_pid(pid: int, pid_file: str | None, pidfd_socket: str | None) -> None:
-    """--pid-file and --pidfd-socket: where the caller learns of the process."""
+    """pid_file and pidfd_socket (--pid-file, --pidfd-socket): where the caller learns of the process."""
     if pid_file:
         _write_pid_file(pid_file, pid)
     if pidfd_socket:
@@ -159,16 +163,16 @@ def report_pid(pid: int, pid_file: str | None, pidfd_socket: str | None) -> None
 
 
 def _send_pidfd(path: str, pid: int) -> None:
-    """--pidfd-socket (runc 1.2): a pidfd of the process, sent with SCM_RIGHTS over the unix
+    """pidfd_socket (runc 1.2's --pidfd-socket): a pidfd of the process, sent with SCM_RIGHTS over the unix
     socket at path, so the caller can wait for it and signal it without pid reuse races."""
     from ociruntime.linux import unixsock
 
     try:
         pidfd = os.pidfd_open(pid)
     except OSError as e:
-        raise SetupError(f"--pidfd-socket: pidfd_open of pid {pid}: {e.strerror}") from None
+        raise SyscallError.from_os(e, f"pidfd socket: pidfd_open of pid {pid}") from None
     try:
-        unixsock.send_fd(unixsock.connect(path, "--pidfd-socket"), b"pidfd", pidfd, f"--pidfd-socket {path}")
+        unixsock.send_fd(unixsock.connect(path, "pidfd socket"), b"pidfd", pidfd, f"pidfd socket {path}: send")
     finally:
         os.close(pidfd)
 

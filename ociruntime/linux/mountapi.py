@@ -95,6 +95,18 @@ def attach(mount_fd: int, target_fd: int, what: str) -> None:
                         f"{what}: move_mount")
 
 
+def attach_detached(mount_fd: int, target_fd: int, what: str, attr_set: int = 0,
+                    recursive: bool = False) -> None:
+    """Set attr_set (e.g. READONLY_ATTRS) on the detached mount, then attach it at the target:
+    nothing of it is reachable before it has its attributes. Consumes mount_fd."""
+    try:
+        if attr_set:
+            set_attrs(mount_fd, attr_set, 0, recursive, what)
+        attach(mount_fd, target_fd, what)
+    finally:
+        os.close(mount_fd)
+
+
 def verify_char_device(fd: int, major: int, minor: int, what: str) -> None:
     st = os.fstat(fd)
     if not stat.S_ISCHR(st.st_mode) or (os.major(st.st_rdev), os.minor(st.st_rdev)) != (major, minor):

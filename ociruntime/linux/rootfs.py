@@ -210,11 +210,11 @@ class Rootfs:
                 # A directory of the image lends the tmpfs its mode (as runc); one we just made
                 # leaves the tmpfs's own (mode= or 1777).
                 copy_tree(target, mfd, what, keep_mode=existed >= 0)
-                if opts.flags & mf.MS_RDONLY:  # filled first, then made read-only
-                    mountapi.set_attrs(mfd, mf.MOUNT_ATTR_RDONLY, 0, False, what)
-                mountapi.attach(mfd, target, what)
-            finally:
+            except BaseException:
                 os.close(mfd)
+                raise
+            # Filled first, then made read-only.
+            mountapi.attach_detached(mfd, target, what, mf.MOUNT_ATTR_RDONLY if opts.flags & mf.MS_RDONLY else 0)
         finally:
             os.close(target)
 
@@ -632,15 +632,12 @@ def mask_paths(root: Rootfs, paths: list[str]) -> None:
                 what = f"linux.maskedPaths: mask {path}"
                 if stat.S_ISDIR(os.fstat(target).st_mode):
                     mfd = mountapi.new_mount("tmpfs", "tmpfs", mf.MS_RDONLY, "", what)
+                    mountapi.attach_detached(mfd, target, what)
                 else:
                     if null < 0:
                         null = null_device(root)
                     mfd = mountapi.clone_tree(null, False, what)
-                    mountapi.set_attrs(mfd, mountapi.READONLY_ATTRS, 0, False, what)
-                try:
-                    mountapi.attach(mfd, target, what)
-                finally:
-                    os.close(mfd)
+                    mountapi.attach_detached(mfd, target, what, mountapi.READONLY_ATTRS)
             finally:
                 os.close(target)
     finally:
@@ -657,11 +654,7 @@ def readonly_paths(root: Rootfs, paths: list[str]) -> None:
         what = f"linux.readonlyPaths: make {path} read-only"
         try:
             tree = mountapi.clone_tree(target, True, what)
-            try:
-                mountapi.set_attrs(tree, mountapi.READONLY_ATTRS, 0, True, what)
-                mountapi.attach(tree, target, what)
-            finally:
-                os.close(tree)
+            mountapi.attach_detached(tree, target, what, mountapi.READONLY_ATTRS, recursive=True)
         finally:
             os.close(target)
 

@@ -19,6 +19,10 @@ SCM_RIGHTS = 1
 EPERM = 1
 EEXIST = 17
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ociruntime.config import Seccomp, SeccompArg, SyscallRule
+
 
 def libseccomp_version() -> str:
     v = shim()[1].seccomp_version()
@@ -75,27 +79,27 @@ def send_listener_state(sock_fd: int, notify_fd: int, state: dict, pid: int, met
                      "linux.seccomp.listenerPath: send the seccomp fd")
 
 
-def compile_filter(spec: dict) -> Filter:
+def compile_filter(spec: Seccomp) -> Filter:
     ffi, lib = shim()
-    default = _action(spec["defaultAction"], spec.get("defaultErrnoRet"))
+    default = _action(spec.default_action, spec.default_errno_ret)
     ctx = lib.seccomp_init(default)
     if ctx == ffi.NULL:
         raise SetupError("seccomp: cannot initialise a filter")
     try:
         # We set no_new_privs ourselves, when process.noNewPrivileges says so.
         lib.seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)
-        for arch in spec.get("architectures") or []:
+        for arch in spec.architectures:
             token = lib.seccomp_arch_resolve_name(arch[len("SCMP_ARCH_"):].lower().encode())
             if token == 0:
                 raise ConfigError([f"linux.seccomp.architectures: {arch} is unknown to libseccomp"])
             rc = lib.seccomp_arch_add(ctx, token)
             if rc < 0 and rc != -EEXIST:  # the native arch is always there
                 raise SyscallError(-rc, f"seccomp: add architecture {arch}")
-        for i, rule in enumerate(spec.get("syscalls") or []):
+        for i, rule in enumerate(spec.syscalls):
             _add_rule(ctx, default, rule, i)
-        notify = any(r.get("action") == "SCMP_ACT_NOTIFY" for r in spec.get("syscalls") or [])
-        return Filter(_export(ctx), _flags(spec.get("flags") or []),
-                      spec.get("listenerPath", "") if notify else "", spec.get("listenerMetadata", ""))
+        notify = any(r.action == "SCMP_ACT_NOTIFY" for r in spec.syscalls)
+        return Filter(_export(ctx), _flags(spec.flags), spec.listener_path if notify else "",
+                      spec.listener_metadata)
     finally:
         lib.seccomp_release(ctx)
 
@@ -107,29 +111,28 @@ def _flags(names: list[str]) -> int:
     return value
 
 
-def _add_rule(ctx: object, default: int, rule: dict, index: int) -> None:
-    action = _action(rule["action"], rule.get("errnoRet"))
+def _add_rule(ctx: object, default: int, rule: SyscallRule, index: int) -> None:
+    action = _action(rule.action, rule.errno_ret)
     if action == default:
         return  # libseccomp refuses rules equal to the default action; they change nothing
     ffi, lib = shim()
-    args = rule.get("args") or []
     # Several conditions on the same argument are alternatives (OR): one rule for each.
-    groups: list[list[dict]] = [[]]
-    for arg in args:
-        if any(a["index"] == arg["index"] for a in groups[-1]):
+    groups: list[list[SeccompArg]] = [[]]
+    for arg in rule.args:
+        if any(a.index == arg.index for a in groups[-1]):
             groups.append([])
         groups[-1].append(arg)
-    for name in rule["names"]:
+    for name in rule.names:
         number = lib.seccomp_syscall_resolve_name(name.encode())
         if number < 0:
             continue  # a syscall this kernel/libseccomp does not know: nothing to filter
         for group in groups:
             cmp = ffi.new("struct scmp_arg_cmp[]", max(len(group), 1))
             for j, arg in enumerate(group):
-                cmp[j].arg = arg["index"]
-                cmp[j].op = OPERATORS[arg["op"]]
-                cmp[j].datum_a = arg.get("value", 0)
-                cmp[j].datum_b = arg.get("valueTwo", 0)
+                cmp[j].arg = arg.index
+                cmp[j].op = OPERATORS[arg.op]
+                cmp[j].datum_a = arg.value
+                cmp[j].datum_b = arg.value_two
             rc = lib.seccomp_rule_add_array(ctx, action, number, len(group), cmp)
             if rc == -EEXIST:
                 continue  # an equivalent rule for this syscall is already in the filter

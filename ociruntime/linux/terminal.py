@@ -24,7 +24,7 @@ SIGWINCH = 28
 
 def connect_console_socket(path: str) -> int:
     """Connected by the parent, before any namespace change, so the path is the caller's."""
-    return unixsock.connect(path, "--console-socket")
+    return unixsock.connect(path, "console socket")
 
 
 def open_pty() -> tuple[int, str]:

@@ -11,13 +11,15 @@ from ociruntime.errors import SyscallError
 
 
 def connect(path: str, what: str) -> int:
-    """A connected socket to path (while the caller's filesystem is still the one we see)."""
+    """A connected socket to path (while the caller's filesystem is still the one we see);
+    `what` names the option or field that gave the path. Failures read as runc's ("dial unix
+    PATH: connect: ...")."""
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC, 0)
     try:
         sock.connect(path)
     except OSError as e:
         sock.close()
-        raise SyscallError.from_os(e, f"{what} {path}: connect") from None
+        raise SyscallError.from_os(e, f"{what}: dial unix {path}: connect") from None
     return sock.detach()
 
 

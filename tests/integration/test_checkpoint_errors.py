@@ -311,5 +311,5 @@ def test_restore_strict_with_systemd_cgroup(oci: Runtime, bundle, tmp_path: Path
     cid = oci.new_id("st")
     res = oci.run("--systemd-cgroup", "--criu", "/bin/true", "restore", "-d", "-b", str(b),
                   "--manage-cgroups-mode", "strict", "--image-path", str(fake_images(tmp_path / "img")), cid)
-    assert_clean_error(res, "--manage-cgroups-mode strict", "--systemd-cgroup")
+    assert_clean_error(res, "--manage-cgroups-mode", "strict", "--systemd-cgroup")
     assert leaks(oci.root, cid, b) == []

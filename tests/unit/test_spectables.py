@@ -26,7 +26,8 @@ def test_loading_and_validating_a_bundle_never_loads_the_shim(tmp_path: Path) ->
         "    'syscalls': [{'names': ['mount'], 'action': 'SCMP_ACT_LOG'}]}\n"
         f"open({str(tmp_path / 'config.json')!r}, 'w').write(__import__('json').dumps(doc))\n"
         f"config = bundle.load({str(tmp_path)!r})\n"
-        "assert config.linux.seccomp['defaultAction'] == 'SCMP_ACT_ERRNO'\n"
+        "assert config.linux.seccomp.default_action == 'SCMP_ACT_ERRNO'\n"
+        "assert [r.names for r in config.linux.seccomp.syscalls] == [['mount']]\n"
         "print(sorted(m for m in sys.modules if m in ('ociruntime._shim', '_cffi_backend')))\n"
     )
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd="/")

@@ -10,19 +10,9 @@ from __future__ import annotations
 
 import os
 
-from ociruntime.linux.cgroups import (
-    CgroupError,
-    CgroupManager,
-    missing_components,
-    mkdirs,
-    read_file,
-    read_int,
-    read_kv,
-    read_procs,
-    remove_parents,
-    rmdir_tree,
-    write_file,
-)
+from ociruntime.errors import CgroupError
+from ociruntime.linux.cgroups import CgroupManager, fs
+from ociruntime.linux.cgroups.controllers import refuse_limit_below_usage, set_cpuset
 
 EINVAL = 22
 
@@ -65,6 +55,11 @@ class V1Manager(CgroupManager):
                 return key
         return None
 
+    def _dir_of(self, controller: str) -> str | None:
+        """The directory of `controller`'s cgroup, None if the container has none there."""
+        key = self._key(controller)
+        return None if key is None else self.dirs[key]
+
     def _dir(self, controller: str) -> str:
         key = self._key(controller)
         if key is None:
@@ -83,7 +78,7 @@ class V1Manager(CgroupManager):
                 continue
             made = 0
             try:
-                made = mkdirs(path)
+                made = fs.mkdirs(path)
                 if made:
                     self.made[key] = made
                 if made and "cpuset" in key.split(","):
@@ -93,7 +88,7 @@ class V1Manager(CgroupManager):
 
     def plan(self) -> None:
         for key, path in self.paths().items():
-            count = missing_components(path)
+            count = fs.missing_components(path)
             if count:
                 self.made[key] = count
 
@@ -117,7 +112,7 @@ class V1Manager(CgroupManager):
             if key in self.skipped:
                 continue
             try:
-                write_file(path + "/cgroup.procs", procs)
+                fs.write_file(path + "/cgroup.procs", procs)
             except CgroupError as e:
                 self._skip_or_raise(key, e, self.made.get(key, 0))
 
@@ -131,24 +126,24 @@ class V1Manager(CgroupManager):
         self.skipped.add(key)
         if made:
             path = self.dirs[key]
-            rmdir_tree(path)
-            remove_parents(path, made - 1)
+            fs.rmdir_tree(path)
+            fs.remove_parents(path, made - 1)
 
     def destroy(self) -> None:
         for key, path in self.dirs.items():
             made = self.made.get(key, 0)
             if key in self.skipped or not made:
                 continue  # not ours: it existed before the container (and may hold others)
-            rmdir_tree(path)
-            remove_parents(path, made - 1)
+            fs.rmdir_tree(path)
+            fs.remove_parents(path, made - 1)
 
     def pids(self) -> list[int]:
         for ctrl in ("freezer", "pids", "memory", "devices", "cpu"):
             key = self._key(ctrl)
             if key is not None:
-                return read_procs(self.dirs[key])
+                return fs.read_procs(self.dirs[key])
         paths = self.paths()
-        return read_procs(next(iter(paths.values()))) if paths else []
+        return fs.read_procs(next(iter(paths.values()))) if paths else []
 
     def kill_all(self) -> bool:
         """Hybrid host: every process of the container joined its cgroup in the unified
@@ -169,26 +164,26 @@ class V1Manager(CgroupManager):
         state = self._dir("freezer") + "/freezer.state"
         delay = 0.0002
         waited = 0.0
-        write_file(state, "FROZEN")
+        fs.write_file(state, "FROZEN")
         while True:
-            if read_file(state).strip() == "FROZEN":
+            if fs.read_file(state).strip() == "FROZEN":
                 return
             if waited > 2.0:
-                write_file(state, "THAWED")
+                fs.write_file(state, "THAWED")
                 raise CgroupError(f"cgroup: freeze {state}: still FREEZING after {waited:.1f}s")
             time.sleep(delay)
             waited += delay
             delay = min(delay * 2, 0.05)
-            write_file(state, "FROZEN")
+            fs.write_file(state, "FROZEN")
 
     def thaw(self) -> None:
-        write_file(self._dir("freezer") + "/freezer.state", "THAWED")
+        fs.write_file(self._dir("freezer") + "/freezer.state", "THAWED")
 
     def frozen(self) -> bool:
         from ociruntime.linux import freezer
 
-        key = self._key("freezer")
-        return key is not None and freezer.v1_frozen(self.dirs[key])
+        d = self._dir_of("freezer")
+        return d is not None and freezer.v1_frozen(d)
 
     # ------------------------------------------------------------ resources
 
@@ -201,71 +196,49 @@ class V1Manager(CgroupManager):
                 or mem.get("disableOOMKiller") or swappiness not in (None, -1)):
             return
         d = self._dir("memory")
-        if mem.get("checkBeforeUpdate") and limit > 0:
-            usage = read_int(d + "/memory.usage_in_bytes")
-            if usage > limit:
-                raise CgroupError(f"cgroup: memory limit {limit} is below the current usage "
-                                  f"{usage} of {d}")
+        refuse_limit_below_usage(mem, limit, d, "memory.usage_in_bytes")
         memsw = d + "/memory.memsw.limit_in_bytes"
         if limit:
-            try:
-                write_file(d + "/memory.limit_in_bytes", str(limit))
-            except CgroupError as e:
-                # memory.limit_in_bytes may never exceed memsw: raising both needs memsw first.
-                if not swap or e.errno != EINVAL:
-                    raise
-                write_file(memsw, str(swap))
-                write_file(d + "/memory.limit_in_bytes", str(limit))
+            # memory.limit_in_bytes may never exceed memsw: raising both needs memsw first.
+            _write_before(d + "/memory.limit_in_bytes", str(limit), memsw, str(swap) if swap else None)
         if swap and not (swap == -1 and not os.path.exists(memsw)):
-            write_file(memsw, str(swap))
+            fs.write_file(memsw, str(swap))
         if mem.get("reservation"):
-            write_file(d + "/memory.soft_limit_in_bytes", str(mem["reservation"]))
+            fs.write_file(d + "/memory.soft_limit_in_bytes", str(mem["reservation"]))
         if mem.get("kernelTCP"):
-            write_file(d + "/memory.kmem.tcp.limit_in_bytes", str(mem["kernelTCP"]))
+            fs.write_file(d + "/memory.kmem.tcp.limit_in_bytes", str(mem["kernelTCP"]))
         if swappiness is not None and swappiness != -1:
             if not 0 <= swappiness <= 100:
                 raise CgroupError(f"cgroup: invalid memory swappiness {swappiness}: "
                                   "valid range is 0-100")
-            write_file(d + "/memory.swappiness", str(swappiness))
+            fs.write_file(d + "/memory.swappiness", str(swappiness))
         if mem.get("disableOOMKiller"):
-            write_file(d + "/memory.oom_control", "1")
+            fs.write_file(d + "/memory.oom_control", "1")
 
     def _cpu(self, cpu: dict) -> None:
-        if cpu.get("cpus") or cpu.get("mems"):
-            d = self._dir("cpuset")
-            # mems before cpus is irrelevant to the kernel; both must be non-empty for tasks.
-            if cpu.get("cpus"):
-                write_file(d + "/cpuset.cpus", cpu["cpus"])
-            if cpu.get("mems"):
-                write_file(d + "/cpuset.mems", cpu["mems"])
+        set_cpuset(lambda: self._dir("cpuset"), cpu)
         keys = ("shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod")
         if not any(cpu.get(k) for k in keys) and cpu.get("idle") is None:
             return
         d = self._dir("cpu")
         if cpu.get("shares"):
-            write_file(d + "/cpu.shares", str(cpu["shares"]))
+            fs.write_file(d + "/cpu.shares", str(cpu["shares"]))
         if cpu.get("realtimePeriod"):
-            write_file(d + "/cpu.rt_period_us", str(cpu["realtimePeriod"]))
+            fs.write_file(d + "/cpu.rt_period_us", str(cpu["realtimePeriod"]))
         if cpu.get("realtimeRuntime"):
-            write_file(d + "/cpu.rt_runtime_us", str(cpu["realtimeRuntime"]))
+            fs.write_file(d + "/cpu.rt_runtime_us", str(cpu["realtimeRuntime"]))
         quota, period, burst = cpu.get("quota") or 0, cpu.get("period") or 0, cpu.get("burst")
         if burst and quota > 0 and burst > quota:
             raise CgroupError(f"cgroup: cpu burst {burst} is larger than quota {quota}")
         if period:
-            try:
-                write_file(d + "/cpu.cfs_period_us", str(period))
-            except CgroupError as e:
-                # A new period can conflict with the old quota (or the burst); set quota first.
-                if not quota or e.errno != EINVAL:
-                    raise
-                write_file(d + "/cpu.cfs_quota_us", str(quota))
-                write_file(d + "/cpu.cfs_period_us", str(period))
+            # A new period can conflict with the old quota (or the burst); set quota first.
+            _write_before(d + "/cpu.cfs_period_us", str(period), d + "/cpu.cfs_quota_us", str(quota) if quota else None)
         if quota:
-            write_file(d + "/cpu.cfs_quota_us", str(quota))
+            fs.write_file(d + "/cpu.cfs_quota_us", str(quota))
         if burst is not None:
-            write_file(d + "/cpu.cfs_burst_us", str(burst))
+            fs.write_file(d + "/cpu.cfs_burst_us", str(burst))
         if cpu.get("idle") is not None:
-            write_file(d + "/cpu.idle", str(cpu["idle"]))
+            fs.write_file(d + "/cpu.idle", str(cpu["idle"]))
 
     def _blkio(self, bio: dict) -> None:
         from ociruntime.linux.cgroups.controllers import dev
@@ -280,44 +253,36 @@ class V1Manager(CgroupManager):
         bfq = os.path.exists(d + "/blkio.bfq.weight")
         weight_file = "/blkio.bfq.weight" if bfq else "/blkio.weight"
         if bio.get("weight"):
-            write_file(d + weight_file, str(bio["weight"]))
+            fs.write_file(d + weight_file, str(bio["weight"]))
         if bio.get("leafWeight"):
-            write_file(d + "/blkio.leaf_weight", str(bio["leafWeight"]))
+            fs.write_file(d + "/blkio.leaf_weight", str(bio["leafWeight"]))
         for wd in bio.get("weightDevice") or ():
             if wd.get("weight"):
-                write_file(d + weight_file + "_device", f"{dev(wd)} {wd['weight']}")
+                fs.write_file(d + weight_file + "_device", f"{dev(wd)} {wd['weight']}")
             if wd.get("leafWeight"):
-                write_file(d + "/blkio.leaf_weight_device", f"{dev(wd)} {wd['leafWeight']}")
+                fs.write_file(d + "/blkio.leaf_weight_device", f"{dev(wd)} {wd['leafWeight']}")
         for key, name in (("throttleReadBpsDevice", "read_bps_device"),
                           ("throttleWriteBpsDevice", "write_bps_device"),
                           ("throttleReadIOPSDevice", "read_iops_device"),
                           ("throttleWriteIOPSDevice", "write_iops_device")):
             for td in bio.get(key) or ():
-                write_file(f"{d}/blkio.throttle.{name}", f"{dev(td)} {td['rate']}")
+                fs.write_file(f"{d}/blkio.throttle.{name}", f"{dev(td)} {td['rate']}")
 
     def _hugetlb(self, limits: list) -> None:
-        key = self._key("hugetlb")
-        if key is None and self._unified_has("hugetlb"):
-            # Hybrid host with hugetlb bound to cgroup2: use the v2 files.
-            from ociruntime.linux.cgroups.v2 import set_hugetlb
+        from ociruntime.linux.cgroups.v2 import set_hugetlb
 
+        if self._key("hugetlb") is None and self._unified_has("hugetlb"):
+            # Hybrid host with hugetlb bound to cgroup2: use the v2 files.
             self._enable_unified({"hugetlb"})
             set_hugetlb(self.dirs[""], limits)
             return
-        d = self._dir("hugetlb")
-        for entry in limits:
-            size, limit = entry["pageSize"], str(entry["limit"])
-            write_file(f"{d}/hugetlb.{size}.limit_in_bytes", limit)
-            # Reservation accounting (spec: preferred when the kernel has it).
-            rsvd = f"{d}/hugetlb.{size}.rsvd.limit_in_bytes"
-            if os.path.exists(rsvd):
-                write_file(rsvd, limit)
+        set_hugetlb(self._dir("hugetlb"), limits, "limit_in_bytes")
 
     def _network(self, net: dict) -> None:
         if net.get("classID"):
-            write_file(self._dir("net_cls") + "/net_cls.classid", str(net["classID"]))
+            fs.write_file(self._dir("net_cls") + "/net_cls.classid", str(net["classID"]))
         for prio in net.get("priorities") or ():
-            write_file(self._dir("net_prio") + "/net_prio.ifpriomap",
+            fs.write_file(self._dir("net_prio") + "/net_prio.ifpriomap",
                        f"{prio['name']} {prio['priority']}")
 
     def _unified(self, unified: dict) -> None:
@@ -338,7 +303,7 @@ class V1Manager(CgroupManager):
         if not self.unified_mount or "" not in self.dirs:
             return False
         try:
-            available = read_file(self.unified_mount + "/cgroup.controllers").split()
+            available = fs.read_file(self.unified_mount + "/cgroup.controllers").split()
         except CgroupError:
             return False
         return controller in available
@@ -352,7 +317,7 @@ class V1Manager(CgroupManager):
     def _devices(self, rules: list) -> None:
         d = self._dir("devices")
         for target, line in device_writes(rules):
-            write_file(f"{d}/devices.{target}", line)
+            fs.write_file(f"{d}/devices.{target}", line)
 
     # ------------------------------------------------------------ stats
 
@@ -371,37 +336,35 @@ class V1Manager(CgroupManager):
         return out
 
     def _cpu_stats(self) -> dict | None:
-        acct = self._key("cpuacct")
-        if acct is None:
+        d = self._dir_of("cpuacct")
+        if d is None:
             return None
-        d = self.dirs[acct]
-        ticks = read_kv(d + "/cpuacct.stat")
-        usage = {"total": read_int(d + "/cpuacct.usage"),
-                 "percpu": [int(x) for x in read_file(d + "/cpuacct.usage_percpu").split()],
+        ticks = fs.read_kv(d + "/cpuacct.stat")
+        usage = {"total": fs.read_int(d + "/cpuacct.usage"),
+                 "percpu": [int(x) for x in fs.read_file(d + "/cpuacct.usage_percpu").split()],
                  "kernel": ticks.get("system", 0) * _TICK_NS,
                  "user": ticks.get("user", 0) * _TICK_NS}
         out: dict = {"usage": usage, "throttling": {}}
-        cpu = self._key("cpu")
+        cpu = self._dir_of("cpu")
         if cpu is not None:
-            st = read_kv(self.dirs[cpu] + "/cpu.stat")
+            st = fs.read_kv(cpu + "/cpu.stat")
             out["throttling"] = {"periods": st.get("nr_periods", 0),
                                  "throttled_periods": st.get("nr_throttled", 0),
                                  "throttled_time": st.get("throttled_time", 0)}
         return out
 
     def _memory_stats(self) -> dict | None:
-        key = self._key("memory")
-        if key is None:
+        d = self._dir_of("memory")
+        if d is None:
             return None
-        d = self.dirs[key]
-        raw = read_kv(d + "/memory.stat")
+        raw = fs.read_kv(d + "/memory.stat")
 
         def entry(prefix: str) -> dict:
             try:
-                return {"usage": read_int(f"{d}/{prefix}.usage_in_bytes"),
-                        "max": read_int(f"{d}/{prefix}.max_usage_in_bytes"),
-                        "failcnt": read_int(f"{d}/{prefix}.failcnt"),
-                        "limit": read_int(f"{d}/{prefix}.limit_in_bytes")}
+                return {"usage": fs.read_int(f"{d}/{prefix}.usage_in_bytes"),
+                        "max": fs.read_int(f"{d}/{prefix}.max_usage_in_bytes"),
+                        "failcnt": fs.read_int(f"{d}/{prefix}.failcnt"),
+                        "limit": fs.read_int(f"{d}/{prefix}.limit_in_bytes")}
             except CgroupError:
                 return {}
 
@@ -411,39 +374,48 @@ class V1Manager(CgroupManager):
                 "use_hierarchy": True, "stats": raw}
 
     def _pids_stats(self) -> dict | None:
-        key = self._key("pids")
-        if key is None:
+        d = self._dir_of("pids")
+        if d is None:
             return None
-        d = self.dirs[key]
-        return {"current": read_int(d + "/pids.current"), "limit": read_int(d + "/pids.max")}
+        return {"current": fs.read_int(d + "/pids.current"), "limit": fs.read_int(d + "/pids.max")}
 
     def _blkio_stats(self) -> dict | None:
-        key = self._key("blkio")
-        if key is None:
+        d = self._dir_of("blkio")
+        if d is None:
             return None
-        d = self.dirs[key]
         return {"ioServiceBytesRecursive":
                 _blkio_entries(d + "/blkio.throttle.io_service_bytes_recursive"),
                 "ioServicedRecursive": _blkio_entries(d + "/blkio.throttle.io_serviced_recursive")}
 
     def _hugetlb_stats(self) -> dict | None:
-        key = self._key("hugetlb")
-        if key is None:
+        d = self._dir_of("hugetlb")
+        if d is None:
             if self._unified_has("hugetlb"):
                 from ociruntime.linux.cgroups.v2 import hugetlb_stats
 
                 return hugetlb_stats(self.dirs[""])
             return None
-        d = self.dirs[key]
         out = {}
         for name in os.listdir(d):
             if name.startswith("hugetlb.") and name.endswith(".usage_in_bytes") \
                     and ".rsvd." not in name:
                 size = name[8:-15]
-                out[size] = {"usage": read_int(f"{d}/{name}"),
-                             "max": read_int(f"{d}/hugetlb.{size}.max_usage_in_bytes"),
-                             "failcnt": read_int(f"{d}/hugetlb.{size}.failcnt")}
+                out[size] = {"usage": fs.read_int(f"{d}/{name}"),
+                             "max": fs.read_int(f"{d}/hugetlb.{size}.max_usage_in_bytes"),
+                             "failcnt": fs.read_int(f"{d}/hugetlb.{size}.failcnt")}
         return out
+
+
+def _write_before(path: str, value: str, other: str, other_value: str | None) -> None:
+    """Write value to path; when the kernel refuses it (EINVAL) for the current value of
+    `other`, and other gets a new value too, write that first and path again."""
+    try:
+        fs.write_file(path, value)
+    except CgroupError as e:
+        if other_value is None or e.errno != EINVAL:
+            raise
+        fs.write_file(other, other_value)
+        fs.write_file(path, value)
 
 
 def _fill_cpuset(path: str, made: int) -> None:
@@ -453,16 +425,16 @@ def _fill_cpuset(path: str, made: int) -> None:
     for _ in range(made - 1):
         levels.append(os.path.dirname(levels[-1]))
     parent = os.path.dirname(levels[-1])
-    cpus = read_file(parent + "/cpuset.cpus").strip()
-    mems = read_file(parent + "/cpuset.mems").strip()
+    cpus = fs.read_file(parent + "/cpuset.cpus").strip()
+    mems = fs.read_file(parent + "/cpuset.mems").strip()
     for level in reversed(levels):
-        write_file(level + "/cpuset.cpus", cpus)
-        write_file(level + "/cpuset.mems", mems)
+        fs.write_file(level + "/cpuset.cpus", cpus)
+        fs.write_file(level + "/cpuset.mems", mems)
 
 
 def _blkio_entries(path: str) -> list[dict]:
     out = []
-    for line in read_file(path).splitlines():
+    for line in fs.read_file(path).splitlines():
         parts = line.split()
         if len(parts) == 3 and ":" in parts[0]:
             major, _, minor = parts[0].partition(":")

@@ -15,20 +15,9 @@ from __future__ import annotations
 import errno
 import os
 
-from ociruntime.linux.cgroups import (
-    CgroupError,
-    CgroupManager,
-    missing_components,
-    mkdirs,
-    read_file,
-    read_int,
-    read_kv,
-    read_procs,
-    remove_parents,
-    rmdir_tree,
-    write_file,
-)
-from ociruntime.linux.cgroups.controllers import dev, rdma_lines  # noqa: F401  (v2's public names)
+from ociruntime.errors import CgroupError
+from ociruntime.linux.cgroups import CgroupManager, fs
+from ociruntime.linux.cgroups.controllers import dev, rdma_lines, refuse_limit_below_usage, set_cpuset  # noqa: F401  (v2's public names)
 
 
 class V2Manager(CgroupManager):
@@ -74,7 +63,7 @@ class V2Manager(CgroupManager):
             return
         made = 0
         try:
-            made = mkdirs(self.path)
+            made = fs.mkdirs(self.path)
             if made:
                 self.made = made
                 enable_controllers(self.mount, self.path, None)
@@ -92,7 +81,7 @@ class V2Manager(CgroupManager):
 
     def plan(self) -> None:
         if not self.skipped:
-            self.made = missing_components(self.path) or self.made
+            self.made = fs.missing_components(self.path) or self.made
 
     def owned(self) -> bool:
         return self.skipped or self.made > 0
@@ -105,7 +94,7 @@ class V2Manager(CgroupManager):
         if self.skipped:
             return
         try:
-            write_file(self.path + "/cgroup.procs", str(pid))
+            fs.write_file(self.path + "/cgroup.procs", str(pid))
         except CgroupError as e:
             self._skip_or_raise(e, self.made)
 
@@ -117,33 +106,33 @@ class V2Manager(CgroupManager):
             raise err
         self.skipped = True
         if made:
-            rmdir_tree(self.path)
-            remove_parents(self.path, made - 1)
+            fs.rmdir_tree(self.path)
+            fs.remove_parents(self.path, made - 1)
 
     def destroy(self) -> None:
         if self.skipped or not self.made:
             return  # not ours: it existed before the container (and may hold others)
-        rmdir_tree(self.path)
-        remove_parents(self.path, self.made - 1)
+        fs.rmdir_tree(self.path)
+        fs.remove_parents(self.path, self.made - 1)
 
     def pids(self) -> list[int]:
-        return [] if self.skipped else read_procs(self.path)
+        return [] if self.skipped else fs.read_procs(self.path)
 
     def kill_all(self) -> bool:
         return not self.skipped and kill_cgroup(self.path)
 
     def freeze(self) -> None:
         path = self._dir("freezer")
-        write_file(path + "/cgroup.freeze", "1")
+        fs.write_file(path + "/cgroup.freeze", "1")
         try:
             wait_event(path, "frozen", 1, timeout=5.0)
         except CgroupError:
-            write_file(path + "/cgroup.freeze", "0")
+            fs.write_file(path + "/cgroup.freeze", "0")
             raise
 
     def thaw(self) -> None:
         path = self._dir("freezer")
-        write_file(path + "/cgroup.freeze", "0")
+        fs.write_file(path + "/cgroup.freeze", "0")
         wait_event(path, "frozen", 0, timeout=5.0)
 
     def frozen(self) -> bool:
@@ -181,49 +170,39 @@ class V2Manager(CgroupManager):
         if not (limit or swap or mem.get("reservation")):
             return
         d = self._dir("memory")
-        if mem.get("checkBeforeUpdate") and limit > 0:
-            usage = read_int(d + "/memory.current")
-            if usage > limit:
-                raise CgroupError(f"cgroup: memory limit {limit} is below the current usage "
-                                  f"{usage} of {d}")
+        refuse_limit_below_usage(mem, limit, d, "memory.current")
         swap_max = swap_to_v2(limit, swap)
         if swap_max is not None:
             # Written before memory.max: the pair must never let a lowered memory.max push
             # the excess into swap that the old swap.max still allowed.
-            write_file(d + "/memory.swap.max", swap_max)
+            fs.write_file(d + "/memory.swap.max", swap_max)
         if limit:
-            write_file(d + "/memory.max", _max(limit))
+            fs.write_file(d + "/memory.max", _max(limit))
         if mem.get("reservation"):
-            write_file(d + "/memory.low", _max(mem["reservation"]))
+            fs.write_file(d + "/memory.low", _max(mem["reservation"]))
 
     def _cpu(self, cpu: dict) -> None:
         if cpu.get("realtimeRuntime") or cpu.get("realtimePeriod"):
             raise CgroupError("cgroup: linux.resources.cpu.realtimeRuntime/realtimePeriod are "
                               "not supported on cgroup v2")
-        d = None
-        if cpu.get("cpus") or cpu.get("mems"):
-            d = self._dir("cpuset")
-            if cpu.get("cpus"):
-                write_file(d + "/cpuset.cpus", cpu["cpus"])
-            if cpu.get("mems"):
-                write_file(d + "/cpuset.mems", cpu["mems"])
+        set_cpuset(lambda: self._dir("cpuset"), cpu)
         quota, period, burst = cpu.get("quota") or 0, cpu.get("period") or 0, cpu.get("burst")
         if not (cpu.get("shares") or quota or period or burst is not None
                 or cpu.get("idle") is not None):
             return
         d = self._dir("cpu")
         if cpu.get("shares"):
-            write_file(d + "/cpu.weight", str(shares_to_weight(cpu["shares"])))
+            fs.write_file(d + "/cpu.weight", str(shares_to_weight(cpu["shares"])))
         if burst and quota > 0 and burst > quota:
             raise CgroupError(f"cgroup: cpu burst {burst} is larger than quota {quota}")
         if quota or period:
             # cpu.max is "$MAX $PERIOD"; with only a period keep the current quota.
-            text = _max(quota) if quota else read_file(d + "/cpu.max").split()[0]
-            write_file(d + "/cpu.max", f"{text} {period}" if period else text)
+            text = _max(quota) if quota else fs.read_file(d + "/cpu.max").split()[0]
+            fs.write_file(d + "/cpu.max", f"{text} {period}" if period else text)
         if burst is not None:
-            write_file(d + "/cpu.max.burst", str(burst))
+            fs.write_file(d + "/cpu.max.burst", str(burst))
         if cpu.get("idle") is not None:
-            write_file(d + "/cpu.idle", str(cpu["idle"]))
+            fs.write_file(d + "/cpu.idle", str(cpu["idle"]))
 
     def _blkio(self, bio: dict) -> None:
         if bio.get("leafWeight") or any(w.get("leafWeight") for w in bio.get("weightDevice") or ()):
@@ -238,14 +217,14 @@ class V2Manager(CgroupManager):
         bfq = os.path.exists(d + "/io.bfq.weight")
         if bio.get("weight"):
             if bfq:
-                write_file(d + "/io.bfq.weight", str(bio["weight"]))
+                fs.write_file(d + "/io.bfq.weight", str(bio["weight"]))
             else:
-                write_file(d + "/io.weight", f"default {blkio_to_io_weight(bio['weight'])}")
+                fs.write_file(d + "/io.weight", f"default {blkio_to_io_weight(bio['weight'])}")
         for w in weights:
             name, value = ("io.bfq.weight", w["weight"]) if bfq else \
                 ("io.weight", blkio_to_io_weight(w["weight"]))
             try:
-                write_file(f"{d}/{name}", f"{dev(w)} {value}")
+                fs.write_file(f"{d}/{name}", f"{dev(w)} {value}")
             except CgroupError as e:
                 if e.errno != 95:  # EOPNOTSUPP: the device's queue lacks the policy
                     raise
@@ -253,7 +232,7 @@ class V2Manager(CgroupManager):
                 self.warnings.append(f"linux.resources.blockIO.weightDevice {dev(w)}: ignored: the "
                                      f"device uses neither the BFQ scheduler nor io.cost ({name})")
         for line in throttle:
-            write_file(d + "/io.max", line)
+            fs.write_file(d + "/io.max", line)
 
     # ------------------------------------------------------------ stats
 
@@ -273,7 +252,7 @@ class V2Manager(CgroupManager):
         return out
 
     def _cpu_stats(self) -> dict:
-        st = read_kv(self.path + "/cpu.stat")
+        st = fs.read_kv(self.path + "/cpu.stat")
         return {"usage": {"total": st.get("usage_usec", 0) * 1000,
                           "kernel": st.get("system_usec", 0) * 1000,
                           "user": st.get("user_usec", 0) * 1000, "percpu": []},
@@ -283,33 +262,33 @@ class V2Manager(CgroupManager):
 
     def _memory_stats(self) -> dict:
         d = self.path
-        raw = read_kv(d + "/memory.stat")
-        events = read_kv(d + "/memory.events")
-        usage = read_int(d + "/memory.current")
+        raw = fs.read_kv(d + "/memory.stat")
+        events = fs.read_kv(d + "/memory.events")
+        usage = fs.read_int(d + "/memory.current")
         limit = _read_limit(d + "/memory.max")
-        peak = read_int(d + "/memory.peak") if os.path.exists(d + "/memory.peak") else 0
+        peak = fs.read_int(d + "/memory.peak") if os.path.exists(d + "/memory.peak") else 0
         out = {"cache": raw.get("file", 0), "stats": raw,
                "usage": {"usage": usage, "max": peak, "limit": limit,
                          "failcnt": events.get("max", 0)},
                "use_hierarchy": True}
         if os.path.exists(d + "/memory.swap.current"):
-            swap = read_int(d + "/memory.swap.current")
+            swap = fs.read_int(d + "/memory.swap.current")
             swap_limit = _read_limit(d + "/memory.swap.max")
             if swap_limit != UNLIMITED:
                 swap_limit = min(swap_limit + limit, UNLIMITED)
             # runc reports swap as memory+swap, the v1 memsw meaning.
-            failcnt = (read_kv(d + "/memory.swap.events").get("max", 0)
+            failcnt = (fs.read_kv(d + "/memory.swap.events").get("max", 0)
                        if os.path.exists(d + "/memory.swap.events") else 0)
             out["swap_usage"] = {"usage": usage + swap, "limit": swap_limit, "failcnt": failcnt}
         return out
 
     def _pids_stats(self) -> dict:
-        return {"current": read_int(self.path + "/pids.current"),
-                "limit": read_int(self.path + "/pids.max")}
+        return {"current": fs.read_int(self.path + "/pids.current"),
+                "limit": fs.read_int(self.path + "/pids.max")}
 
     def _io_stats(self) -> dict:
         served, serviced = [], []
-        for line in read_file(self.path + "/io.stat").splitlines():
+        for line in fs.read_file(self.path + "/io.stat").splitlines():
             devno, *pairs = line.split()
             major, _, minor = devno.partition(":")
             kv = dict(p.split("=", 1) for p in pairs)
@@ -328,7 +307,7 @@ UNLIMITED = (1 << 64) - 1
 
 
 def _read_limit(path: str) -> int:
-    text = read_file(path).strip()
+    text = fs.read_file(path).strip()
     return UNLIMITED if text == "max" else int(text)
 
 
@@ -374,14 +353,15 @@ def io_max_lines(bio: dict) -> list[str]:
     return [f"{d} {' '.join(kv)}" for d, kv in per_dev.items()]
 
 
-def set_hugetlb(path: str, limits: list) -> None:
+def set_hugetlb(path: str, limits: list, limit_file: str = "max") -> None:
+    """hugepageLimits into hugetlb.SIZE.max (v1: limit_file "limit_in_bytes")."""
     for entry in limits:
         size, limit = entry["pageSize"], str(entry["limit"])
-        write_file(f"{path}/hugetlb.{size}.max", limit)
+        fs.write_file(f"{path}/hugetlb.{size}.{limit_file}", limit)
         # Reservation accounting, which the spec prefers where the kernel has it.
-        rsvd = f"{path}/hugetlb.{size}.rsvd.max"
+        rsvd = f"{path}/hugetlb.{size}.rsvd.{limit_file}"
         if os.path.exists(rsvd):
-            write_file(rsvd, limit)
+            fs.write_file(rsvd, limit)
 
 
 def hugetlb_stats(path: str) -> dict:
@@ -389,8 +369,8 @@ def hugetlb_stats(path: str) -> dict:
     for name in os.listdir(path):
         if name.startswith("hugetlb.") and name.endswith(".current") and ".rsvd." not in name:
             size = name[8:-8]
-            events = read_kv(f"{path}/hugetlb.{size}.events")
-            out[size] = {"usage": read_int(f"{path}/{name}"), "max": 0,
+            events = fs.read_kv(f"{path}/hugetlb.{size}.events")
+            out[size] = {"usage": fs.read_int(f"{path}/{name}"), "max": 0,
                          "failcnt": events.get("max", 0)}
     return out
 
@@ -405,13 +385,13 @@ def set_unified(path: str, unified: dict) -> None:
         ctrl = key.split(".", 1)[0]
         if ctrl != "cgroup":
             if available is None:
-                available = read_file(path + "/cgroup.controllers").split()
+                available = fs.read_file(path + "/cgroup.controllers").split()
             if ctrl not in available:
                 raise CgroupError(f"cgroup: unified key {key}: controller {ctrl} is not "
                                   f"enabled for {path} (see its cgroup.controllers)")
         lines = [ln for ln in str(value).split("\n") if ln.strip()] or [str(value)]
         for line in lines:
-            write_file(f"{path}/{key}", line)
+            fs.write_file(f"{path}/{key}", line)
 
 
 def enable_controllers(mount: str, leaf: str, wanted: set[str] | None) -> None:
@@ -424,19 +404,19 @@ def enable_controllers(mount: str, leaf: str, wanted: set[str] | None) -> None:
     for part in ["", *rel]:
         if part:
             level = level + "/" + part
-        enabled = set(read_file(level + "/cgroup.subtree_control").split())
-        offered = set(read_file(level + "/cgroup.controllers").split())
+        enabled = set(fs.read_file(level + "/cgroup.subtree_control").split())
+        offered = set(fs.read_file(level + "/cgroup.controllers").split())
         missing = (offered if wanted is None else wanted & offered) - enabled
         if not missing:
             continue
         path = level + "/cgroup.subtree_control"
         try:
-            write_file(path, " ".join("+" + c for c in sorted(missing)))
+            fs.write_file(path, " ".join("+" + c for c in sorted(missing)))
         except CgroupError:
             # The write is all-or-nothing; retry one by one to get what can be had.
             for ctrl in sorted(missing):
                 try:
-                    write_file(path, "+" + ctrl)
+                    fs.write_file(path, "+" + ctrl)
                 except CgroupError:
                     pass
 
@@ -447,7 +427,7 @@ def kill_cgroup(path: str) -> bool:
     if not os.path.exists(path + "/cgroup.kill"):
         return False
     try:
-        write_file(path + "/cgroup.kill", "1")
+        fs.write_file(path + "/cgroup.kill", "1")
     except CgroupError as e:
         if e.errno in GONE:  # removed meanwhile; the caller's pid walk copes
             return False
@@ -544,7 +524,7 @@ def delegate(path: str, uid: int, gid: int) -> None:
     managing its own subtree), but not raise the limits set on the cgroup itself, whose files
     stay root's. The chown goes through an fd of the directory, checked to be cgroup2."""
     try:
-        names = read_file(DELEGATE_LIST).split()
+        names = fs.read_file(DELEGATE_LIST).split()
     except CgroupError:
         names = list(DELEGATE_FALLBACK)
     from ociruntime.linux.cgroups import fail
