@@ -74,7 +74,7 @@ def test_waits_on_a_cgroup_removed_meanwhile() -> None:
     "No such device" when the read of cgroup.events lost that race); any other wait fails with
     a cgroup error naming the file, never a bare OSError."""
     from ociruntime.linux.cgroups import CgroupError
-    from ociruntime.linux.cgroups.v2 import kill_cgroup, wait_event
+    from ociruntime.linux.cgroups.fs import kill_cgroup, wait_event
 
     path = _unified_root() / f"ociruntime-gone-{time.monotonic_ns()}"
     path.mkdir()

@@ -1,6 +1,7 @@
 """The small commands stay small: `state`, `start`, `kill`, `pause`/`resume`'s status never import
-`os` (~1.2 ms a call: ociruntime/lean.py) nor the cgroup drivers (linux/freezer.py), on a real
-container, through the installed launcher's own interpreter with `-X importtime`."""
+`os` (~1.2 ms a call: ociruntime/lean.py) nor the cgroup drivers (linux/freezer.py), and
+`delete` loads its cgroup driver without `os`, on a real container, through the installed
+launcher's own interpreter with `-X importtime`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import OCIRUNTIME, Runtime
+from tests.conftest import OCIRUNTIME, Runtime, host_cgroup_dirs
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.cgroupv2]
 
@@ -38,11 +39,11 @@ def _imports_of(oci: Runtime, *args: str) -> tuple[subprocess.CompletedProcess, 
     return res, names
 
 
-def _assert_lean(oci: Runtime, *args: str) -> subprocess.CompletedProcess:
+def _assert_lean(oci: Runtime, *args: str, needs: frozenset = frozenset()) -> subprocess.CompletedProcess:
     res, names = _imports_of(oci, *args)
     assert res.returncode == 0, res.stderr.decode(errors="replace")[-2000:]
     assert "ociruntime.cli" in names, "the probe saw no import at all"
-    heavy = sorted(NOT_ON_THE_SMALL_PATH & names)
+    heavy = sorted((NOT_ON_THE_SMALL_PATH - needs) & names)
     assert heavy == [], f"`{' '.join(args)}` imported {heavy}"
     return res
 
@@ -65,3 +66,7 @@ def test_state_start_kill_and_pause_status_never_import_os(oci: Runtime, bundle)
     assert _status(_assert_lean(oci, "state", cid)) == "running"
     _assert_lean(oci, "kill", cid, "KILL")
     assert oci.wait_status(cid, "stopped") == "stopped"
+    # delete removes the cgroup: it needs the driver, but not os
+    _assert_lean(oci, "delete", cid, needs=frozenset({"ociruntime.linux.cgroups"}))
+    assert oci.status(cid) == "absent"
+    assert host_cgroup_dirs(cid) == []

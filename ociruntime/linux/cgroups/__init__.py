@@ -8,15 +8,12 @@ systemd.py (over D-Bus, wrapping one of the other two), with ebpf.py (v2 device 
 
 `manager()` picks a driver for the host (cgroup v1 or hybrid -> v1.py, pure v2 -> v2.py,
 `systemd=True` -> systemd.py) and `from_state()` rebuilds one from what `to_state()` saved.
-This module is imported on the `state`/`kill`/`delete` path, so it imports only `os`, the
-error types and fs; layout and the drivers are imported where used. The names of fs and
+This module is imported on `delete`'s path, so it imports only the error types, fs and
+ociruntime.lean (no `os`: see there); layout and the drivers are imported where used. The names of fs and
 layout are also found here, where the drivers and callers have always found them.
 """
 
-from __future__ import annotations
-
-import os
-
+from ociruntime import lean
 from ociruntime.errors import CgroupError
 from ociruntime.linux.cgroups import fs
 from ociruntime.linux.cgroups.fs import clean_path, read_file, write_file
@@ -206,7 +203,7 @@ class CgroupManager:
 
     def exists(self) -> bool:
         """True while the container's cgroup directory is still there."""
-        return any(os.path.isdir(p) for p in self.paths().values())
+        return any(lean.is_dir(p) for p in self.paths().values())
 
     # clone_target(): an fd of the one directory a child can be cloned straight into
     # (CLONE_INTO_CGROUP), the cgroup created; -1 when the container's cgroup is not a single v2
@@ -221,7 +218,7 @@ def manager(
     *,
     systemd: bool = False,
     rootless: bool = False,
-    layout: Layout | None = None,
+    layout: "Layout | None" = None,
     mountinfo: str | None = None,
     own_cgroup: str | None = None,
 ) -> CgroupManager:
@@ -254,11 +251,11 @@ def manager(
             # (podman's, conmon): no controller could be enabled below it (the v2 "no internal
             # processes" rule). Its parent, a slice of the user's delegated tree, is where the
             # container's cgroup goes, as runc puts it.
-            own[""] = os.path.dirname(own[""])
+            own[""] = lean.parent(own[""])
     return build(layout, path, own, rootless=rootless)
 
 
-def build(layout: Layout, path: str, own: dict[str, str], *, rootless: bool) -> CgroupManager:
+def build(layout: "Layout", path: str, own: dict[str, str], *, rootless: bool) -> CgroupManager:
     """A v1 or v2 manager for `path` (already cleaned) in `layout`."""
     from ociruntime.linux.cgroups.layout import hierarchy_dir
 

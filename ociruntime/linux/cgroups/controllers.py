@@ -2,8 +2,6 @@
 blkio/io rules, rdma.max lines, the cpuset files, memory.checkBeforeUpdate. Off the path of
 the small commands (state/kill/delete): only the drivers' set() loads it."""
 
-from __future__ import annotations
-
 from ociruntime.errors import CgroupError
 from ociruntime.linux.cgroups import fs
 

@@ -2,10 +2,10 @@
 CgroupError naming the file and keeping the errno (fail). Directory helpers: create with the
 count of components made, remove bottom-up, list the pids of a tree."""
 
-from __future__ import annotations
+import errno
+import posix
 
-import os
-
+from ociruntime import lean
 from ociruntime.errors import CgroupError
 
 
@@ -24,33 +24,33 @@ def fail(what: str, err: OSError) -> CgroupError:
 def write_file(path: str, value: str) -> None:
     """One write(2) of `value` to a cgroup file: the kernel parses each write as one command."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
     except OSError as e:
         raise fail(f"write {value} to {path}", e) from e
     try:
-        os.write(fd, value.encode())
+        posix.write(fd, value.encode())
     except OSError as e:
         raise fail(f"write {value} to {path}", e) from e
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def read_file(path: str) -> str:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError as e:
         raise fail(f"read {path}", e) from e
     try:
         chunks = []
         while True:
-            chunk = os.read(fd, 65536)
+            chunk = posix.read(fd, 65536)
             if not chunk:
                 break
             chunks.append(chunk)
     except OSError as e:
         raise fail(f"read {path}", e) from e
     finally:
-        os.close(fd)
+        posix.close(fd)
     return b"".join(chunks).decode()
 
 
@@ -74,7 +74,7 @@ def mkdirs(path: str) -> int:
     """mkdir -p that returns how many directories it created (so destroy can remove exactly
     those). The common case -- parent exists -- costs one syscall."""
     try:
-        os.mkdir(path, 0o755)
+        posix.mkdir(path, 0o755)
         return 1
     except FileExistsError:
         return 0
@@ -82,12 +82,12 @@ def mkdirs(path: str) -> int:
         pass
     except OSError as e:
         raise fail(f"mkdir {path}", e) from e
-    parent = os.path.dirname(path)
+    parent = lean.parent(path)
     if parent == path:
         return 0
     made = mkdirs(parent)
     try:
-        os.mkdir(path, 0o755)
+        posix.mkdir(path, 0o755)
     except FileExistsError:
         return made
     except OSError as e:
@@ -99,9 +99,9 @@ def missing_components(path: str) -> int:
     """How many directories mkdirs(path) would create now: counted before creating them, so
     that a create killed half-way has already recorded which directories are its own."""
     count = 0
-    while not os.path.isdir(path):
+    while not lean.is_dir(path):
         count += 1
-        parent = os.path.dirname(path)
+        parent = lean.parent(path)
         if parent == path:
             break
         path = parent
@@ -124,7 +124,7 @@ def read_procs(path: str) -> list[int]:
 
 def subdirs(path: str) -> list[str]:
     try:
-        with os.scandir(path) as it:
+        with posix.scandir(path) as it:
             return [e.path for e in it if e.is_dir(follow_symlinks=False)]
     except FileNotFoundError:
         return []
@@ -139,7 +139,7 @@ def rmdir_tree(path: str) -> None:
     delay = 0.001
     for _ in range(10):
         try:
-            os.rmdir(path)
+            posix.rmdir(path)
             return
         except FileNotFoundError:
             return
@@ -162,9 +162,9 @@ def remove_parents(path: str, count: int) -> None:
     """Best-effort removal of the `count` parent directories we created above `path`; a parent
     another container still uses is busy and stays."""
     for _ in range(count):
-        path = os.path.dirname(path)
+        path = lean.parent(path)
         try:
-            os.rmdir(path)
+            posix.rmdir(path)
         except OSError:
             return
 
@@ -172,8 +172,72 @@ def remove_parents(path: str, count: int) -> None:
 def clean_path(path: str) -> str:
     """Lexically clean a cgroups path; '..' cannot climb above the root (or the base of a
     relative path)."""
+    import posixpath  # brings os: only create's path cleans paths, and it has os already
+
     absolute = path.startswith("/")
-    cleaned = os.path.normpath("/" + path)
+    cleaned = posixpath.normpath("/" + path)
     if cleaned.startswith("//"):
         cleaned = cleaned[1:]
     return cleaned if absolute else cleaned.lstrip("/")
+
+
+def kill_cgroup(path: str) -> bool:
+    """SIGKILL everything in the cgroup at `path` and below through cgroup.kill (Linux 5.14+),
+    then wait until it is empty; False when the kernel has no cgroup.kill."""
+    if not lean.exists(path + "/cgroup.kill"):
+        return False
+    try:
+        write_file(path + "/cgroup.kill", "1")
+    except CgroupError as e:
+        if e.errno in GONE:  # removed meanwhile; the caller's pid walk copes
+            return False
+        raise
+    wait_event(path, "populated", 0, timeout=10.0)
+    return True
+
+
+# A cgroup removed under us (systemd drops an emptied scope on its own): ENOENT on open, ENODEV
+# on a file opened before the rmdir (kernfs deactivated it).
+GONE = (errno.ENOENT, errno.ENODEV)
+
+
+def wait_event(path: str, key: str, value: int, timeout: float) -> None:
+    """Wait until cgroup.events shows key == value. The kernel signals a change of the file
+    to poll() as POLLPRI (kernfs notify); reading re-arms it. No sleeping loop.
+
+    A cgroup removed meanwhile is empty: that ends a wait for "populated 0"; any other wait
+    fails naming the cgroup."""
+    import select
+    import time
+
+    events = path + "/cgroup.events"
+    emptied = (key, value) == ("populated", 0)
+    try:
+        fd = posix.open(events, posix.O_RDONLY | posix.O_CLOEXEC)
+    except OSError as e:
+        if emptied and e.errno in GONE:
+            return
+        raise fail(f"open {events}", e) from e
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLPRI | select.POLLERR)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                posix.lseek(fd, 0, 0)  # SEEK_SET
+                text = posix.read(fd, 4096).decode()
+            except OSError as e:
+                if emptied and e.errno in GONE:
+                    return
+                raise fail(f"read {events} (waiting for {key} {value})", e) from e
+            for line in text.splitlines():
+                name, _, current = line.partition(" ")
+                if name == key and current.strip() == str(value):
+                    return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CgroupError(f"cgroup: {events}: {key} did not become {value} within "
+                                  f"{timeout:g}s")
+            poller.poll(left * 1000)
+    finally:
+        posix.close(fd)

@@ -6,10 +6,9 @@ in hybrid mode where a controller bound to the unified hierarchy (hugetlb on som
 driven through its v2 files.
 """
 
-from __future__ import annotations
+import posix
 
-import os
-
+from ociruntime import lean
 from ociruntime.errors import CgroupError
 from ociruntime.linux.cgroups import CgroupManager, fs
 from ociruntime.linux.cgroups.controllers import refuse_limit_below_usage, set_cpuset
@@ -40,7 +39,7 @@ class V1Manager(CgroupManager):
                 "skipped": sorted(self.skipped)}
 
     @classmethod
-    def from_state(cls, data: dict) -> V1Manager:
+    def from_state(cls, data: dict) -> "V1Manager":
         mgr = cls(dict(data["paths"]), unified_mount=data.get("unified_mount"),
                   rootless=bool(data.get("rootless")), made=dict(data.get("made") or {}))
         mgr.skipped = set(data.get("skipped") or ())
@@ -151,9 +150,7 @@ class V1Manager(CgroupManager):
         path = self.dirs.get("")
         if path is None or "" in self.skipped:
             return False
-        from ociruntime.linux.cgroups.v2 import kill_cgroup
-
-        return kill_cgroup(path)
+        return fs.kill_cgroup(path)
 
     def freeze(self) -> None:
         """FROZEN, then wait until freezer.state reads FROZEN. A task that forks while being
@@ -201,7 +198,7 @@ class V1Manager(CgroupManager):
         if limit:
             # memory.limit_in_bytes may never exceed memsw: raising both needs memsw first.
             _write_before(d + "/memory.limit_in_bytes", str(limit), memsw, str(swap) if swap else None)
-        if swap and not (swap == -1 and not os.path.exists(memsw)):
+        if swap and not (swap == -1 and not lean.exists(memsw)):
             fs.write_file(memsw, str(swap))
         if mem.get("reservation"):
             fs.write_file(d + "/memory.soft_limit_in_bytes", str(mem["reservation"]))
@@ -250,7 +247,7 @@ class V1Manager(CgroupManager):
         d = self._dir("blkio")
         # BFQ (the only proportional scheduler on current kernels) exposes blkio.bfq.weight;
         # CFQ-era kernels had blkio.weight. Use whichever exists.
-        bfq = os.path.exists(d + "/blkio.bfq.weight")
+        bfq = lean.exists(d + "/blkio.bfq.weight")
         weight_file = "/blkio.bfq.weight" if bfq else "/blkio.weight"
         if bio.get("weight"):
             fs.write_file(d + weight_file, str(bio["weight"]))
@@ -396,7 +393,7 @@ class V1Manager(CgroupManager):
                 return hugetlb_stats(self.dirs[""])
             return None
         out = {}
-        for name in os.listdir(d):
+        for name in posix.listdir(d):
             if name.startswith("hugetlb.") and name.endswith(".usage_in_bytes") \
                     and ".rsvd." not in name:
                 size = name[8:-15]
@@ -423,8 +420,8 @@ def _fill_cpuset(path: str, made: int) -> None:
     are set: copy them from the nearest pre-existing ancestor into each level we created."""
     levels = [path]
     for _ in range(made - 1):
-        levels.append(os.path.dirname(levels[-1]))
-    parent = os.path.dirname(levels[-1])
+        levels.append(lean.parent(levels[-1]))
+    parent = lean.parent(levels[-1])
     cpus = fs.read_file(parent + "/cpuset.cpus").strip()
     mems = fs.read_file(parent + "/cpuset.mems").strip()
     for level in reversed(levels):

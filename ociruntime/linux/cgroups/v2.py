@@ -10,11 +10,9 @@ are reported in `warnings` or raise when silently dropping them would be wrong.
 The helpers at module level are shared with the v1 driver for hybrid hosts.
 """
 
-from __future__ import annotations
+import posix
 
-import errno
-import os
-
+from ociruntime import lean
 from ociruntime.errors import CgroupError
 from ociruntime.linux.cgroups import CgroupManager, fs
 from ociruntime.linux.cgroups.controllers import dev, rdma_lines, refuse_limit_below_usage, set_cpuset  # noqa: F401  (v2's public names)
@@ -38,7 +36,7 @@ class V2Manager(CgroupManager):
                 "rootless": self.rootless, "skipped": self.skipped}
 
     @classmethod
-    def from_state(cls, data: dict) -> V2Manager:
+    def from_state(cls, data: dict) -> "V2Manager":
         mgr = cls(data["path"], data["mount"], rootless=bool(data.get("rootless")),
                   made=int(data.get("made") or 0))
         mgr.skipped = bool(data.get("skipped"))
@@ -75,7 +73,7 @@ class V2Manager(CgroupManager):
         if self.skipped:
             return -1
         try:
-            return os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            return posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except OSError:
             return -1  # apply() reports it
 
@@ -119,13 +117,13 @@ class V2Manager(CgroupManager):
         return [] if self.skipped else fs.read_procs(self.path)
 
     def kill_all(self) -> bool:
-        return not self.skipped and kill_cgroup(self.path)
+        return not self.skipped and fs.kill_cgroup(self.path)
 
     def freeze(self) -> None:
         path = self._dir("freezer")
         fs.write_file(path + "/cgroup.freeze", "1")
         try:
-            wait_event(path, "frozen", 1, timeout=5.0)
+            fs.wait_event(path, "frozen", 1, timeout=5.0)
         except CgroupError:
             fs.write_file(path + "/cgroup.freeze", "0")
             raise
@@ -133,7 +131,7 @@ class V2Manager(CgroupManager):
     def thaw(self) -> None:
         path = self._dir("freezer")
         fs.write_file(path + "/cgroup.freeze", "0")
-        wait_event(path, "frozen", 0, timeout=5.0)
+        fs.wait_event(path, "frozen", 0, timeout=5.0)
 
     def frozen(self) -> bool:
         from ociruntime.linux import freezer
@@ -214,7 +212,7 @@ class V2Manager(CgroupManager):
             return
         d = self._dir("io")
         # BFQ takes blkio's 1..1000 scale as is; io.weight is 1..10000.
-        bfq = os.path.exists(d + "/io.bfq.weight")
+        bfq = lean.exists(d + "/io.bfq.weight")
         if bio.get("weight"):
             if bfq:
                 fs.write_file(d + "/io.bfq.weight", str(bio["weight"]))
@@ -266,19 +264,19 @@ class V2Manager(CgroupManager):
         events = fs.read_kv(d + "/memory.events")
         usage = fs.read_int(d + "/memory.current")
         limit = _read_limit(d + "/memory.max")
-        peak = fs.read_int(d + "/memory.peak") if os.path.exists(d + "/memory.peak") else 0
+        peak = fs.read_int(d + "/memory.peak") if lean.exists(d + "/memory.peak") else 0
         out = {"cache": raw.get("file", 0), "stats": raw,
                "usage": {"usage": usage, "max": peak, "limit": limit,
                          "failcnt": events.get("max", 0)},
                "use_hierarchy": True}
-        if os.path.exists(d + "/memory.swap.current"):
+        if lean.exists(d + "/memory.swap.current"):
             swap = fs.read_int(d + "/memory.swap.current")
             swap_limit = _read_limit(d + "/memory.swap.max")
             if swap_limit != UNLIMITED:
                 swap_limit = min(swap_limit + limit, UNLIMITED)
             # runc reports swap as memory+swap, the v1 memsw meaning.
             failcnt = (fs.read_kv(d + "/memory.swap.events").get("max", 0)
-                       if os.path.exists(d + "/memory.swap.events") else 0)
+                       if lean.exists(d + "/memory.swap.events") else 0)
             out["swap_usage"] = {"usage": usage + swap, "limit": swap_limit, "failcnt": failcnt}
         return out
 
@@ -360,13 +358,13 @@ def set_hugetlb(path: str, limits: list, limit_file: str = "max") -> None:
         fs.write_file(f"{path}/hugetlb.{size}.{limit_file}", limit)
         # Reservation accounting, which the spec prefers where the kernel has it.
         rsvd = f"{path}/hugetlb.{size}.rsvd.{limit_file}"
-        if os.path.exists(rsvd):
+        if lean.exists(rsvd):
             fs.write_file(rsvd, limit)
 
 
 def hugetlb_stats(path: str) -> dict:
     out = {}
-    for name in os.listdir(path):
+    for name in posix.listdir(path):
         if name.startswith("hugetlb.") and name.endswith(".current") and ".rsvd." not in name:
             size = name[8:-8]
             events = fs.read_kv(f"{path}/hugetlb.{size}.events")
@@ -421,70 +419,6 @@ def enable_controllers(mount: str, leaf: str, wanted: set[str] | None) -> None:
                     pass
 
 
-def kill_cgroup(path: str) -> bool:
-    """SIGKILL everything in the cgroup at `path` and below through cgroup.kill (Linux 5.14+),
-    then wait until it is empty; False when the kernel has no cgroup.kill."""
-    if not os.path.exists(path + "/cgroup.kill"):
-        return False
-    try:
-        fs.write_file(path + "/cgroup.kill", "1")
-    except CgroupError as e:
-        if e.errno in GONE:  # removed meanwhile; the caller's pid walk copes
-            return False
-        raise
-    wait_event(path, "populated", 0, timeout=10.0)
-    return True
-
-
-# A cgroup removed under us (systemd drops an emptied scope on its own): ENOENT on open, ENODEV
-# on a file opened before the rmdir (kernfs deactivated it).
-GONE = (errno.ENOENT, errno.ENODEV)
-
-
-def wait_event(path: str, key: str, value: int, timeout: float) -> None:
-    """Wait until cgroup.events shows key == value. The kernel signals a change of the file
-    to poll() as POLLPRI (kernfs notify); reading re-arms it. No sleeping loop.
-
-    A cgroup removed meanwhile is empty: that ends a wait for "populated 0"; any other wait
-    fails naming the cgroup."""
-    import select
-    import time
-
-    from ociruntime.linux.cgroups import fail
-
-    events = path + "/cgroup.events"
-    emptied = (key, value) == ("populated", 0)
-    try:
-        fd = os.open(events, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as e:
-        if emptied and e.errno in GONE:
-            return
-        raise fail(f"open {events}", e) from e
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLPRI | select.POLLERR)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                os.lseek(fd, 0, os.SEEK_SET)
-                text = os.read(fd, 4096).decode()
-            except OSError as e:
-                if emptied and e.errno in GONE:
-                    return
-                raise fail(f"read {events} (waiting for {key} {value})", e) from e
-            for line in text.splitlines():
-                name, _, current = line.partition(" ")
-                if name == key and current.strip() == str(value):
-                    return
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise CgroupError(f"cgroup: {events}: {key} did not become {value} within "
-                                  f"{timeout:g}s")
-            poller.poll(left * 1000)
-    finally:
-        os.close(fd)
-
-
 # ---------------------------------------------------------------- delegation
 
 DELEGATE_LIST = "/sys/kernel/cgroup/delegate"
@@ -498,7 +432,9 @@ def delegate_to_container(path: str, config) -> None:
     process.user (through the user namespace's maps). Nothing to do when that is root."""
     if config.process is None:
         return
-    if not any(os.path.normpath(m.destination) == "/sys/fs/cgroup" and "ro" not in m.options
+    import posixpath  # create only
+
+    if not any(posixpath.normpath(m.destination) == "/sys/fs/cgroup" and "ro" not in m.options
                and (m.source == "cgroup" or m.type in ("cgroup", "cgroup2"))
                for m in config.mounts):
         return
@@ -530,20 +466,20 @@ def delegate(path: str, uid: int, gid: int) -> None:
     from ociruntime.linux.cgroups import fail
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
     except OSError as e:
         raise fail(f"delegate {path}: open", e) from e
     try:
         from ociruntime.linux.mountapi import verify_fs
 
         verify_fs(fd, "cgroup2", f"cgroup: delegate {path}")
-        os.fchown(fd, uid, gid)
+        posix.fchown(fd, uid, gid)
         for name in names:
             try:
-                os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
+                posix.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
                 continue  # listed by the kernel, absent in this cgroup (e.g. cgroup.threads)
     except OSError as e:
         raise fail(f"delegate {path} to {uid}:{gid}", e) from e
     finally:
-        os.close(fd)
+        posix.close(fd)
