@@ -20,7 +20,7 @@ import pytest
 
 from ociruntime.errors import CgroupError
 from ociruntime.linux import cgroups
-from ociruntime.linux.cgroups import Layout, ebpf, systemd, v1, v2
+from ociruntime.linux.cgroups import Layout, controllers, ebpf, systemd, v1, v2
 
 HYBRID_MOUNTINFO = """\
 24 31 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
@@ -167,7 +167,7 @@ def test_v2_conversions() -> None:
            "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 30},
                                        {"major": 8, "minor": 16, "rate": 300}]}
     assert v2.io_max_lines(bio) == ["8:0 rbps=600 wiops=30", "8:16 wiops=300"]
-    assert v2.rdma_lines({"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000},
+    assert controllers.rdma_lines({"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000},
                           "rxe3": {"hcaObjects": 1}}) == [
         "mlx5_1 hca_handle=3 hca_object=10000", "rxe3 hca_object=1"]
 

@@ -390,7 +390,7 @@ class SystemdManager(CgroupManager):
         props.append(("DefaultDependencies", ("b", False)))
         self._start(props, existing_ok=is_slice)
         if self.v2:
-            from ociruntime.linux.cgroups.v2 import enable_controllers
+            from ociruntime.linux.cgroups.controllers import enable_controllers
 
             path = self._use_unit_cgroup()
             enable_controllers(self.inner.mount, path, None)  # type: ignore[attr-defined]

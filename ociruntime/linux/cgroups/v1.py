@@ -10,8 +10,7 @@ import posix
 
 from ociruntime import lean
 from ociruntime.errors import CgroupError
-from ociruntime.linux.cgroups import CgroupManager, fs
-from ociruntime.linux.cgroups.controllers import refuse_limit_below_usage, set_cpuset
+from ociruntime.linux.cgroups import CgroupManager, controllers, fs
 
 EINVAL = 22
 
@@ -193,7 +192,7 @@ class V1Manager(CgroupManager):
                 or mem.get("disableOOMKiller") or swappiness not in (None, -1)):
             return
         d = self._dir("memory")
-        refuse_limit_below_usage(mem, limit, d, "memory.usage_in_bytes")
+        controllers.refuse_limit_below_usage(mem, limit, d, "memory.usage_in_bytes")
         memsw = d + "/memory.memsw.limit_in_bytes"
         if limit:
             # memory.limit_in_bytes may never exceed memsw: raising both needs memsw first.
@@ -213,7 +212,7 @@ class V1Manager(CgroupManager):
             fs.write_file(d + "/memory.oom_control", "1")
 
     def _cpu(self, cpu: dict) -> None:
-        set_cpuset(lambda: self._dir("cpuset"), cpu)
+        controllers.set_cpuset(lambda: self._dir("cpuset"), cpu)
         keys = ("shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod")
         if not any(cpu.get(k) for k in keys) and cpu.get("idle") is None:
             return
@@ -238,8 +237,6 @@ class V1Manager(CgroupManager):
             fs.write_file(d + "/cpu.idle", str(cpu["idle"]))
 
     def _blkio(self, bio: dict) -> None:
-        from ociruntime.linux.cgroups.controllers import dev
-
         lists = ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
                  "throttleReadIOPSDevice", "throttleWriteIOPSDevice")
         if not (bio.get("weight") or bio.get("leafWeight") or any(bio.get(k) for k in lists)):
@@ -255,25 +252,23 @@ class V1Manager(CgroupManager):
             fs.write_file(d + "/blkio.leaf_weight", str(bio["leafWeight"]))
         for wd in bio.get("weightDevice") or ():
             if wd.get("weight"):
-                fs.write_file(d + weight_file + "_device", f"{dev(wd)} {wd['weight']}")
+                fs.write_file(d + weight_file + "_device", f"{controllers.dev(wd)} {wd['weight']}")
             if wd.get("leafWeight"):
-                fs.write_file(d + "/blkio.leaf_weight_device", f"{dev(wd)} {wd['leafWeight']}")
+                fs.write_file(d + "/blkio.leaf_weight_device", f"{controllers.dev(wd)} {wd['leafWeight']}")
         for key, name in (("throttleReadBpsDevice", "read_bps_device"),
                           ("throttleWriteBpsDevice", "write_bps_device"),
                           ("throttleReadIOPSDevice", "read_iops_device"),
                           ("throttleWriteIOPSDevice", "write_iops_device")):
             for td in bio.get(key) or ():
-                fs.write_file(f"{d}/blkio.throttle.{name}", f"{dev(td)} {td['rate']}")
+                fs.write_file(f"{d}/blkio.throttle.{name}", f"{controllers.dev(td)} {td['rate']}")
 
     def _hugetlb(self, limits: list) -> None:
-        from ociruntime.linux.cgroups.v2 import set_hugetlb
-
         if self._key("hugetlb") is None and self._unified_has("hugetlb"):
             # Hybrid host with hugetlb bound to cgroup2: use the v2 files.
             self._enable_unified({"hugetlb"})
-            set_hugetlb(self.dirs[""], limits)
+            controllers.set_hugetlb(self.dirs[""], limits)
             return
-        set_hugetlb(self._dir("hugetlb"), limits, "limit_in_bytes")
+        controllers.set_hugetlb(self._dir("hugetlb"), limits, "limit_in_bytes")
 
     def _network(self, net: dict) -> None:
         if net.get("classID"):
@@ -291,10 +286,8 @@ class V1Manager(CgroupManager):
             what = ", ".join(missing) if missing else "cgroup2"
             raise CgroupError(f"cgroup: cannot use linux.resources.unified on cgroup v1 "
                               f"({what} not available in the unified hierarchy)")
-        from ociruntime.linux.cgroups.v2 import set_unified
-
         self._enable_unified(wanted)
-        set_unified(self.dirs[""], unified)
+        controllers.set_unified(self.dirs[""], unified)
 
     def _unified_has(self, controller: str) -> bool:
         if not self.unified_mount or "" not in self.dirs:
@@ -305,11 +298,9 @@ class V1Manager(CgroupManager):
             return False
         return controller in available
 
-    def _enable_unified(self, controllers: set[str]) -> None:
-        from ociruntime.linux.cgroups.v2 import enable_controllers
-
+    def _enable_unified(self, wanted: set[str]) -> None:
         assert self.unified_mount is not None
-        enable_controllers(self.unified_mount, self.dirs[""], controllers)
+        controllers.enable_controllers(self.unified_mount, self.dirs[""], wanted)
 
     def _devices(self, rules: list) -> None:
         d = self._dir("devices")
@@ -388,9 +379,7 @@ class V1Manager(CgroupManager):
         d = self._dir_of("hugetlb")
         if d is None:
             if self._unified_has("hugetlb"):
-                from ociruntime.linux.cgroups.v2 import hugetlb_stats
-
-                return hugetlb_stats(self.dirs[""])
+                return controllers.hugetlb_stats(self.dirs[""])
             return None
         out = {}
         for name in posix.listdir(d):

@@ -7,15 +7,15 @@ up later as a missing file naming the controller). v1 settings are converted whe
 has an equivalent (cpu.weight, io.weight, memory.swap.max, ...); settings v2 has no place for
 are reported in `warnings` or raise when silently dropping them would be wrong.
 
-The helpers at module level are shared with the v1 driver for hybrid hosts.
+The conversions at module level (weights, swap) are shared with the systemd driver; what v1
+shares with v2 (hybrid hosts) is in controllers.py.
 """
 
 import posix
 
 from ociruntime import lean
 from ociruntime.errors import CgroupError
-from ociruntime.linux.cgroups import CgroupManager, fs
-from ociruntime.linux.cgroups.controllers import dev, rdma_lines, refuse_limit_below_usage, set_cpuset  # noqa: F401  (v2's public names)
+from ociruntime.linux.cgroups import CgroupManager, controllers, fs
 
 
 class V2Manager(CgroupManager):
@@ -64,7 +64,7 @@ class V2Manager(CgroupManager):
             made = fs.mkdirs(self.path)
             if made:
                 self.made = made
-                enable_controllers(self.mount, self.path, None)
+                controllers.enable_controllers(self.mount, self.path, None)
         except CgroupError as e:
             self._skip_or_raise(e, made)
 
@@ -141,7 +141,7 @@ class V2Manager(CgroupManager):
     # ------------------------------------------------------------ resources
 
     def _hugetlb(self, limits: list) -> None:
-        set_hugetlb(self._dir("hugetlb"), limits)
+        controllers.set_hugetlb(self._dir("hugetlb"), limits)
 
     def _network(self, net: dict) -> None:
         if net.get("classID") or net.get("priorities"):
@@ -149,7 +149,7 @@ class V2Manager(CgroupManager):
                                  "on cgroup v2 and is ignored")
 
     def _unified(self, unified: dict) -> None:
-        set_unified(self._dir("unified"), unified)
+        controllers.set_unified(self._dir("unified"), unified)
 
     def _devices(self, rules: list) -> None:
         from ociruntime.linux.cgroups import ebpf
@@ -168,7 +168,7 @@ class V2Manager(CgroupManager):
         if not (limit or swap or mem.get("reservation")):
             return
         d = self._dir("memory")
-        refuse_limit_below_usage(mem, limit, d, "memory.current")
+        controllers.refuse_limit_below_usage(mem, limit, d, "memory.current")
         swap_max = swap_to_v2(limit, swap)
         if swap_max is not None:
             # Written before memory.max: the pair must never let a lowered memory.max push
@@ -183,7 +183,7 @@ class V2Manager(CgroupManager):
         if cpu.get("realtimeRuntime") or cpu.get("realtimePeriod"):
             raise CgroupError("cgroup: linux.resources.cpu.realtimeRuntime/realtimePeriod are "
                               "not supported on cgroup v2")
-        set_cpuset(lambda: self._dir("cpuset"), cpu)
+        controllers.set_cpuset(lambda: self._dir("cpuset"), cpu)
         quota, period, burst = cpu.get("quota") or 0, cpu.get("period") or 0, cpu.get("burst")
         if not (cpu.get("shares") or quota or period or burst is not None
                 or cpu.get("idle") is not None):
@@ -222,12 +222,12 @@ class V2Manager(CgroupManager):
             name, value = ("io.bfq.weight", w["weight"]) if bfq else \
                 ("io.weight", blkio_to_io_weight(w["weight"]))
             try:
-                fs.write_file(f"{d}/{name}", f"{dev(w)} {value}")
+                fs.write_file(f"{d}/{name}", f"{controllers.dev(w)} {value}")
             except CgroupError as e:
                 if e.errno != 95:  # EOPNOTSUPP: the device's queue lacks the policy
                     raise
                 # runc skips per-device weights without BFQ; we skip them too, but say so.
-                self.warnings.append(f"linux.resources.blockIO.weightDevice {dev(w)}: ignored: the "
+                self.warnings.append(f"linux.resources.blockIO.weightDevice {controllers.dev(w)}: ignored: the "
                                      f"device uses neither the BFQ scheduler nor io.cost ({name})")
         for line in throttle:
             fs.write_file(d + "/io.max", line)
@@ -240,7 +240,7 @@ class V2Manager(CgroupManager):
         out: dict = {}
         for name, fn in (("cpu", self._cpu_stats), ("memory", self._memory_stats),
                          ("pids", self._pids_stats), ("blkio", self._io_stats),
-                         ("hugetlb", lambda: hugetlb_stats(self.path))):
+                         ("hugetlb", lambda: controllers.hugetlb_stats(self.path))):
             try:
                 value = fn()
             except (CgroupError, ValueError, KeyError, IndexError):
@@ -347,76 +347,8 @@ def io_max_lines(bio: dict) -> list[str]:
     for key, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
                       ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
         for td in bio.get(key) or ():
-            per_dev.setdefault(dev(td), []).append(f"{name}={td['rate']}")
+            per_dev.setdefault(controllers.dev(td), []).append(f"{name}={td['rate']}")
     return [f"{d} {' '.join(kv)}" for d, kv in per_dev.items()]
-
-
-def set_hugetlb(path: str, limits: list, limit_file: str = "max") -> None:
-    """hugepageLimits into hugetlb.SIZE.max (v1: limit_file "limit_in_bytes")."""
-    for entry in limits:
-        size, limit = entry["pageSize"], str(entry["limit"])
-        fs.write_file(f"{path}/hugetlb.{size}.{limit_file}", limit)
-        # Reservation accounting, which the spec prefers where the kernel has it.
-        rsvd = f"{path}/hugetlb.{size}.rsvd.{limit_file}"
-        if lean.exists(rsvd):
-            fs.write_file(rsvd, limit)
-
-
-def hugetlb_stats(path: str) -> dict:
-    out = {}
-    for name in posix.listdir(path):
-        if name.startswith("hugetlb.") and name.endswith(".current") and ".rsvd." not in name:
-            size = name[8:-8]
-            events = fs.read_kv(f"{path}/hugetlb.{size}.events")
-            out[size] = {"usage": fs.read_int(f"{path}/{name}"), "max": 0,
-                         "failcnt": events.get("max", 0)}
-    return out
-
-
-def set_unified(path: str, unified: dict) -> None:
-    """linux.resources.unified: each key is a file of the container's cgroup, written as given
-    (one write per line: keyed files like io.max take one entry per write)."""
-    available: list[str] | None = None
-    for key, value in unified.items():
-        if "/" in key or key.startswith("."):
-            raise CgroupError(f"cgroup: invalid linux.resources.unified key {key!r}")
-        ctrl = key.split(".", 1)[0]
-        if ctrl != "cgroup":
-            if available is None:
-                available = fs.read_file(path + "/cgroup.controllers").split()
-            if ctrl not in available:
-                raise CgroupError(f"cgroup: unified key {key}: controller {ctrl} is not "
-                                  f"enabled for {path} (see its cgroup.controllers)")
-        lines = [ln for ln in str(value).split("\n") if ln.strip()] or [str(value)]
-        for line in lines:
-            fs.write_file(f"{path}/{key}", line)
-
-
-def enable_controllers(mount: str, leaf: str, wanted: set[str] | None) -> None:
-    """Enable controllers in cgroup.subtree_control from the mount root down to the leaf's
-    parent: `wanted`, or everything each level offers when None. A level that refuses (a
-    non-root cgroup with member processes, a threaded subtree, ...) is tolerated; the missing
-    controller is reported when one of its files is written."""
-    rel = leaf[len(mount):].strip("/").split("/")[:-1]
-    level = mount
-    for part in ["", *rel]:
-        if part:
-            level = level + "/" + part
-        enabled = set(fs.read_file(level + "/cgroup.subtree_control").split())
-        offered = set(fs.read_file(level + "/cgroup.controllers").split())
-        missing = (offered if wanted is None else wanted & offered) - enabled
-        if not missing:
-            continue
-        path = level + "/cgroup.subtree_control"
-        try:
-            fs.write_file(path, " ".join("+" + c for c in sorted(missing)))
-        except CgroupError:
-            # The write is all-or-nothing; retry one by one to get what can be had.
-            for ctrl in sorted(missing):
-                try:
-                    fs.write_file(path, "+" + ctrl)
-                except CgroupError:
-                    pass
 
 
 # ---------------------------------------------------------------- delegation
