@@ -164,6 +164,17 @@ def bundle(tmp_path: Path, base_rootfs: Path) -> BundleFactory:
     return BundleFactory(tmp_path, base_rootfs)
 
 
+def launcher_interpreter() -> str:
+    """The interpreter of the runtime under test (scripts/install.sh's launcher, or a dev one)."""
+    with open(OCIRUNTIME, "rb") as f:
+        first = f.readline().decode(errors="replace")
+    interpreter = first[2:].split()[0] if first.startswith("#!") else ""
+    if "python" not in interpreter:
+        pytest.fail(f"{OCIRUNTIME} is not a Python launcher (first line {first.strip()!r}): this test "
+                    "needs scripts/install.sh's launcher")
+    return interpreter
+
+
 def host_cgroup_dirs(cid: str) -> list[str]:
     """Any cgroup directory named after the container, in any hierarchy."""
     found = []

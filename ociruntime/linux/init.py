@@ -11,6 +11,7 @@ Nothing here prints: failures travel to the runtime as an `error` message."""
 from __future__ import annotations
 
 import os
+import sys
 
 from ociruntime import hooks, timing
 from ociruntime.config import Config
@@ -139,6 +140,8 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
                 sync.expect(a.sync_fd, "cgroup", "waiting for the cgroup")
                 seen.add("cgroup")
             pid_w = prepare_from_host(a)
+        load_what_the_namespaces_need(a)
+        refuse_imports_from_disk()
         enter_namespaces(a, seen)
         if a.root_fd >= 0:
             # Joining a mount namespace resets our root to its root: the container's own only
@@ -165,6 +168,29 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
     except BaseException as err:
         _fail(a, err)
     os._exit(code)
+
+
+def load_what_the_namespaces_need(a: InitArgs) -> None:
+    """The modules used only once we are inside the container's namespaces, loaded now."""
+    if "network" in a.plan.new_types and not a.is_exec:
+        from ociruntime.linux import network  # noqa: F401  (loopback_up)
+
+
+class _NoImportFromDisk:
+    """The last finder once the child may see a filesystem that is not the host's (a joined
+    mount namespace, or the container's root): a module found there would be the image's
+    code, run by us as root. A module not loaded by then is our bug, reported as one."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        raise SetupError(f"runtime bug: module {name} was not loaded before entering the container's "
+                         "namespaces (refused: it would be read from the container's filesystem)")
+
+
+def refuse_imports_from_disk() -> None:
+    """Only built-in and frozen modules (inside the interpreter's binary) may still load."""
+    keep = [f for f in sys.meta_path if getattr(f, "__name__", "") in ("BuiltinImporter", "FrozenImporter")]
+    sys.meta_path[:] = [*keep, _NoImportFromDisk]
 
 
 def needs_host_view(a: InitArgs) -> bool:

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import OCIRUNTIME, Runtime, host_cgroup_dirs
+from tests.conftest import Runtime, host_cgroup_dirs, launcher_interpreter
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.cgroupv2]
 
@@ -18,19 +18,9 @@ NOT_ON_THE_SMALL_PATH = {"os", "posixpath", "_collections_abc", "__future__", "o
                          "ociruntime.create", "ociruntime.bundle", "ociruntime.linux.kernel"}
 
 
-def _launcher_interpreter() -> str:
-    with open(OCIRUNTIME, "rb") as f:
-        first = f.readline().decode(errors="replace")
-    interpreter = first[2:].split()[0] if first.startswith("#!") else ""
-    if "python" not in interpreter:
-        pytest.fail(f"{OCIRUNTIME} is not a Python launcher (first line {first.strip()!r}): this test "
-                    "needs scripts/install.sh's launcher")
-    return interpreter
-
-
 def _imports_of(oci: Runtime, *args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
     """Run one command under -X importtime: its result and the modules it imported."""
-    cmd = [_launcher_interpreter(), "-I", "-S", "-X", "importtime", *oci.cmd(*args)]
+    cmd = [launcher_interpreter(), "-I", "-S", "-X", "importtime", *oci.cmd(*args)]
     res = subprocess.run(cmd, capture_output=True, timeout=30)
     names = set()
     for line in res.stderr.decode(errors="replace").splitlines():
