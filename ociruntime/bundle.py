@@ -92,7 +92,7 @@ def validate(doc: object, *, systemd_cgroup: bool, require_process: bool = False
 def load(path: str, *, systemd_cgroup: bool = False, require_rootfs: bool = True) -> Config:
     """The bundle's config, valid and runnable by this runtime, or ConfigError listing why not."""
     from ociruntime import timing
-    from ociruntime.features import unsupported
+    from ociruntime.semantics import unsupported
 
     bundle = bundle_dir(path)
     doc = read_document(os.path.join(bundle, "config.json"), "config.json")

@@ -65,31 +65,3 @@ def document() -> dict:
 
 def document_text() -> str:
     return jsonio.dumps_pretty(document())
-
-
-def unsupported(config) -> list[str]:
-    """Parts of a valid config this runtime does not implement (the features document says
-    so too): refused with a clear message rather than silently ignored."""
-    linux = config.linux
-    problems = []
-    if linux.intel_rdt:
-        problems.append("linux.intelRdt: not supported by ociruntime (Intel RDT needs the resctrl "
-                        "filesystem; no machine this runtime is tested on has it, so it is refused, not "
-                        "applied untested)")
-    if config.process is not None and config.process.scheduler:
-        problems += procattrs.unsupported_scheduler(config.process.scheduler)
-    if linux.seccomp is not None:
-        for i, rule in enumerate(linux.seccomp.syscalls):
-            if rule.action not in SECCOMP_ACTIONS:
-                problems.append(f"linux.seccomp.syscalls[{i}].action: {rule.action} is not "
-                                f"supported (supported: {', '.join(sorted(SECCOMP_ACTIONS))})")
-        if linux.seccomp.default_action not in SECCOMP_ACTIONS:
-            problems.append(f"linux.seccomp.defaultAction: {linux.seccomp.default_action} "
-                            "is not supported")
-        for i, flag in enumerate(linux.seccomp.flags):
-            if flag not in SECCOMP_FLAGS:
-                problems.append(f"linux.seccomp.flags[{i}]: {flag} is not supported")
-    for i, m in enumerate(config.mounts):
-        if m.idmap() and not m.is_bind():
-            problems.append(f"mounts[{i}].options: {m.idmap()} is supported on bind mounts only")
-    return problems

@@ -14,7 +14,7 @@ import os
 
 from ociruntime.linux.caps import CAPABILITIES
 from ociruntime.schema import format_path, show
-from ociruntime.spectables import CLONE_FLAGS, HOOK_KINDS, NS_LINK_NAMES
+from ociruntime.spectables import CLONE_FLAGS, HOOK_KINDS, NS_LINK_NAMES, SECCOMP_ACTIONS, SECCOMP_FLAGS
 from ociruntime.spectables import SECCOMP_ERRNO_ACTIONS as ERRNO_ACTIONS
 
 TYPE_CHECKING = False
@@ -569,3 +569,34 @@ def _check_memory_policy(r: _Report, policy: dict[str, Any]) -> None:
         _check_cpu_list(r, [*at, "nodes"], nodes)
     if "MPOL_F_STATIC_NODES" in flags and "MPOL_F_RELATIVE_NODES" in flags:
         r.error([*at, "flags"], "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other")
+
+
+def unsupported(config) -> list[str]:
+    """Parts of a valid config this runtime does not implement (the features document says
+    so too): refused with a clear message rather than silently ignored. Run on the typed
+    config, after check_config."""
+    linux = config.linux
+    problems = []
+    if linux.intel_rdt:
+        problems.append("linux.intelRdt: not supported by ociruntime (Intel RDT needs the resctrl "
+                        "filesystem; no machine this runtime is tested on has it, so it is refused, not "
+                        "applied untested)")
+    if config.process is not None and config.process.scheduler:
+        from ociruntime.linux import procattrs
+
+        problems += procattrs.unsupported_scheduler(config.process.scheduler)
+    if linux.seccomp is not None:
+        for i, rule in enumerate(linux.seccomp.syscalls):
+            if rule.action not in SECCOMP_ACTIONS:
+                problems.append(f"linux.seccomp.syscalls[{i}].action: {rule.action} is not "
+                                f"supported (supported: {', '.join(sorted(SECCOMP_ACTIONS))})")
+        if linux.seccomp.default_action not in SECCOMP_ACTIONS:
+            problems.append(f"linux.seccomp.defaultAction: {linux.seccomp.default_action} "
+                            "is not supported")
+        for i, flag in enumerate(linux.seccomp.flags):
+            if flag not in SECCOMP_FLAGS:
+                problems.append(f"linux.seccomp.flags[{i}]: {flag} is not supported")
+    for i, m in enumerate(config.mounts):
+        if m.idmap() and not m.is_bind():
+            problems.append(f"mounts[{i}].options: {m.idmap()} is supported on bind mounts only")
+    return problems

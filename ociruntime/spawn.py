@@ -26,7 +26,7 @@ class Spawn:
     def __init__(self, config, bundle: str, plan, stage, label: str, console_socket: str | None,
                  **fields) -> None:
         from ociruntime.linux import sync
-        from ociruntime.linux.init import InitArgs
+        from ociruntime.linux.initargs import InitArgs
 
         self.stage, self.label = stage, label
         self.pid = self.child = 0
@@ -59,11 +59,10 @@ class Spawn:
                       preserve_fds: int, no_pivot: bool, new_keyring: bool, fifo_fd: int,
                       cgroup_paths: dict[str, str] | None) -> Spawn:
         """`create`: stage1 makes the namespaces and forks the init, which waits on exec.fifo."""
-        from ociruntime.linux.init import stage1
         from ociruntime.linux.namespaces import NamespacePlan
 
         listen = _listen_fds()
-        return cls(config, bundle, NamespacePlan(config.linux), stage1, "", console_socket,
+        return cls(config, bundle, NamespacePlan(config.linux), "stage1", "", console_socket,
                    container_id=container_id, keep_fds=listen + preserve_fds, no_pivot=no_pivot,
                    extra_env=[f"LISTEN_FDS={listen}", "LISTEN_PID=1"] if listen else None,
                    new_keyring=new_keyring, fifo_fd=fifo_fd, cgroup_paths=cgroup_paths)
@@ -73,14 +72,13 @@ class Spawn:
                        preserve_fds: int) -> Spawn:
         """`exec`: exec_stage1 enters the running container's namespaces (`joins`) and forks the
         process, which keeps the session keyring the init made."""
-        from ociruntime.linux.init import exec_stage1
         from ociruntime.linux.namespaces import NamespacePlan
 
         own_mount_ns = any(ns.type == "mount" and not ns.path for ns in config.linux.namespaces)
         # Without a mount namespace of its own (shared with the runtime, or joined), the init
         # chrooted: the process goes into the same root.
         root_fd = -1 if own_mount_ns else _open_root_of(int(data["pid"]))
-        return cls(config, str(data.get("bundle", "/")), NamespacePlan(config.linux, joins), exec_stage1,
+        return cls(config, str(data.get("bundle", "/")), NamespacePlan(config.linux, joins), "exec_stage1",
                    "exec-", console_socket, container_id=str(data.get("id", "")), is_exec=True,
                    keep_fds=preserve_fds, new_keyring=False, root_fd=root_fd)
 
@@ -107,7 +105,7 @@ class Spawn:
             child_after_fork(parent)
             timing.fault_channel(self.args.sync_fd)
             _close(self.fd, self.console_peer)
-            self.stage(self.args)
+            run_stage(self.stage, self.args)
         _close(self.args.sync_fd, self.args.fifo_fd, self.args.console_fd, self.args.root_fd)
         timing.mark(f"{self.label}clone")
         return joined
@@ -189,6 +187,22 @@ def _close(*fds: int) -> None:
     for fd in fds:
         if fd >= 0:
             os.close(fd)
+
+
+def run_stage(name: str, args) -> None:
+    """The child side (linux/init.py) is loaded here, in the child, still in the host's
+    filesystem: on a v1 host the runtime meanwhile waits on the kernel to move us into the
+    cgroup (an RCU grace period), so these ~3 ms of imports are off its path."""
+    try:
+        from ociruntime.linux import init
+    except BaseException as err:  # never back into the runtime's code: we are its child
+        from ociruntime.linux import sync
+
+        try:
+            sync.send_error(args.sync_fd, err)
+        finally:
+            os._exit(1)
+    getattr(init, name)(args)
 
 
 def child_after_fork(parent: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ociruntime import features
+from ociruntime import features, semantics
 from ociruntime.config import Config
 from ociruntime.linux import mountflags, procattrs
 
@@ -43,7 +43,7 @@ def test_issue_12_fields_are_accepted_except_idmap_off_bind_mounts() -> None:
     c = config()
     assert c.process is not None and c.process.scheduler and c.process.io_priority
     assert c.mounts[0].idmap() == "ridmap" and c.mounts[0].uid_mappings[0].host_id == 1
-    assert features.unsupported(c) == ["mounts[1].options: idmap is supported on bind mounts only"]
+    assert semantics.unsupported(c) == ["mounts[1].options: idmap is supported on bind mounts only"]
     assert not mountflags.parse_options(["bind", "ridmap"]).data  # never handed to mount(2)
 
 

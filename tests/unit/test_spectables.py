@@ -14,7 +14,7 @@ ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def test_loading_and_validating_a_bundle_never_loads_the_shim(tmp_path: Path) -> None:
-    """bundle.load runs the schema, the semantic checks and features.unsupported (seccomp
+    """bundle.load runs the schema, the semantic checks and semantics.unsupported (seccomp
     actions included); none of it may dlopen the compiled shim or libseccomp."""
     (tmp_path / "rootfs").mkdir()
     probe = (
