@@ -108,8 +108,8 @@ class Container:
 
         running.resume(self.runtime.root, self.id)
 
-    def update(self, resources: dict) -> None:
-        """Apply new linux.resources (the config's shape) to the running container."""
+    def update(self, resources) -> None:
+        """Apply new linux.resources (config.Resources, or a dict of the config's shape)."""
         from ociruntime import running
 
         running.update(self.runtime.root, self.id, resources)

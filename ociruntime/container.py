@@ -24,7 +24,7 @@ def public_state(cid: str, data: dict, status: str) -> dict:
     return doc
 
 
-def set_resources(cg, resources: dict) -> None:
+def set_resources(cg, resources) -> None:
     """cg.set(), then log what the driver accepted but could not apply on this host."""
     cg.set(resources)
     for warning in cg.warnings:

@@ -10,6 +10,10 @@ from ociruntime.container import cgroup_of, own_pids, public_state, set_resource
 from ociruntime.errors import InvalidState, NotRunning, OciError, UsageError
 from ociruntime.state import StateDir
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ociruntime.config import Resources
+
 
 def pause(root: str, cid: str) -> None:
     _freeze_or_thaw(root, cid, "running", freeze=True)
@@ -52,8 +56,13 @@ def oom_watch(root: str, cid: str):
     return oom.watch(cgroup_of(data).paths())
 
 
-def update(root: str, cid: str, resources: dict) -> None:
-    """Apply new linux.resources to a live container (and remember them for `exec`)."""
+def update(root: str, cid: str, resources: Resources | dict) -> None:
+    """Apply new linux.resources to a live container: a config.Resources, or a dict of
+    config.json's shape (the sections and fields given change, the others stay)."""
+    if isinstance(resources, dict):
+        from ociruntime.config import Resources
+
+        resources = Resources(resources)
     with state.locked(root, cid) as held:
         if held.status == "stopped":
             raise NotRunning(cid, "update")
