@@ -109,7 +109,7 @@ class Container:
         running.resume(self.runtime.root, self.id)
 
     def update(self, resources) -> None:
-        """Apply new linux.resources (config.Resources, or a dict of the config's shape)."""
+        """Apply new linux.resources (resources.Resources, or a dict of the config's shape)."""
         from ociruntime import running
 
         running.update(self.runtime.root, self.id, resources)

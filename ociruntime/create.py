@@ -15,7 +15,7 @@ from ociruntime.state import EXEC_FIFO, StateDir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ociruntime.config import Resources
+    from ociruntime.resources import Resources
 
 
 class CreateOptions:
@@ -210,7 +210,7 @@ def _make_fifo(sd: StateDir) -> int:
 
 
 def resources_with_default_devices(config) -> Resources:
-    from ociruntime.config import Resources, with_default_devices
+    from ociruntime.resources import Resources, with_default_devices
 
     resources = config.linux.resources.copy() if config.linux.resources else Resources({})
     resources.devices = with_default_devices(resources.devices, config.linux.devices)
@@ -227,7 +227,7 @@ def _resources_before_init(config) -> Resources:
 
 def _pids_resources(config) -> Resources:
     """The pids limits, set once the init exists; unified pids.* keys after (so over) them."""
-    from ociruntime.config import Resources
+    from ociruntime.resources import Resources
 
     out, resources = Resources({}), config.linux.resources
     if resources:

@@ -322,7 +322,7 @@ def _compare_filesystem(rec: dict, config: dict, linux: dict, proc: ki.Proc) -> 
 def _compare_resources(rec: dict, config: dict) -> None:
     """linux.resources that the cgroup does not show. The copy was validated when the
     container was created, but is read back from disk: values of the wrong type are skipped."""
-    from ociruntime.config import CpuResources, MemoryResources, PidsResources, Resources
+    from ociruntime.resources import CpuResources, MemoryResources, PidsResources, Resources
 
     try:
         res = Resources((config.get("linux") or {}).get("resources") or {})

@@ -12,7 +12,7 @@ from ociruntime.state import StateDir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ociruntime.config import Resources
+    from ociruntime.resources import Resources
 
 
 def pause(root: str, cid: str) -> None:
@@ -57,10 +57,10 @@ def oom_watch(root: str, cid: str):
 
 
 def update(root: str, cid: str, resources: Resources | dict) -> None:
-    """Apply new linux.resources to a live container: a config.Resources, or a dict of
+    """Apply new linux.resources to a live container: a resources.Resources, or a dict of
     config.json's shape (the sections and fields given change, the others stay)."""
     if isinstance(resources, dict):
-        from ociruntime.config import Resources
+        from ociruntime.resources import Resources
 
         resources = Resources(resources)
     with state.locked(root, cid) as held:

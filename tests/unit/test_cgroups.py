@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from ociruntime.config import BlockIO, Device, DeviceRule, Resources, with_default_devices
+from ociruntime.config import Device
 from ociruntime.errors import CgroupError
 from ociruntime.linux import cgroups
 from ociruntime.linux.cgroups import Layout, controllers, ebpf, systemd, v1, v2
+from ociruntime.resources import BlockIO, DeviceRule, Resources, with_default_devices
 
 HYBRID_MOUNTINFO = """\
 24 31 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw

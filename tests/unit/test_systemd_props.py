@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 from jeepney import DBusAddress, new_method_call
 
-from ociruntime.config import DeviceRule, Resources
 from ociruntime.errors import CgroupError
 from ociruntime.linux.cgroups.systemd import (
     INFINITY,
@@ -15,6 +14,7 @@ from ociruntime.linux.cgroups.systemd import (
     device_properties,
     resource_properties,
 )
+from ociruntime.resources import DeviceRule, Resources
 from ociruntime.spectables import DEFAULT_DEVICE_RULES
 
 

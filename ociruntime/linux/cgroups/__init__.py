@@ -20,7 +20,7 @@ from ociruntime.linux.cgroups.fs import clean_path, read_file, write_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ociruntime import config
+    from ociruntime import resources as res
     from ociruntime.linux.cgroups.layout import Layout
 
 __all__ = ["CgroupError", "CgroupManager", "clean_path", "from_state", "manager", "read_file", "write_file"]
@@ -72,7 +72,7 @@ class CgroupManager:
         cgroup; the container stays in the caller's, and a resource asked for is an error."""
         raise NotImplementedError
 
-    def set_devices(self, rules: "list[config.DeviceRule]") -> None:
+    def set_devices(self, rules: "list[res.DeviceRule]") -> None:
         """The device rules. Rootless, best effort (runc's rule): loading the v2 device filter
         (BPF) or writing v1's devices.deny needs CAP_SYS_ADMIN in the host's user namespace,
         which no delegation gives; such a container only has device nodes bound from the host,
@@ -86,7 +86,7 @@ class CgroupManager:
 
             log.debug(f"rootless: device cgroup rules not applied: {e}")
 
-    def _devices(self, rules: "list[config.DeviceRule]") -> None:
+    def _devices(self, rules: "list[res.DeviceRule]") -> None:
         raise NotImplementedError
 
     def create(self) -> None:
@@ -112,7 +112,7 @@ class CgroupManager:
                  ("block_io", "_blkio"), ("hugepage_limits", "_hugetlb"), ("network", "_network"),
                  ("rdma", "_rdma"), ("unified", "_unified"))
 
-    def set(self, resources: "config.Resources | None") -> None:
+    def set(self, resources: "res.Resources | None") -> None:
         """Apply linux.resources: each section present (not None) to its controller's
         method, in RESOURCES order -- the one dispatch of the cgroupfs drivers."""
         if resources is None:
@@ -126,13 +126,13 @@ class CgroupManager:
         """The directory of `controller`'s cgroup (a CgroupError when the host lacks it)."""
         raise NotImplementedError
 
-    def _pids(self, pids: "config.PidsResources") -> None:
+    def _pids(self, pids: "res.PidsResources") -> None:
         limit = pids.limit
         if limit is not None:
             # runtime-spec 1.3.0: 0 is a real limit (no new task); only a negative one is none.
             write_file(self._dir("pids") + "/pids.max", str(limit) if limit >= 0 else "max")
 
-    def _rdma(self, rdma: "dict[str, config.RdmaLimit]") -> None:
+    def _rdma(self, rdma: "dict[str, res.RdmaLimit]") -> None:
         from ociruntime.linux.cgroups.controllers import rdma_lines
 
         path = self._dir("rdma") + "/rdma.max"

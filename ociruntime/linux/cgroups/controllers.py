@@ -12,7 +12,14 @@ from ociruntime.linux.cgroups import fs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ociruntime.config import CpuResources, HugepageLimit, MemoryResources, RdmaLimit, ThrottleDevice, WeightDevice
+    from ociruntime.resources import (
+        CpuResources,
+        HugepageLimit,
+        MemoryResources,
+        RdmaLimit,
+        ThrottleDevice,
+        WeightDevice,
+    )
 
 
 def dev(entry: "WeightDevice | ThrottleDevice") -> str:

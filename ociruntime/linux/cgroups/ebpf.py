@@ -21,7 +21,7 @@ from ociruntime.linux.cgroups import CgroupError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ociruntime.config import DeviceRule
+    from ociruntime.resources import DeviceRule
 
 # bpf(2) commands, program/attach types and flags (include/uapi/linux/bpf.h).
 BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_DETACH = 5, 8, 9

@@ -27,7 +27,7 @@ from ociruntime.linux.cgroups import from_state as _fs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ociruntime.config import DeviceRule, Resources
+    from ociruntime.resources import DeviceRule, Resources
 
 
 def expand_slice(slice_name: str) -> str:
@@ -177,8 +177,8 @@ def resource_properties(resources: Resources, v2: bool, current_quota=None) -> l
     also written through cgroupfs; these make systemd keep the same values when it rewrites the
     cgroup (daemon-reload, another unit's change in the slice). `current_quota()` reads the
     current cpu.max quota, for an update that changes only the period."""
-    from ociruntime.config import CpuResources, MemoryResources
     from ociruntime.linux.cgroups.v2 import blkio_to_io_weight, shares_to_weight, swap_to_v2
+    from ociruntime.resources import CpuResources, MemoryResources
 
     props: list = []
     mem = resources.memory or MemoryResources({})

@@ -19,7 +19,7 @@ from ociruntime.linux.cgroups import CgroupManager, controllers, fs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ociruntime.config import BlockIO, CpuResources, DeviceRule, HugepageLimit, MemoryResources, NetworkResources
+    from ociruntime.resources import BlockIO, CpuResources, DeviceRule, HugepageLimit, MemoryResources, NetworkResources
 
 
 class V2Manager(CgroupManager):
