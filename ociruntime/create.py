@@ -204,7 +204,7 @@ def _make_fifo(sd: StateDir) -> int:
         # O_RDWR never blocks on a FIFO; the init inherits this fd and reads `start`'s byte.
         return os.open(EXEC_FIFO, os.O_RDWR | os.O_CLOEXEC, dir_fd=sd.dir_fd())
     except FileNotFoundError:
-        raise OciError(f"container {sd.id!r} was deleted meanwhile (delete --force)") from None
+        raise OciError(f"container {sd.id!r} was deleted meanwhile (a forced delete)") from None
     except OSError as e:
         raise state.io_error("cannot make", sd.file(EXEC_FIFO), e) from None
 

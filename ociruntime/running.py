@@ -7,7 +7,7 @@ import os
 
 from ociruntime import state
 from ociruntime.container import cgroup_of, own_pids, public_state, set_resources
-from ociruntime.errors import InvalidState, NotRunning, OciError, UsageError
+from ociruntime.errors import InvalidState, NotRunning, OciError
 from ociruntime.state import StateDir
 
 TYPE_CHECKING = False
@@ -84,7 +84,7 @@ def list_containers(root: str) -> list[dict]:
     except FileNotFoundError:
         return []
     except NotADirectoryError:
-        raise UsageError(f"--root {root}: not a directory") from None
+        raise state.root_not_a_directory(root) from None
     except OSError as e:
         raise state.io_error("cannot list", root, e) from None
     return [doc for doc in (_list_entry(root, name) for name in names) if doc is not None]

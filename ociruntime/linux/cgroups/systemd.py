@@ -361,10 +361,12 @@ class SystemdManager(CgroupManager):
                 self.systemd()
                 return
             except CgroupError as e:
-                why = str(e).removeprefix("--systemd-cgroup: ")
+                from ociruntime.linux.cgroups.dbus import BusUnusable
+
+                why = e.reason if isinstance(e, BusUnusable) else str(e)  # without the option's name
         from ociruntime import log
 
-        self.skipped = f"rootless --systemd-cgroup: no cgroup: {why}"
+        self.skipped = f"rootless, systemd cgroup driver: no cgroup: {why}"
         self.inner.skip_all()
         log.debug(self.skipped)
 
