@@ -312,21 +312,21 @@ class V1Manager(CgroupManager):
     def stats(self) -> dict:
         """runc's `events --stats` data shape (cpu, memory, pids, blkio, hugetlb)."""
         out: dict = {}
-        for name, fn in (("cpu", self._cpu_stats), ("memory", self._memory_stats),
-                         ("pids", self._pids_stats), ("blkio", self._blkio_stats),
-                         ("hugetlb", self._hugetlb_stats)):
+        for name, controller, fn in (("cpu", "cpuacct", self._cpu_stats), ("memory", "memory", _memory_stats),
+                                     ("pids", "pids", _pids_stats), ("blkio", "blkio", _blkio_stats),
+                                     ("hugetlb", "hugetlb", self._hugetlb_stats)):
+            d = self._dir_of(controller)
+            if d is None and name != "hugetlb":  # hugetlb may be bound to the unified hierarchy
+                continue
             try:
-                value = fn()
+                value = fn(d)
             except (CgroupError, ValueError, KeyError):
                 continue
             if value is not None:
                 out[name] = value
         return out
 
-    def _cpu_stats(self) -> dict | None:
-        d = self._dir_of("cpuacct")
-        if d is None:
-            return None
+    def _cpu_stats(self, d: str) -> dict:
         ticks = fs.read_kv(d + "/cpuacct.stat")
         usage = {"total": fs.read_int(d + "/cpuacct.usage"),
                  "percpu": [int(x) for x in fs.read_file(d + "/cpuacct.usage_percpu").split()],
@@ -341,42 +341,7 @@ class V1Manager(CgroupManager):
                                  "throttled_time": st.get("throttled_time", 0)}
         return out
 
-    def _memory_stats(self) -> dict | None:
-        d = self._dir_of("memory")
-        if d is None:
-            return None
-        raw = fs.read_kv(d + "/memory.stat")
-
-        def entry(prefix: str) -> dict:
-            try:
-                return {"usage": fs.read_int(f"{d}/{prefix}.usage_in_bytes"),
-                        "max": fs.read_int(f"{d}/{prefix}.max_usage_in_bytes"),
-                        "failcnt": fs.read_int(f"{d}/{prefix}.failcnt"),
-                        "limit": fs.read_int(f"{d}/{prefix}.limit_in_bytes")}
-            except CgroupError:
-                return {}
-
-        return {"cache": raw.get("total_cache", raw.get("cache", 0)),
-                "usage": entry("memory"), "swap_usage": entry("memory.memsw"),
-                "kernel_usage": entry("memory.kmem"), "kernel_tcp_usage": entry("memory.kmem.tcp"),
-                "use_hierarchy": True, "stats": raw}
-
-    def _pids_stats(self) -> dict | None:
-        d = self._dir_of("pids")
-        if d is None:
-            return None
-        return {"current": fs.read_int(d + "/pids.current"), "limit": fs.read_int(d + "/pids.max")}
-
-    def _blkio_stats(self) -> dict | None:
-        d = self._dir_of("blkio")
-        if d is None:
-            return None
-        return {"ioServiceBytesRecursive":
-                _blkio_entries(d + "/blkio.throttle.io_service_bytes_recursive"),
-                "ioServicedRecursive": _blkio_entries(d + "/blkio.throttle.io_serviced_recursive")}
-
-    def _hugetlb_stats(self) -> dict | None:
-        d = self._dir_of("hugetlb")
+    def _hugetlb_stats(self, d: str | None) -> dict | None:
         if d is None:
             if self._unified_has("hugetlb"):
                 return controllers.hugetlb_stats(self.dirs[""])
@@ -390,6 +355,33 @@ class V1Manager(CgroupManager):
                              "max": fs.read_int(f"{d}/hugetlb.{size}.max_usage_in_bytes"),
                              "failcnt": fs.read_int(f"{d}/hugetlb.{size}.failcnt")}
         return out
+
+
+def _memory_stats(d: str) -> dict:
+    raw = fs.read_kv(d + "/memory.stat")
+
+    def entry(prefix: str) -> dict:
+        try:
+            return {"usage": fs.read_int(f"{d}/{prefix}.usage_in_bytes"),
+                    "max": fs.read_int(f"{d}/{prefix}.max_usage_in_bytes"),
+                    "failcnt": fs.read_int(f"{d}/{prefix}.failcnt"),
+                    "limit": fs.read_int(f"{d}/{prefix}.limit_in_bytes")}
+        except CgroupError:
+            return {}
+
+    return {"cache": raw.get("total_cache", raw.get("cache", 0)),
+            "usage": entry("memory"), "swap_usage": entry("memory.memsw"),
+            "kernel_usage": entry("memory.kmem"), "kernel_tcp_usage": entry("memory.kmem.tcp"),
+            "use_hierarchy": True, "stats": raw}
+
+
+def _pids_stats(d: str) -> dict:
+    return {"current": fs.read_int(d + "/pids.current"), "limit": fs.read_int(d + "/pids.max")}
+
+
+def _blkio_stats(d: str) -> dict:
+    return {"ioServiceBytesRecursive": _blkio_entries(d + "/blkio.throttle.io_service_bytes_recursive"),
+            "ioServicedRecursive": _blkio_entries(d + "/blkio.throttle.io_serviced_recursive")}
 
 
 def _write_before(path: str, value: str, other: str, other_value: str | None) -> None:
