@@ -108,9 +108,9 @@ HOT_PATH = ("cli", "api", "container", "state", "signals", "linux.freezer", "lin
 # of a running container went 30.2 -> 24.2 Mi instructions. Create measured 677,860 after the
 # round's merges (typed checkpoint options, shell-job/strict handling): 676,000 -> 684,000.
 # Issue 15 item 8: linux.resources typed (resources.py: 12 slotted classes, with_default_devices
-# moved there from the cgroup package; the drivers read attributes): create 678,236 ->
-# 690,333, budget 684,000 -> 691,000; the hot commands 171,638 -> 170,375 (the device-rule
-# defaults left linux/cgroups/__init__.py, which `delete` loads).
+# moved there from the cgroup package; the drivers read attributes), and Container.events():
+# create 678,236 -> 690,706, budget 684,000 -> 691,000; the hot commands 171,638 -> 171,048
+# (the device-rule defaults left linux/cgroups/__init__.py, which `delete` loads).
 CREATE_PATH_BUDGET = 691_000
 HOT_PATH_BUDGET = 175_000
 HEAVY = {"jsonschema", "json", "re", "typing", "dataclasses", "argparse", "subprocess", "enum", "pathlib",
