@@ -52,6 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from conformance.bundle import default_config, make_bundle, make_rootfs, write_config  # noqa: E402
+from tests.clients.cleanup import kill_processes_mentioning, rmdir_cgroup_tree, unmount_under  # noqa: E402
 
 # Shared with the test suites and the VM runner: never load the 2 cores concurrently.
 LOCK_FILE = "/tmp/ociruntime-heavy.lock"
@@ -1104,46 +1105,14 @@ def install_hint() -> str:
     return "(not in the test guest's image)" if os.environ.get(GUEST_ENV) else "(scripts/install-engines.sh)"
 
 
-def unmount_under(base: Path) -> None:
-    """Lazily unmount everything mounted at or below `base` (deepest first): an engine's overlay,
-    shm and netns mounts, in this private mount namespace."""
-    prefix = str(base) + "/"
-    with open("/proc/self/mountinfo") as f:
-        points = {line.split()[4] for line in f}
-    for point in sorted((p for p in points if p == str(base) or p.startswith(prefix)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True)
-
-
-def kill_processes_mentioning(text: str) -> None:
-    """SIGKILL the processes whose command line names `text`, our private directory (an engine's
-    daemon or shims that outlived it): nothing else can name it."""
-    me = str(os.getpid()).encode()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or pid.encode() == me:
-            continue
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if text.encode() in f.read():
-                    os.kill(int(pid), signal.SIGKILL)
-
-
 def remove_cgroup_dirs(name: str) -> None:
     """rmdir the cgroup `/name` (an engine's --cgroup-parent, named after our private directory)
     and what is below it, in every hierarchy; they are empty once the engine is gone."""
     cgroot = Path("/sys/fs/cgroup")
     tops = [cgroot / name] + [h / name for h in cgroot.iterdir() if h.is_dir() and not h.is_symlink()]
     for top in tops:
-        if not top.is_dir():
-            continue
-        for sub in sorted((d for d, _, _ in os.walk(top)), key=len, reverse=True):
-            for _ in range(50):  # a process leaves its cgroup only once it is reaped
-                try:
-                    os.rmdir(sub)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
+        if top.is_dir():
+            rmdir_cgroup_tree(top)
 
 
 def init_memory(pid: int) -> tuple[int | None, int | None]:

@@ -108,8 +108,8 @@ class Container:
 
         running.resume(self.runtime.root, self.id)
 
-    def update(self, resources: dict) -> None:
-        """Apply new linux.resources (the config's shape) to the running container."""
+    def update(self, resources) -> None:
+        """Apply new linux.resources (resources.Resources, or a dict of the config's shape)."""
         from ociruntime import running
 
         running.update(self.runtime.root, self.id, resources)
@@ -121,10 +121,18 @@ class Container:
         return running.container_pids(self.runtime.root, self.id)
 
     def stats(self) -> dict:
-        """The cgroup's statistics (cpu, memory, pids, blkio, hugetlb)."""
+        """The record `events --stats` prints: {"type": "stats", "id": ..., "data": the cgroup's
+        statistics in runc's shape (cpu, memory, pids, blkio, hugetlb)}."""
         from ociruntime import running
 
-        return running.stats_event(self.runtime.root, self.id)["data"]
+        return running.stats_event(self.runtime.root, self.id)
+
+    def events(self, interval: float = 5.0):
+        """The records `events` prints, as they come (see running.events); ends when the
+        container stops."""
+        from ociruntime import running
+
+        return running.events(self.runtime.root, self.id, interval)
 
     def exec(self, process: list[str] | dict | None = None, **options) -> int:
         """Run another process in the container: `process` is a list of args (run with the

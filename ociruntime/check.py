@@ -89,7 +89,7 @@ def _filesystem_known(fstype: str) -> bool:
 def _check_cgroups(config) -> list[str]:
     from ociruntime.linux import cgroups
 
-    resources = config.linux.resources or {}
+    resources = config.linux.resources
     layout = cgroups.read_layout()
     available = {c for key in layout.v1 for c in key.split(",")}
     if layout.unified:
@@ -98,11 +98,13 @@ def _check_cgroups(config) -> list[str]:
                 available |= set(f.read().split())
         except OSError:
             pass
-    wanted = {"memory": "memory", "cpu": "cpu", "pids": "pids", "blockIO": "blkio",
-              "hugepageLimits": "hugetlb", "network": "net_cls", "rdma": "rdma"}
+    wanted = (("memory", "memory", "memory"), ("cpu", "cpu", "cpu"), ("pids", "pids", "pids"),
+              ("blockIO", "block_io", "blkio"), ("hugepageLimits", "hugepage_limits", "hugetlb"),
+              ("network", "network", "net_cls"), ("rdma", "rdma", "rdma"))
     problems = []
-    for key, controller in wanted.items():
-        if resources.get(key) and controller not in available and not (controller == "blkio" and "io" in available):
+    for key, attr, controller in wanted:
+        if (resources and getattr(resources, attr) and controller not in available
+                and not (controller == "blkio" and "io" in available)):
             problems.append(f"linux.resources.{key}: the {controller} cgroup controller is not "
                             "available on this host")
     return problems

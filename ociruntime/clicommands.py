@@ -7,7 +7,7 @@ import os
 
 from ociruntime import log
 from ociruntime.cli import _one_id, _write_out, count_flag, text_flag
-from ociruntime.errors import NotRunning, OciError, OptionError, UsageError
+from ociruntime.errors import OciError, OptionError, UsageError
 
 
 def inspect(root: str, opts: dict[str, object], positional: list[str]) -> int:
@@ -75,105 +75,15 @@ def _status_fd_flag(opts: dict[str, object]) -> int:
 def events_command(rt, opts: dict[str, object], positional: list[str]) -> int:
     """--stats: one record. Otherwise, like runc, a stats record after every --interval and an
     `oom` record whenever the container's memory cgroup has an OOM, until the container stops."""
-    from ociruntime import running
+    from ociruntime import jsonio
 
     c = rt.container(_one_id("events", positional))
     if opts.get("stats"):
-        _write_stats(c)
+        _write_out(jsonio.dumps(c.stats()) + "\n")
         return 0
-    interval = _duration(str(opts.get("interval") or "5s"))
-    try:
-        watch = running.oom_watch(rt.root, c.id)
-    except NotRunning:
-        return 0
-    try:
-        return _event_stream(c, interval, watch)
-    finally:
-        if watch is not None:
-            watch.close()
-
-
-def _write_stats(c) -> None:
-    from ociruntime import jsonio
-
-    _write_out(jsonio.dumps({"type": "stats", "id": c.id, "data": runc_stats(c.stats())}) + "\n")
-
-
-def _event_stream(c, interval: float, watch) -> int:
-    import select
-    import time
-
-    from ociruntime import jsonio
-
-    poller = select.poll()
-    if watch is not None:
-        poller.register(watch.fd, watch.events())
-    oom = jsonio.dumps({"type": "oom", "id": c.id}) + "\n"
-    next_stats = time.monotonic() + interval
-    while True:
-        left = next_stats - time.monotonic()
-        if left > 0:
-            if watch is None:
-                time.sleep(left)
-            elif poller.poll(left * 1000):
-                if watch.ready():
-                    _write_out(oom)
-                if watch.gone:
-                    poller.unregister(watch.fd)
-                    watch = None
-            continue
-        next_stats += interval
-        try:
-            _write_stats(c)
-        except OciError:
-            return 0  # the container has gone: the stream ends
-
-
-def runc_stats(stats: dict) -> dict:
-    """The library's statistics in the shape `runc events` prints (docker stats and ctr task
-    metrics read these names): memory swap/kernel/kernelTCP/raw, camelCase CPU throttling, and
-    the zero values of runc's omitempty fields left out as Go leaves them out."""
-    out = dict(stats)
-    cpu = stats.get("cpu")
-    if cpu:
-        throttling = cpu.get("throttling") or {}
-        usage = cpu.get("usage") or {}
-        out["cpu"] = {"usage": {**_nonzero(usage, ("total", "percpu")),
-                                "kernel": usage.get("kernel", 0), "user": usage.get("user", 0)},
-                      "throttling": _nonzero({"periods": throttling.get("periods", 0),
-                                              "throttledPeriods": throttling.get("throttled_periods", 0),
-                                              "throttledTime": throttling.get("throttled_time", 0)})}
-    memory = stats.get("memory")
-    if memory:
-        out["memory"] = {**_nonzero(memory, ("cache",)),
-                         **{name: _memory_entry(memory.get(key) or {}) for name, key in (
-                             ("usage", "usage"), ("swap", "swap_usage"), ("kernel", "kernel_usage"),
-                             ("kernelTCP", "kernel_tcp_usage"))},
-                         "raw": memory.get("stats", {})}
-    pids = stats.get("pids")
-    if pids:
-        out["pids"] = {k: v for k, v in pids.items() if v or k == "current"}
-    blkio = stats.get("blkio")
-    if blkio:
-        out["blkio"] = {k: [_nonzero(e) for e in entries] for k, entries in blkio.items()}
-    hugetlb = stats.get("hugetlb")
-    if hugetlb:
-        out["hugetlb"] = {size: {**_nonzero(h, ("usage", "max")), "failcnt": h.get("failcnt", 0)}
-                          for size, h in hugetlb.items()}
-    out.setdefault("intel_rdt", {})
-    out.setdefault("network_interfaces", None)
-    return out
-
-
-def _nonzero(entry: dict, keys: tuple[str, ...] | None = None) -> dict:
-    """`entry` (or its `keys`) without zero or empty values: Go's omitempty."""
-    return {k: entry[k] for k in (entry if keys is None else keys) if entry.get(k)}
-
-
-def _memory_entry(entry: dict) -> dict:
-    """runc's MemoryEntry: limit and failcnt always, usage and max when not zero."""
-    return {"limit": entry.get("limit", 0), **_nonzero(entry, ("usage", "max")),
-            "failcnt": entry.get("failcnt", 0)}
+    for record in c.events(_duration(str(opts.get("interval") or "5s"))):
+        _write_out(jsonio.dumps(record) + "\n")
+    return 0
 
 
 def _duration(text: str) -> float:

@@ -6,6 +6,7 @@ and costs ~16 ms, paid by every `create`. Each class is built from an already-va
 
 from __future__ import annotations
 
+from ociruntime.resources import Resources
 from ociruntime.spectables import HOOK_KINDS
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -210,7 +211,7 @@ class Linux:
         self.time_offsets: dict = d.get("timeOffsets") or {}
         self.devices = [Device(x) for x in d.get("devices") or []]
         self.cgroups_path: str | None = d.get("cgroupsPath")
-        self.resources: dict | None = d.get("resources")
+        self.resources = Resources(d["resources"]) if d.get("resources") is not None else None
         self.rootfs_propagation: str = d.get("rootfsPropagation") or ""
         self.masked_paths: list[str] = list(d.get("maskedPaths") or [])
         self.readonly_paths: list[str] = list(d.get("readonlyPaths") or [])

@@ -24,7 +24,7 @@ def public_state(cid: str, data: dict, status: str) -> dict:
     return doc
 
 
-def set_resources(cg, resources: dict) -> None:
+def set_resources(cg, resources) -> None:
     """cg.set(), then log what the driver accepted but could not apply on this host."""
     cg.set(resources)
     for warning in cg.warnings:
@@ -173,7 +173,7 @@ def kill(root: str, cid: str, sig: str, all_processes: bool) -> None:
             raise NotRunning(cid, "kill")
         if held.status == "creating":
             raise InvalidState(f"cannot kill container {cid!r}: it is still being created "
-                               "(delete --force removes it)")
+                               "(a forced delete removes it)")
         if all_processes:
             _signal_cgroup(held.data, number)
         else:
@@ -225,7 +225,7 @@ def delete(root: str, cid: str, force: bool) -> None:
         status = state.status_of(sd, data)
         if status in ("running", "paused") and not force:
             raise InvalidState(f"cannot delete container {cid!r}: it is {status} (stop it first, "
-                               "or use delete --force)")
+                               "or force the delete)")
         if status != "stopped":
             # runc deletes a `created` container without --force; callers rely on it. A
             # `creating` one here is left by a create that died (we hold its lock) or is

@@ -13,6 +13,10 @@ from ociruntime.errors import HookError, OciError, OptionError, SetupError
 from ociruntime.spawn import NO_CONSOLE_SOCKET, UNUSED_CONSOLE_SOCKET, Spawn, report_pid
 from ociruntime.state import EXEC_FIFO, StateDir
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ociruntime.resources import Resources
+
 
 class CreateOptions:
     """How to create a container: the flags of `create` and `run`, typed. `foreground` (run
@@ -200,39 +204,35 @@ def _make_fifo(sd: StateDir) -> int:
         # O_RDWR never blocks on a FIFO; the init inherits this fd and reads `start`'s byte.
         return os.open(EXEC_FIFO, os.O_RDWR | os.O_CLOEXEC, dir_fd=sd.dir_fd())
     except FileNotFoundError:
-        raise OciError(f"container {sd.id!r} was deleted meanwhile (delete --force)") from None
+        raise OciError(f"container {sd.id!r} was deleted meanwhile (a forced delete)") from None
     except OSError as e:
         raise state.io_error("cannot make", sd.file(EXEC_FIFO), e) from None
 
 
-def resources_with_default_devices(config) -> dict:
-    from ociruntime.linux.cgroups import with_default_devices
+def resources_with_default_devices(config) -> Resources:
+    from ociruntime.resources import Resources, with_default_devices
 
-    resources = dict(config.linux.resources or {})
-    devices = (config.raw.get("linux") or {}).get("devices")
-    resources["devices"] = with_default_devices(resources.get("devices"), devices)
+    resources = config.linux.resources.copy() if config.linux.resources else Resources({})
+    resources.devices = with_default_devices(resources.devices, config.linux.devices)
     return resources
 
 
-def _resources_before_init(config) -> dict:
+def _resources_before_init(config) -> Resources:
     """Everything but the pids limits (linux.resources.pids and unified pids.* keys)."""
     resources = resources_with_default_devices(config)
-    resources.pop("pids", None)
-    unified = {k: v for k, v in (resources.get("unified") or {}).items() if not k.startswith("pids.")}
-    if unified:
-        resources["unified"] = unified
-    else:
-        resources.pop("unified", None)
+    resources.pids = None
+    resources.unified = {k: v for k, v in (resources.unified or {}).items() if not k.startswith("pids.")} or None
     return resources
 
 
-def _pids_resources(config) -> dict:
+def _pids_resources(config) -> Resources:
     """The pids limits, set once the init exists; unified pids.* keys after (so over) them."""
-    resources = config.linux.resources or {}
-    out = {"pids": resources["pids"]} if resources.get("pids") else {}
-    unified = {k: v for k, v in (resources.get("unified") or {}).items() if k.startswith("pids.")}
-    if unified:
-        out["unified"] = unified
+    from ociruntime.resources import Resources
+
+    out, resources = Resources({}), config.linux.resources
+    if resources:
+        out.pids = resources.pids
+        out.unified = {k: v for k, v in (resources.unified or {}).items() if k.startswith("pids.")} or None
     return out
 
 

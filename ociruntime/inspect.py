@@ -320,32 +320,37 @@ def _compare_filesystem(rec: dict, config: dict, linux: dict, proc: ki.Proc) -> 
 
 
 def _compare_resources(rec: dict, config: dict) -> None:
-    """linux.resources that the cgroup does not show."""
-    res = (config.get("linux") or {}).get("resources") or {}
+    """linux.resources that the cgroup does not show. The copy was validated when the
+    container was created, but is read back from disk: values of the wrong type are skipped."""
+    from ociruntime.resources import CpuResources, MemoryResources, PidsResources, Resources
+
+    try:
+        res = Resources((config.get("linux") or {}).get("resources") or {})
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return
     cg = rec["cgroup"]
     v2 = cg["version"] == 2
     page = os.sysconf("SC_PAGE_SIZE")
     checks = []  # (spec field, asked value, file, expected file content)
-    mem = res.get("memory") or {}
-    if isinstance(mem.get("limit"), int) and mem["limit"] > 0:
-        checks.append(("memory.limit", mem["limit"], "memory.max" if v2 else "memory.limit_in_bytes",
-                       str(mem["limit"] // page * page)))
-    pids = res.get("pids") or {}
-    if isinstance(pids.get("limit"), int):
-        checks.append(("pids.limit", pids["limit"], "pids.max",
-                       "max" if pids["limit"] < 0 else str(pids["limit"])))
-    cpu = res.get("cpu") or {}
-    if isinstance(cpu.get("quota"), int) and cpu["quota"] > 0:
-        period = cpu.get("period") or 100000
+    mem = res.memory or MemoryResources({})
+    if isinstance(mem.limit, int) and mem.limit > 0:
+        checks.append(("memory.limit", mem.limit, "memory.max" if v2 else "memory.limit_in_bytes",
+                       str(mem.limit // page * page)))
+    pids = res.pids or PidsResources({})
+    if isinstance(pids.limit, int):
+        checks.append(("pids.limit", pids.limit, "pids.max", "max" if pids.limit < 0 else str(pids.limit)))
+    cpu = res.cpu or CpuResources({})
+    if isinstance(cpu.quota, int) and cpu.quota > 0:
+        period = cpu.period or 100000
         if v2:
-            checks.append(("cpu.quota", cpu["quota"], "cpu.max", f"{cpu['quota']} {period}"))
+            checks.append(("cpu.quota", cpu.quota, "cpu.max", f"{cpu.quota} {period}"))
         else:
-            checks.append(("cpu.quota", cpu["quota"], "cpu.cfs_quota_us", str(cpu["quota"])))
-    if isinstance(cpu.get("shares"), int) and cpu["shares"] and not v2:
-        checks.append(("cpu.shares", cpu["shares"], "cpu.shares", str(cpu["shares"])))
-    for key in ("cpus", "mems"):
-        if cpu.get(key):
-            checks.append((f"cpu.{key}", cpu[key], f"cpuset.{key}", None))
+            checks.append(("cpu.quota", cpu.quota, "cpu.cfs_quota_us", str(cpu.quota)))
+    if isinstance(cpu.shares, int) and cpu.shares and not v2:
+        checks.append(("cpu.shares", cpu.shares, "cpu.shares", str(cpu.shares)))
+    for key, value in (("cpus", cpu.cpus), ("mems", cpu.mems)):
+        if value:
+            checks.append((f"cpu.{key}", value, f"cpuset.{key}", None))
     dirs = {k: d for k, d in cg["paths"].items() if os.path.isdir(d)}
     for field, asked, name, expected in checks:
         value = ki.read_limit(dirs, name, v2)

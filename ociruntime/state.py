@@ -20,7 +20,7 @@ import posix
 import time
 
 from ociruntime import jsonio, lean
-from ociruntime.errors import ContainerExists, ContainerNotFound, OciError, UsageError
+from ociruntime.errors import ContainerExists, ContainerNotFound, OciError, OptionError, UsageError
 
 DEFAULT_ROOT = "/run/ociruntime"
 STATE_FILE = "state.json"
@@ -67,9 +67,9 @@ def default_root() -> str:
     if xdg is None:
         if posix.geteuid() != 0 and not posix.access(DEFAULT_ROOT if lean.is_dir(DEFAULT_ROOT)
                                                      else lean.parent(DEFAULT_ROOT), posix.W_OK):
-            raise UsageError(f"no --root given, $XDG_RUNTIME_DIR is not set, and the default state "
-                             f"directory {DEFAULT_ROOT} is not writable by uid {posix.geteuid()}: set "
-                             "XDG_RUNTIME_DIR or pass --root DIR")
+            raise OptionError("root", f"none given, $XDG_RUNTIME_DIR is not set, and the default state "
+                              f"directory {DEFAULT_ROOT} is not writable by uid {posix.geteuid()}: set "
+                              "XDG_RUNTIME_DIR or give {root}", mentions=("root",))
         return DEFAULT_ROOT
     import os  # only here: see ociruntime.lean
 
@@ -87,11 +87,16 @@ def ensure_root(root: str) -> None:
     try:
         os.makedirs(root, 0o711, exist_ok=True)
     except FileExistsError:
-        raise UsageError(f"--root {root}: exists and is not a directory") from None
+        raise root_not_a_directory(root) from None
     except OSError as e:
-        raise OciError(f"--root {root}: cannot create state directory: {e.strerror}") from None
+        raise io_error("cannot create state directory", root, e) from None
     if not lean.is_dir(root):
-        raise UsageError(f"--root {root}: not a directory")
+        raise root_not_a_directory(root)
+
+
+def root_not_a_directory(root: str) -> OptionError:
+    """The state directory (runc's --root) is a file, or a path through one."""
+    return OptionError("root", f"{root}: not a directory")
 
 
 def io_error(what: str, path: str, err: OSError) -> OciError:
@@ -172,7 +177,7 @@ class StateDir:
         except NotADirectoryError:
             if lean.is_dir(self.root):
                 raise ContainerNotFound(self.id) from None  # a stray file of that name
-            raise UsageError(f"--root {self.root}: not a directory") from None
+            raise root_not_a_directory(self.root) from None
         except OSError as e:
             raise io_error("cannot open state directory", self.path, e) from None
 
@@ -237,7 +242,7 @@ class StateDir:
         try:
             write_atomic(name if self._fd >= 0 else self.file(name), data, 0o600, self.dir_fd())
         except FileNotFoundError:
-            raise OciError(f"container {self.id!r} was deleted meanwhile (delete --force): "
+            raise OciError(f"container {self.id!r} was deleted meanwhile (a forced delete): "
                            f"cannot write {self.file(name)}") from None
         except OSError as e:
             raise io_error("cannot write", self.file(name), e) from None
@@ -256,7 +261,7 @@ class StateDir:
         except NotADirectoryError:
             if lean.is_dir(self.root):
                 raise ContainerNotFound(self.id) from None
-            raise UsageError(f"--root {self.root}: not a directory") from None
+            raise root_not_a_directory(self.root) from None
         except OSError as e:
             raise io_error("cannot open", path, e) from None
         try:
@@ -501,7 +506,7 @@ def _on_sigterm(signum: int, _frame: object) -> None:
         # default disposition would (the kernel still protects a pid namespace's init).
         posix.kill(posix.getpid(), signum)
         return
-    raise Interrupted(f"container {_holder['id']!r}: interrupted by SIGTERM (delete --force sends it "
+    raise Interrupted(f"container {_holder['id']!r}: interrupted by SIGTERM (a forced delete sends it "
                       "to the command holding the container's lock)")
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from ociruntime.errors import OciError
+from ociruntime.errors import OciError, OptionError
 
 LOG_TAIL_BYTES = 256 << 10  # an error is near the end; -v4 logs can be megabytes
 _FD_BASE = 200  # where fds are parked in the child before being put at their numbers
@@ -26,20 +26,26 @@ class CriuError(OciError):
     """criu could not be run, or it ran and failed (the message names its log)."""
 
 
+class CriuNotFound(OptionError, CriuError):
+    """No criu executable where the criu option (runc's --criu) or $PATH says."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("criu", reason + " (install criu, or give its path as {criu})", mentions=("criu",))
+
+
 def find(criu: str | None) -> str:
-    """The criu executable: --criu PATH as given, else `criu` in $PATH (runc's default)."""
+    """The criu executable: the criu option's path as given, else `criu` in $PATH (runc's default)."""
     name = criu or "criu"
     if "/" in name:
         if not os.access(name, os.X_OK) or os.path.isdir(name):
             reason = "no such file" if not os.path.exists(name) else "not an executable file"
-            raise CriuError(f"criu {name}: {reason} (install criu, or name it with --criu PATH)")
+            raise CriuNotFound(f"{name}: {reason}")
         return name
     for directory in os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
         path = os.path.join(directory or ".", name)
         if os.access(path, os.X_OK) and not os.path.isdir(path):
             return path
-    raise CriuError("criu: executable file not found in $PATH (install criu, e.g. apt-get install "
-                    "criu, or name it with --criu PATH)")
+    raise CriuNotFound("executable file not found in $PATH")
 
 
 def run(binary: str, args: list[str], work_dir: str, log_name: str, *,

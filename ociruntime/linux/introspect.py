@@ -505,7 +505,7 @@ def cgroup_usage(dirs: dict[str, str], v2: bool) -> dict[str, int]:
         put("cpu_throttled_usec", "cpu", "cpu.stat", "throttled_usec")
         put("pids", "pids", "pids.current")
         put("pids_peak", "pids", "pids.peak")
-        _io_v2(_dir_for(dirs, "io", v2), out)
+        _io_bytes(_dir_for(dirs, "io", v2), True, out)
     else:
         put("memory", "memory", "memory.usage_in_bytes")
         put("memory_peak", "memory", "memory.max_usage_in_bytes")
@@ -515,33 +515,25 @@ def cgroup_usage(dirs: dict[str, str], v2: bool) -> dict[str, int]:
         put("cpu_throttled_ns", "cpu", "cpu.stat", "throttled_time")
         put("pids", "pids", "pids.current")
         put("pids_peak", "pids", "pids.peak")
-        _io_v1(_dir_for(dirs, "blkio", v2), out)
+        _io_bytes(_dir_for(dirs, "blkio", v2), False, out)
     return out
 
 
-def _io_v2(d: str | None, out: dict[str, int]) -> None:
-    text = _read(f"{d}/io.stat") if d else None
+def _io_bytes(d: str | None, v2: bool, out: dict[str, int]) -> None:
+    """Bytes read and written, summed over the devices: v2's io.stat ("8:0 rbytes=N wbytes=N
+    ..."), v1's blkio.throttle.io_service_bytes ("8:0 Read N")."""
+    text = _read(f"{d}/{'io.stat' if v2 else 'blkio.throttle.io_service_bytes'}") if d else None
     if text is None:
         return
-    totals = {"rbytes": 0, "wbytes": 0}
-    for line in text.splitlines():
-        for kv in line.split()[1:]:
-            key, _, value = kv.partition("=")
-            if key in totals and value.isdigit():
-                totals[key] += int(value)
-    out["io_read_bytes"], out["io_write_bytes"] = totals["rbytes"], totals["wbytes"]
-
-
-def _io_v1(d: str | None, out: dict[str, int]) -> None:
-    text = _read(f"{d}/blkio.throttle.io_service_bytes") if d else None
-    if text is None:
-        return
-    totals = {"Read": 0, "Write": 0}
+    read, write = ("rbytes", "wbytes") if v2 else ("Read", "Write")
+    totals = {read: 0, write: 0}
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) == 3 and fields[1] in totals:
-            totals[fields[1]] += int(fields[2])
-    out["io_read_bytes"], out["io_write_bytes"] = totals["Read"], totals["Write"]
+        pairs = [kv.partition("=")[::2] for kv in fields[1:]] if v2 else [fields[1:]] if len(fields) == 3 else []
+        for key, value in pairs:
+            if key in totals and value.isdigit():
+                totals[key] += int(value)
+    out["io_read_bytes"], out["io_write_bytes"] = totals[read], totals[write]
 
 
 def freezer_state(dirs: dict[str, str], v2: bool) -> str | None:

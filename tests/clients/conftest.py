@@ -34,6 +34,7 @@ from pathlib import Path
 import pytest
 
 from conformance.bundle import make_rootfs
+from tests.clients.cleanup import kill_processes_mentioning, rmdir_cgroup_tree, unmount_under
 from tests.conftest import OCIRUNTIME, RUNC
 
 RUNTIMES = {"ociruntime": OCIRUNTIME, "runc": RUNC}
@@ -510,32 +511,7 @@ def docker(request: pytest.FixtureRequest, image_tar: Path) -> Iterator[Docker]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-# --- cleanup helpers -------------------------------------------------------------------------
-def unmount_under(base: Path) -> None:
-    """Lazily unmount whatever is still mounted under `base` (deepest first)."""
-    prefix = str(base) + "/"
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    for p in sorted({p for p in points if p.startswith(prefix) or p == str(base)},
-                    key=len, reverse=True):
-        subprocess.run(["umount", "-l", p], capture_output=True)
-
-
-def kill_processes_mentioning(text: str) -> None:
-    """SIGKILL what a daemon that did not stop cleanly left behind: shims and daemons whose
-    command line names our private directory `text` (no other process can)."""
-    me = os.getpid()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == me:
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if text.encode() in f.read():
-                    os.kill(int(pid), signal.SIGKILL)
-        except OSError:
-            pass
-
-
+# --- cleanup helpers (unmount_under, kill_processes_mentioning: tests/clients/cleanup.py) ----
 def remove_cgroups(name: str) -> None:
     """Remove every cgroup directory called `name` (a name only our fixtures use), with its
     sub-cgroups, in every hierarchy, killing any process still in them first."""
@@ -555,12 +531,4 @@ def remove_cgroups(name: str) -> None:
                     os.kill(int(pid), signal.SIGKILL)
             except (OSError, ValueError):
                 pass
-        for sub in subs:
-            for _ in range(50):  # a killed process leaves its cgroup when it is reaped
-                try:
-                    os.rmdir(sub)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
+        rmdir_cgroup_tree(top)

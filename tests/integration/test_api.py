@@ -9,6 +9,7 @@ does only every few seconds; test_exec.py covers `exec -d`."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from ociruntime.errors import (
     HookError,
     InvalidState,
     NotRunning,
+    OptionError,
     SetupError,
     UsageError,
 )
@@ -40,6 +42,37 @@ def wait_for(c, status: str, timeout: float = 10) -> str:
         time.sleep(0.02)
     return now
 
+
+
+def test_stats_and_events_are_the_records_the_cli_prints(oci, bundle) -> None:
+    """stats() is the record `events --stats` prints; events() yields such records every
+    interval and ends by itself once the container has stopped."""
+    rt = Runtime(root=str(oci.root))
+    cid = oci.new_id()
+    c = rt.create(cid, bundle=str(bundle(["sleep", "100"])))
+    try:
+        c.start()
+        record = c.stats()
+        printed = json.loads(oci.run("events", "--stats", cid, check=True).stdout)
+        assert (record["type"], record["id"]) == (printed["type"], printed["id"]) == ("stats", cid)
+        assert record["data"].keys() == printed["data"].keys() >= {"cpu", "memory", "pids"}
+        assert record["data"]["pids"]["current"] == printed["data"]["pids"]["current"] == 1
+        assert "usage" in record["data"]["memory"] and "raw" in record["data"]["memory"]  # runc's names
+        with pytest.raises(OptionError, match="interval"):
+            c.events(interval=0)
+        stream = c.events(interval=0.1)
+        first = next(stream)
+        assert (first["type"], first["id"], first["data"]["pids"]["current"]) == ("stats", cid, 1)
+        c.kill("SIGKILL")
+        assert wait_for(c, "stopped") == "stopped"
+        deadline = time.monotonic() + 10
+        for later in stream:
+            assert later["type"] == "stats"
+            assert time.monotonic() < deadline, "events() went on after the container stopped"
+        with pytest.raises(NotRunning):
+            c.stats()
+    finally:
+        c.delete(force=True)
 
 def test_lifecycle(oci, bundle) -> None:
     rt = Runtime(root=str(oci.root))

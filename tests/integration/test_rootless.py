@@ -449,12 +449,12 @@ def test_systemd_cgroup_without_delegation_runs_without_a_cgroup(runtimes, rootl
     log = workspace / "sd.log"
     r = rt("--debug", "--log", str(log), "--systemd-cgroup", "run", "-b", str(b), rt.new_id())
     assert (r.returncode, r.stdout) == (0, "ran\n"), r.stderr
-    assert ("rootless --systemd-cgroup: no cgroup: systemd delegates no cgroup to an ordinary user "
+    assert ("rootless, systemd cgroup driver: no cgroup: systemd delegates no cgroup to an ordinary user "
             "on cgroup v1") in log.read_text()
     b = rootless_bundle(["true"], lambda c: c["linux"].__setitem__("resources", {"memory": {"limit": 64 << 20}}))
     r = rt("--systemd-cgroup", "run", "-b", str(b), rt.new_id())
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
-    assert "cannot set memory limit" in r.stderr and "rootless --systemd-cgroup: no cgroup" in r.stderr, r.stderr
+    assert "cannot set memory limit" in r.stderr and "rootless, systemd cgroup driver: no cgroup" in r.stderr, r.stderr
     assert state_dirs(rt) == []
     assert runtimes["runc"]("--systemd-cgroup", "run", "-b", str(b), runtimes["runc"].new_id()).returncode != 0
 

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from ociruntime.config import Device
 from ociruntime.errors import CgroupError
 from ociruntime.linux import cgroups
 from ociruntime.linux.cgroups import Layout, controllers, ebpf, systemd, v1, v2
+from ociruntime.resources import BlockIO, DeviceRule, Resources, with_default_devices
 
 HYBRID_MOUNTINFO = """\
 24 31 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
@@ -166,9 +168,9 @@ def test_v2_conversions() -> None:
     bio = {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 600}],
            "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 30},
                                        {"major": 8, "minor": 16, "rate": 300}]}
-    assert v2.io_max_lines(bio) == ["8:0 rbps=600 wiops=30", "8:16 wiops=300"]
-    assert controllers.rdma_lines({"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000},
-                          "rxe3": {"hcaObjects": 1}}) == [
+    assert v2.io_max_lines(BlockIO(bio)) == ["8:0 rbps=600 wiops=30", "8:16 wiops=300"]
+    rdma = Resources({"rdma": {"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000}, "rxe3": {"hcaObjects": 1}}}).rdma
+    assert controllers.rdma_lines(rdma) == [
         "mlx5_1 hca_handle=3 hca_object=10000", "rxe3 hca_object=1"]
 
 
@@ -178,33 +180,46 @@ def test_v1_device_writes() -> None:
              {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
              {"allow": True, "type": "c", "major": 136, "access": "rw"},
              {"allow": False, "type": "a", "major": 8, "minor": -1, "access": "w"}]
-    assert v1.device_writes(rules) == [
+    assert v1.device_writes(_rules(rules)) == [
         ("deny", "a"), ("allow", "c 1:3 rwm"), ("allow", "c 136:* rw"),
         ("deny", "c 8:* w"), ("deny", "b 8:* w")]
     # No catch-all: only exceptions are written; the inherited default stays.
-    assert v1.device_writes([{"allow": False, "type": "b", "access": "m"}]) == [
+    assert v1.device_writes(_rules([{"allow": False, "type": "b", "access": "m"}])) == [
         ("deny", "b *:* m")]
 
 
 def test_default_device_rules() -> None:
-    rules = cgroups.with_default_devices([{"allow": False, "access": "rwm"}],
-                                         [{"type": "c", "major": 10, "minor": 200}])
-    assert rules[0] == {"allow": False, "access": "rwm"}
-    assert {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"} in rules
-    assert rules[-1] == {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"}
+    tun = Device({"type": "c", "path": "/dev/net/tun", "major": 10, "minor": 200})
+    rules = [_fields(r) for r in with_default_devices(_rules([{"allow": False, "access": "rwm"}]), [tun])]
+    assert rules[0] == (False, "a", None, None, "rwm")
+    assert (True, "c", 1, 3, "rwm") in rules
+    assert rules[-1] == (True, "c", 10, 200, "rwm")
+
+
+def _rules(rules: list[dict]) -> list[DeviceRule]:
+    return [DeviceRule(r) for r in rules]
+
+
+def _fields(rule: DeviceRule) -> tuple:
+    return rule.allow, rule.type, rule.major, rule.minor, rule.access
+
+
+def _set(mgr: cgroups.CgroupManager, resources: dict) -> None:
+    """Apply linux.resources in config.json's shape, as create does once the config is loaded."""
+    mgr.set(Resources(resources))
 
 
 def test_ebpf_assembly() -> None:
     deny_all = {"allow": False, "access": "rwm"}
-    prog = ebpf.assemble([deny_all, {"allow": True, "type": "c", "major": 1, "minor": 3}])
+    prog = ebpf.assemble(_rules([deny_all, {"allow": True, "type": "c", "major": 1, "minor": 3}]))
     assert len(prog) % 8 == 0
     # Prologue 6 + rule (type, major, minor, mov, exit) 5 + catch-all 2; no unreachable tail.
     assert len(prog) // 8 == 6 + 5 + 2
     assert len(ebpf.assemble([])) // 8 == 6 + 2
     with pytest.raises(CgroupError):
-        ebpf.assemble([{"allow": True, "type": "x"}])
+        ebpf.assemble(_rules([{"allow": True, "type": "x"}]))
     with pytest.raises(CgroupError):
-        ebpf.assemble([{"allow": True, "access": "rwx"}])
+        ebpf.assemble(_rules([{"allow": True, "access": "rwx"}]))
 
 
 def test_systemd_paths() -> None:
@@ -366,7 +381,7 @@ def test_v1_set_reads_back(child: int, cleanup: list[str]) -> None:
     mgr.apply(child)
     cpus = _read("/sys/fs/cgroup/cpuset/cpuset.effective_cpus").strip() if HOST.controller_key(
         "cpuset") else ""
-    mgr.set({
+    _set(mgr, {
         "memory": {"limit": 64 << 20, "swap": 128 << 20, "reservation": 32 << 20,
                    "swappiness": 10, "disableOOMKiller": False, "kernel": 1 << 20},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000,
@@ -387,7 +402,7 @@ def test_v1_set_reads_back(child: int, cleanup: list[str]) -> None:
     assert _read(d[HOST.controller_key("pids")] + "/pids.max").strip() == "100"
     assert mgr.warnings == ["linux.resources.memory.kernel is deprecated and ignored"]
     # Raising limit and swap together needs memsw written first: the driver handles the order.
-    mgr.set({"memory": {"limit": 256 << 20, "swap": 512 << 20}, "pids": {"limit": -1}})
+    _set(mgr, {"memory": {"limit": 256 << 20, "swap": 512 << 20}, "pids": {"limit": -1}})
     assert _read(mem + "/memory.limit_in_bytes").strip() == str(256 << 20)
     assert _read(d[HOST.controller_key("pids")] + "/pids.max").strip() == "max"
     stats = mgr.stats()
@@ -421,8 +436,8 @@ def test_v1_join_self_and_check_before_update(cleanup: list[str]) -> None:
         assert os.read(r, 2) == b"ok"
         assert mgr.pids() == [pid]
         with pytest.raises(CgroupError, match="below the current usage"):
-            mgr.set({"memory": {"limit": 4 << 20, "checkBeforeUpdate": True}})
-        mgr.set({"memory": {"limit": 64 << 20, "checkBeforeUpdate": True}})
+            _set(mgr, {"memory": {"limit": 4 << 20, "checkBeforeUpdate": True}})
+        _set(mgr, {"memory": {"limit": 64 << 20, "checkBeforeUpdate": True}})
     finally:
         os.close(r)
         os.kill(pid, 9)
@@ -434,7 +449,7 @@ def test_v1_join_self_and_check_before_update(cleanup: list[str]) -> None:
 def test_v1_devices(child: int, cleanup: list[str]) -> None:
     mgr = _v1_manager(cleanup)
     mgr.apply(child)
-    mgr.set({"devices": [{"allow": False, "access": "rwm"},
+    _set(mgr, {"devices": [{"allow": False, "access": "rwm"},
                          {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
                          {"allow": True, "type": "c", "major": 136, "access": "rw"}]})
     listing = _read(mgr.paths()[HOST.controller_key("devices")] + "/devices.list").split("\n")
@@ -492,18 +507,18 @@ def test_v1_errors_name_the_file(child: int, cleanup: list[str]) -> None:
     mgr.apply(child)
     cpuset = mgr.paths()[HOST.controller_key("cpuset")]
     with pytest.raises(CgroupError) as info:
-        mgr.set({"cpu": {"cpus": "4095"}})
+        _set(mgr, {"cpu": {"cpus": "4095"}})
     # EINVAL or ERANGE depending on the kernel; the message names value and file either way.
     assert str(info.value).startswith(f"cgroup: write 4095 to {cpuset}/cpuset.cpus: ")
     with pytest.raises(CgroupError, match="swappiness"):
-        mgr.set({"memory": {"swappiness": 101}})
+        _set(mgr, {"memory": {"swappiness": 101}})
     with pytest.raises(CgroupError, match="unified"):
-        mgr.set({"unified": {"memory.max": "1"}})
+        _set(mgr, {"unified": {"memory.max": "1"}})
     with pytest.raises(CgroupError, match="cannot set net_cls limit"):
-        mgr.set({"network": {"classID": 1}})
-    mgr.set({"network": {}})  # nothing to do is not an error
+        _set(mgr, {"network": {"classID": 1}})
+    _set(mgr, {"network": {}})  # nothing to do is not an error
     with pytest.raises(CgroupError, match="burst"):
-        mgr.set({"cpu": {"quota": 1000, "burst": 5000}})
+        _set(mgr, {"cpu": {"quota": 1000, "burst": 5000}})
 
 
 @needs_v1
@@ -520,7 +535,7 @@ def test_v1_rootless_skips_what_it_cannot_use(cleanup: list[str]) -> None:
             os.setuid(65534)
             mgr.apply(os.getpid())
             try:
-                mgr.set({"pids": {"limit": 10}})
+                _set(mgr, {"pids": {"limit": 10}})
                 msg = "set succeeded"
             except CgroupError as e:
                 msg = f"{sorted(mgr.skipped) == sorted(mgr.dirs)} {e}"
@@ -543,7 +558,7 @@ def test_hybrid_hugetlb_and_unified_keys(child: int, cleanup: list[str]) -> None
         pytest.skip("no hugetlb controller")
     mgr = _v1_manager(cleanup)
     mgr.apply(child)
-    mgr.set({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}],
+    _set(mgr, {"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}],
              "unified": {"hugetlb.1GB.max": str(1 << 30)}})
     u = mgr.paths()[""]
     assert _read(u + "/hugetlb.2MB.max").strip() == str(4 << 20)
@@ -559,7 +574,7 @@ def test_apply_is_fast_enough(child: int, cleanup: list[str]) -> None:
     cleanup.extend(mgr.paths().values())
     start = time.perf_counter()
     mgr.apply(child)
-    mgr.set({"memory": {"limit": 64 << 20}, "cpu": {"shares": 512}, "pids": {"limit": 100}})
+    _set(mgr, {"memory": {"limit": 64 << 20}, "cpu": {"shares": 512}, "pids": {"limit": 100}})
     assert time.perf_counter() - start < 0.25
 
 
@@ -593,23 +608,23 @@ def test_v2_hugetlb_unified_and_errors(child: int, cleanup: list[str]) -> None:
     mgr.apply(child)
     available = _read(mgr.path + "/cgroup.controllers").split()
     if "hugetlb" in available:
-        mgr.set({"hugepageLimits": [{"pageSize": "2MB", "limit": 2 << 20}],
+        _set(mgr, {"hugepageLimits": [{"pageSize": "2MB", "limit": 2 << 20}],
                  "unified": {"hugetlb.1GB.max": "max"}})
         assert _read(mgr.path + "/hugetlb.2MB.max").strip() == str(2 << 20)
         assert "hugetlb" in mgr.stats()
     with pytest.raises(CgroupError, match="controller nosuch is not enabled"):
-        mgr.set({"unified": {"nosuch.max": "1"}})
+        _set(mgr, {"unified": {"nosuch.max": "1"}})
     with pytest.raises(CgroupError, match="invalid"):
-        mgr.set({"unified": {"../escape": "1"}})
+        _set(mgr, {"unified": {"../escape": "1"}})
     with pytest.raises(CgroupError) as info:
-        mgr.set({"unified": {"cgroup.max.depth": "bogus"}})
+        _set(mgr, {"unified": {"cgroup.max.depth": "bogus"}})
     assert str(info.value) == (f"cgroup: write bogus to {mgr.path}/cgroup.max.depth: "
                                "invalid argument")
-    mgr.set({"unified": {"cgroup.max.depth": "5"}})
+    _set(mgr, {"unified": {"cgroup.max.depth": "5"}})
     assert _read(mgr.path + "/cgroup.max.depth").strip() == "5"
     with pytest.raises(CgroupError, match="realtime"):
-        mgr.set({"cpu": {"realtimeRuntime": 1000}})
-    mgr.set({"memory": {"swappiness": 10}, "network": {"classID": 1}})
+        _set(mgr, {"cpu": {"realtimeRuntime": 1000}})
+    _set(mgr, {"memory": {"swappiness": 10}, "network": {"classID": 1}})
     assert len(mgr.warnings) == 2
 
 
@@ -619,11 +634,11 @@ def test_v2_devices_ebpf(cleanup: list[str]) -> None:
     cannot write /dev/zero or open /dev/full."""
     mgr = _v2_manager(cleanup)
     mgr.create()
-    mgr.set({"devices": [{"allow": False, "access": "rwm"},
+    _set(mgr, {"devices": [{"allow": False, "access": "rwm"},
                          {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
                          {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "r"}]})
     assert len(ebpf.attached(mgr.path)) == 1
-    mgr.set({"devices": [{"allow": False, "access": "rwm"},
+    _set(mgr, {"devices": [{"allow": False, "access": "rwm"},
                          {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
                          {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "r"}]})
     assert len(ebpf.attached(mgr.path)) == 1  # replaced, not stacked
@@ -679,7 +694,7 @@ def test_v1_and_v2_dispatch_the_same_keys_to_the_same_files(tmp_path: Path) -> N
     v2dir = tmp_path / "v2"
     _cgroup_files(v2dir, ("pids.max", "rdma.max"))
     m2 = v2.V2Manager(str(v2dir), str(tmp_path))
-    m2.set(resources)
+    _set(m2, resources)
     assert (v2dir / "pids.max").read_text() == "0"  # 0 is a real limit, not "unset"
     assert (v2dir / "rdma.max").read_text() == "mlx5_0 hca_handle=3"
     assert m2.warnings == ["linux.resources.network (net_cls/net_prio) does not exist on cgroup v2 and is ignored"]
@@ -689,7 +704,7 @@ def test_v1_and_v2_dispatch_the_same_keys_to_the_same_files(tmp_path: Path) -> N
     _cgroup_files(dirs["rdma"], ("rdma.max",))
     _cgroup_files(dirs["net_cls"], ("net_cls.classid",))
     m1 = v1.V1Manager({c: str(d) for c, d in dirs.items()})
-    m1.set(resources)
+    _set(m1, resources)
     assert (dirs["pids"] / "pids.max").read_text() == "0"
     assert (dirs["rdma"] / "rdma.max").read_text() == "mlx5_0 hca_handle=3"
     assert (dirs["net_cls"] / "net_cls.classid").read_text() == str(0x100001)
@@ -699,4 +714,4 @@ def test_v1_and_v2_dispatch_the_same_keys_to_the_same_files(tmp_path: Path) -> N
 def test_dispatch_reports_a_missing_controller_by_name(tmp_path: Path) -> None:
     m1 = v1.V1Manager({"pids": str(tmp_path)})
     with pytest.raises(CgroupError, match="cannot set rdma limit: the rdma controller is not mounted"):
-        m1.set({"rdma": {"mlx5_0": {"hcaObjects": 1}}})
+        _set(m1, {"rdma": {"mlx5_0": {"hcaObjects": 1}}})

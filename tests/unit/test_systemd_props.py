@@ -14,11 +14,16 @@ from ociruntime.linux.cgroups.systemd import (
     device_properties,
     resource_properties,
 )
+from ociruntime.resources import DeviceRule, Resources
 from ociruntime.spectables import DEFAULT_DEVICE_RULES
 
 
 def props(resources: dict, v2: bool = True) -> dict:
-    return dict(resource_properties(resources, v2))
+    return dict(resource_properties(Resources(resources), v2))
+
+
+def device_props(rules: list) -> dict:
+    return dict(device_properties([DeviceRule(r) for r in rules]))
 
 
 def test_memory_cpu_pids_io() -> None:
@@ -44,7 +49,7 @@ def test_quota_rounds_up_so_systemd_writes_back_at_least_the_quota() -> None:
     per_sec = props({"cpu": {"quota": 33333, "period": 300000}})["CPUQuotaPerSecUSec"][1]
     assert per_sec * 300000 // 1_000_000 >= 33333
     # An update of the period alone keeps the current quota (read from the cgroup).
-    p = dict(resource_properties({"cpu": {"period": 50000}}, True, lambda: 25000))
+    p = dict(resource_properties(Resources({"cpu": {"period": 50000}}), True, lambda: 25000))
     assert p["CPUQuotaPerSecUSec"] == ("t", 500000) and p["CPUQuotaPeriodUSec"] == ("t", 50000)
 
 
@@ -74,7 +79,7 @@ def test_unified_keys() -> None:
 
 def test_devices_default_rules_are_expressed_exactly() -> None:
     rules = [{"allow": False, "access": "rwm"}, *DEFAULT_DEVICE_RULES]
-    p = dict(device_properties(rules))
+    p = device_props(rules)
     assert p["DevicePolicy"] == ("s", "strict")
     allow = p["DeviceAllow"][1]
     assert ("char-*", "m") in allow and ("block-*", "m") in allow
@@ -88,7 +93,7 @@ def test_devices_systemd_cannot_express_leave_it_to_the_bpf_program() -> None:
                    {"allow": True, "type": "c", "minor": 3, "access": "r"}],  # any major, minor 3
                   [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "access": "rwm"},
                    {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}]):
-        assert dict(device_properties(rules)) == {"DevicePolicy": ("s", "auto"),
+        assert device_props(rules) == {"DevicePolicy": ("s", "auto"),
                                                   "DeviceAllow": ("a(ss)", [])}
 
 
@@ -97,7 +102,7 @@ def test_properties_marshal_as_systemd_signatures() -> None:
                  "devices": [{"allow": False, "access": "rwm"}, *DEFAULT_DEVICE_RULES]}
     manager = DBusAddress("/org/freedesktop/systemd1", "org.freedesktop.systemd1",
                           "org.freedesktop.systemd1.Manager")
-    body = resource_properties(resources, True)
+    body = resource_properties(Resources(resources), True)
     start = [("Delegate", ("b", True)), ("PIDs", ("au", [1234])), *body]
     assert new_method_call(manager, "StartTransientUnit", "ssa(sv)a(sa(sv))",
                            ("x.scope", "replace", start, [])).serialise(serial=1)

@@ -20,10 +20,10 @@ from ociruntime.linux.cgroups.fs import clean_path, read_file, write_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ociruntime import resources as res
     from ociruntime.linux.cgroups.layout import Layout
 
-__all__ = ["CgroupError", "CgroupManager", "clean_path", "from_state", "manager", "read_file",
-           "with_default_devices", "write_file"]
+__all__ = ["CgroupError", "CgroupManager", "clean_path", "from_state", "manager", "read_file", "write_file"]
 # The names of fs.py and layout.py are found here too (PEP 562), where drivers and callers have
 # always imported them from; layout.py loads on first use only: state/kill/delete rebuild their
 # manager from the saved state (from_state) and never read the layout.
@@ -39,22 +39,6 @@ def __getattr__(name: str) -> object:
     if not name.startswith("_") and hasattr(fs, name):
         return getattr(fs, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-def with_default_devices(rules: list | None, devices: list | None = None) -> list:
-    """The device-cgroup rule list for a container: the config's `linux.resources.devices`, then
-    the default devices, then an allow rule for every `linux.devices` entry (the spec makes them
-    usable in the container). The library does not add the defaults behind the caller's back."""
-    from ociruntime.spectables import DEFAULT_DEVICE_RULES
-
-    out = list(rules or ())
-    out.extend(DEFAULT_DEVICE_RULES)
-    for dev in devices or ():
-        if dev.get("type") in ("c", "b", "u"):
-            kind = "c" if dev["type"] == "u" else dev["type"]
-            out.append({"allow": True, "type": kind, "major": dev.get("major"),
-                        "minor": dev.get("minor"), "access": "rwm"})
-    return out
-
 
 # ---------------------------------------------------------------- interface
 
@@ -88,7 +72,7 @@ class CgroupManager:
         cgroup; the container stays in the caller's, and a resource asked for is an error."""
         raise NotImplementedError
 
-    def set_devices(self, rules: list) -> None:
+    def set_devices(self, rules: "list[res.DeviceRule]") -> None:
         """The device rules. Rootless, best effort (runc's rule): loading the v2 device filter
         (BPF) or writing v1's devices.deny needs CAP_SYS_ADMIN in the host's user namespace,
         which no delegation gives; such a container only has device nodes bound from the host,
@@ -102,7 +86,7 @@ class CgroupManager:
 
             log.debug(f"rootless: device cgroup rules not applied: {e}")
 
-    def _devices(self, rules: list) -> None:
+    def _devices(self, rules: "list[res.DeviceRule]") -> None:
         raise NotImplementedError
 
     def create(self) -> None:
@@ -122,34 +106,33 @@ class CgroupManager:
     def join(self, pid: int) -> None:
         self.apply(pid)
 
-    # linux.resources key -> the method applying it, in writing order: device rules first;
+    # Resources attribute -> the method applying it, in writing order: device rules first;
     # `unified` last, so explicit v2 keys override the converted v1-style settings.
     RESOURCES = (("devices", "set_devices"), ("memory", "_memory"), ("cpu", "_cpu"), ("pids", "_pids"),
-                 ("blockIO", "_blkio"), ("hugepageLimits", "_hugetlb"), ("network", "_network"),
+                 ("block_io", "_blkio"), ("hugepage_limits", "_hugetlb"), ("network", "_network"),
                  ("rdma", "_rdma"), ("unified", "_unified"))
 
-    def set(self, resources: dict | None) -> None:
-        """Apply linux.resources (the raw dict from config.json): each key present to its
-        controller's method, in RESOURCES order -- the one dispatch of the cgroupfs drivers."""
-        if not resources:
+    def set(self, resources: "res.Resources | None") -> None:
+        """Apply linux.resources: each section present (not None) to its controller's
+        method, in RESOURCES order -- the one dispatch of the cgroupfs drivers."""
+        if resources is None:
             return
-        for key, method in self.RESOURCES:
-            value = resources.get(key)
-            # An empty device list still replaces the rules; other empty keys change nothing.
-            if value or (key == "devices" and value is not None):
+        for attr, method in self.RESOURCES:
+            value = getattr(resources, attr)
+            if value is not None:
                 getattr(self, method)(value)
 
     def _dir(self, controller: str) -> str:
         """The directory of `controller`'s cgroup (a CgroupError when the host lacks it)."""
         raise NotImplementedError
 
-    def _pids(self, pids: dict) -> None:
-        if "limit" in pids:
+    def _pids(self, pids: "res.PidsResources") -> None:
+        limit = pids.limit
+        if limit is not None:
             # runtime-spec 1.3.0: 0 is a real limit (no new task); only a negative one is none.
-            limit = pids["limit"]
             write_file(self._dir("pids") + "/pids.max", str(limit) if limit >= 0 else "max")
 
-    def _rdma(self, rdma: dict) -> None:
+    def _rdma(self, rdma: "dict[str, res.RdmaLimit]") -> None:
         from ociruntime.linux.cgroups.controllers import rdma_lines
 
         path = self._dir("rdma") + "/rdma.max"

@@ -10,48 +10,59 @@ from ociruntime import lean
 from ociruntime.errors import CgroupError
 from ociruntime.linux.cgroups import fs
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ociruntime.resources import (
+        CpuResources,
+        HugepageLimit,
+        MemoryResources,
+        RdmaLimit,
+        ThrottleDevice,
+        WeightDevice,
+    )
 
-def dev(entry: dict) -> str:
-    return f"{entry['major']}:{entry['minor']}"
+
+def dev(entry: "WeightDevice | ThrottleDevice") -> str:
+    return f"{entry.major}:{entry.minor}"
 
 
-def rdma_lines(rdma: dict) -> list[str]:
+def rdma_lines(rdma: "dict[str, RdmaLimit]") -> list[str]:
     """rdma.max lines: `<device> hca_handle=N hca_object=M` (only the limits given)."""
     out = []
     for device, lim in rdma.items():
         parts = []
-        if lim.get("hcaHandles") is not None:
-            parts.append(f"hca_handle={lim['hcaHandles']}")
-        if lim.get("hcaObjects") is not None:
-            parts.append(f"hca_object={lim['hcaObjects']}")
+        if lim.hca_handles is not None:
+            parts.append(f"hca_handle={lim.hca_handles}")
+        if lim.hca_objects is not None:
+            parts.append(f"hca_object={lim.hca_objects}")
         if parts:
             out.append(f"{device} {' '.join(parts)}")
     return out
 
 
-def set_cpuset(cpuset_dir, cpu: dict) -> None:
+def set_cpuset(cpuset_dir, cpu: "CpuResources") -> None:
     """cpu.cpus and cpu.mems (the order is irrelevant to the kernel; both must be non-empty
     for tasks to run). cpuset_dir(): the cpuset cgroup's directory, asked only when needed."""
-    if cpu.get("cpus") or cpu.get("mems"):
+    if cpu.cpus or cpu.mems:
         d = cpuset_dir()
-        for key in ("cpus", "mems"):
-            if cpu.get(key):
-                fs.write_file(f"{d}/cpuset.{key}", cpu[key])
+        for key, value in (("cpus", cpu.cpus), ("mems", cpu.mems)):
+            if value:
+                fs.write_file(f"{d}/cpuset.{key}", value)
 
 
-def refuse_limit_below_usage(mem: dict, limit: int, cgroup_dir: str, usage_file: str) -> None:
+def refuse_limit_below_usage(mem: "MemoryResources", limit: int, cgroup_dir: str, usage_file: str) -> None:
     """memory.checkBeforeUpdate: a limit below what the cgroup uses now is refused, not set
     (setting it would make the kernel reclaim or OOM-kill at once)."""
-    if mem.get("checkBeforeUpdate") and limit > 0:
+    if mem.check_before_update and limit > 0:
         usage = fs.read_int(f"{cgroup_dir}/{usage_file}")
         if usage > limit:
             raise CgroupError(f"cgroup: memory limit {limit} is below the current usage {usage} of {cgroup_dir}")
 
 
-def set_hugetlb(path: str, limits: list, limit_file: str = "max") -> None:
+def set_hugetlb(path: str, limits: "list[HugepageLimit]", limit_file: str = "max") -> None:
     """hugepageLimits into hugetlb.SIZE.max (v1: limit_file "limit_in_bytes")."""
     for entry in limits:
-        size, limit = entry["pageSize"], str(entry["limit"])
+        size, limit = entry.page_size, str(entry.limit)
         fs.write_file(f"{path}/hugetlb.{size}.{limit_file}", limit)
         # Reservation accounting, which the spec prefers where the kernel has it.
         rsvd = f"{path}/hugetlb.{size}.rsvd.{limit_file}"
@@ -70,7 +81,7 @@ def hugetlb_stats(path: str) -> dict:
     return out
 
 
-def set_unified(path: str, unified: dict) -> None:
+def set_unified(path: str, unified: "dict[str, str]") -> None:
     """linux.resources.unified: each key is a file of the container's cgroup, written as given
     (one write per line: keyed files like io.max take one entry per write)."""
     available: list[str] | None = None

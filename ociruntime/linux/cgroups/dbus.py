@@ -13,11 +13,19 @@ from __future__ import annotations
 import os
 from collections import deque
 
-from ociruntime.errors import CgroupError
+from ociruntime.errors import CgroupError, OptionError
 
 SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
 BUS_NAMES = {"system": "system bus", "user": "user bus"}
 CALL_TIMEOUT = 30.0  # seconds; systemd answers in milliseconds unless it is stuck
+
+
+class BusUnusable(OptionError, CgroupError):
+    """The bus of the systemd_cgroup option (runc's --systemd-cgroup) cannot be found or reached:
+    a CgroupError that names the option the way OptionError does (the CLI says the flag)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("systemd_cgroup", reason)
 
 
 class DBusError(CgroupError):
@@ -37,7 +45,7 @@ def bus_address(kind: str) -> str:
             return os.environ["DBUS_SESSION_BUS_ADDRESS"]
         runtime_dir = os.environ.get("XDG_RUNTIME_DIR", "")
         if not runtime_dir:
-            raise CgroupError("--systemd-cgroup: cannot find the user bus: neither "
+            raise BusUnusable("cannot find the user bus: neither "
                               "DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set")
         return f"unix:path={runtime_dir}/bus"
     raise ValueError(kind)
@@ -49,7 +57,7 @@ def _socket_path(kind: str, address: str) -> str:
     try:
         return next(get_connectable_addresses(address))
     except (RuntimeError, ValueError, StopIteration):
-        raise CgroupError(f"--systemd-cgroup: unsupported address of the {BUS_NAMES[kind]} "
+        raise BusUnusable(f"unsupported address of the {BUS_NAMES[kind]} "
                           f"{address!r} (only unix sockets are supported)") from None
 
 
@@ -138,7 +146,7 @@ class Bus:
         return f"the {BUS_NAMES[self.kind]} ({self.path.replace(chr(0), '@')})"
 
     def unreachable(self, err: BaseException) -> CgroupError:
-        return CgroupError(f"--systemd-cgroup: cannot reach systemd on {self.where()}: "
+        return BusUnusable(f"cannot reach systemd on {self.where()}: "
                            f"{_reason(err)}")
 
     def call(self, dest: str, path: str, interface: str, member: str,

@@ -19,6 +19,10 @@ import struct
 
 from ociruntime.linux.cgroups import CgroupError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ociruntime.resources import DeviceRule
+
 # bpf(2) commands, program/attach types and flags (include/uapi/linux/bpf.h).
 BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_DETACH = 5, 8, 9
 BPF_PROG_GET_FD_BY_ID, BPF_PROG_QUERY = 13, 16
@@ -56,16 +60,16 @@ def _access_bits(access: str | None) -> int:
     return bits
 
 
-def _rule_block(rule: dict) -> list[tuple]:
+def _rule_block(rule: DeviceRule) -> list[tuple]:
     """Instructions for one rule; ("skip",) jumps are patched to the end of the block."""
-    kind = rule.get("type") or "a"
+    kind = rule.type
     if kind not in ("a", "b", "c"):
         raise CgroupError(f"cgroup: invalid device type {kind!r}")
     block: list[tuple] = []
     if kind != "a":
         block.append((_JNE_K, 3, 0, "skip", _DEV_TYPE[kind]))
-    bits = _access_bits(rule.get("access"))
-    allow = bool(rule.get("allow"))
+    bits = _access_bits(rule.access)
+    allow = rule.allow
     if bits != 7:
         block.append((_MOV64_X, 6, 2, 0, 0))
         if allow:
@@ -76,16 +80,16 @@ def _rule_block(rule: dict) -> list[tuple]:
             # deny: any requested bit in `bits` -> skip only if none.
             block.append((_AND64_K, 6, 0, 0, bits))
             block.append((_JEQ_K, 6, 0, "skip", 0))
-    if rule.get("major") not in (None, -1):
-        block.append((_JNE_K, 4, 0, "skip", int(rule["major"])))
-    if rule.get("minor") not in (None, -1):
-        block.append((_JNE_K, 5, 0, "skip", int(rule["minor"])))
+    if rule.major not in (None, -1):
+        block.append((_JNE_K, 4, 0, "skip", int(rule.major)))
+    if rule.minor not in (None, -1):
+        block.append((_JNE_K, 5, 0, "skip", int(rule.minor)))
     block.append((_MOV64_K, 0, 0, 0, 1 if allow else 0))
     block.append((_EXIT, 0, 0, 0, 0))
     return block
 
 
-def assemble(rules: list) -> bytes:
+def assemble(rules: list[DeviceRule]) -> bytes:
     """The program for `rules` (raw bpf_insn array)."""
     code = [
         _insn(_LDXW, 2, 1, 0), _insn(_MOV64_X, 3, 2), _insn(_AND64_K, 3, imm=0xFFFF),
@@ -176,7 +180,7 @@ class _Bpf:
             os.close(fd)
 
 
-def set_device_rules(path: str, rules: list) -> None:
+def set_device_rules(path: str, rules: list[DeviceRule]) -> None:
     """Replace the device program of the cgroup at `path` by one enforcing `rules`.
 
     The new program is attached (multi mode) before the old ones are detached, so the cgroup is

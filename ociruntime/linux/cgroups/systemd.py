@@ -25,6 +25,10 @@ from __future__ import annotations
 from ociruntime.linux.cgroups import CgroupError, CgroupManager, Layout, build
 from ociruntime.linux.cgroups import from_state as _fs
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ociruntime.resources import DeviceRule, Resources
+
 
 def expand_slice(slice_name: str) -> str:
     """'a-b-c.slice' -> '/a.slice/a-b.slice/a-b-c.slice'; '-.slice' (the root slice) -> ''."""
@@ -168,47 +172,48 @@ def quota_properties(quota: int, period: int) -> list:
     return props
 
 
-def resource_properties(resources: dict, v2: bool, current_quota=None) -> list:
+def resource_properties(resources: Resources, v2: bool, current_quota=None) -> list:
     """The unit properties for linux.resources that systemd has a property for. Everything is
     also written through cgroupfs; these make systemd keep the same values when it rewrites the
     cgroup (daemon-reload, another unit's change in the slice). `current_quota()` reads the
     current cpu.max quota, for an update that changes only the period."""
     from ociruntime.linux.cgroups.v2 import blkio_to_io_weight, shares_to_weight, swap_to_v2
+    from ociruntime.resources import CpuResources, MemoryResources
 
     props: list = []
-    mem = resources.get("memory") or {}
-    limit = mem.get("limit") or 0
+    mem = resources.memory or MemoryResources({})
+    cpu = resources.cpu or CpuResources({})
+    limit = mem.limit or 0
     if limit:
         props.append(("MemoryMax" if v2 else "MemoryLimit", ("t", _limit(limit))))
-    if v2 and mem.get("reservation"):
-        props.append(("MemoryLow", ("t", _limit(mem["reservation"]))))
-    if v2 and mem.get("swap"):
-        swap = swap_to_v2(limit, mem["swap"])
+    if v2 and mem.reservation:
+        props.append(("MemoryLow", ("t", _limit(mem.reservation))))
+    if v2 and mem.swap:
+        swap = swap_to_v2(limit, mem.swap)
         props.append(("MemorySwapMax", ("t", INFINITY if swap == "max" else int(swap or 0))))
-    cpu = resources.get("cpu") or {}
-    if cpu.get("shares"):
-        props.append(("CPUWeight", ("t", shares_to_weight(cpu["shares"]))) if v2
-                     else ("CPUShares", ("t", cpu["shares"])))
-    quota, period = cpu.get("quota") or 0, cpu.get("period") or 0
+    if cpu.shares:
+        props.append(("CPUWeight", ("t", shares_to_weight(cpu.shares))) if v2
+                     else ("CPUShares", ("t", cpu.shares)))
+    quota, period = cpu.quota or 0, cpu.period or 0
     if period and not quota and current_quota is not None:
         quota = current_quota()
     props += quota_properties(quota, period)
-    if v2 and cpu.get("cpus"):
-        props.append(("AllowedCPUs", ("ay", cpu_mask(cpu["cpus"], "cpus"))))
-    if v2 and cpu.get("mems"):
-        props.append(("AllowedMemoryNodes", ("ay", cpu_mask(cpu["mems"], "mems"))))
-    pids = resources.get("pids") or {}
+    if v2 and cpu.cpus:
+        props.append(("AllowedCPUs", ("ay", cpu_mask(cpu.cpus, "cpus"))))
+    if v2 and cpu.mems:
+        props.append(("AllowedMemoryNodes", ("ay", cpu_mask(cpu.mems, "mems"))))
+    pids_limit = resources.pids and resources.pids.limit
     # TasksMax=0 is out of systemd's range: a limit of 0 is written through cgroupfs only.
-    if "limit" in pids and pids["limit"] != 0:
-        props.append(("TasksMax", ("t", _limit(pids["limit"]))))
-    weight = (resources.get("blockIO") or {}).get("weight")
+    if pids_limit:
+        props.append(("TasksMax", ("t", _limit(pids_limit))))
+    weight = resources.block_io and resources.block_io.weight
     if weight:
         props.append(("IOWeight", ("t", blkio_to_io_weight(weight))) if v2
                      else ("BlockIOWeight", ("t", weight)))
-    if resources.get("devices") is not None:
-        props += device_properties(resources["devices"])
-    if v2 and resources.get("unified"):
-        props += unified_properties(resources["unified"])
+    if resources.devices is not None:
+        props += device_properties(resources.devices)
+    if v2 and resources.unified:
+        props += unified_properties(resources.unified)
     return props
 
 
@@ -238,7 +243,7 @@ def unified_properties(unified: dict) -> list:
     return props
 
 
-def device_properties(rules: list) -> list:
+def device_properties(rules: list[DeviceRule]) -> list:
     """linux.resources.devices as DevicePolicy/DeviceAllow, when systemd can say the same: a
     deny-all rule followed by allow rules only (the usual shape). Otherwise systemd is told to
     filter nothing (policy auto, empty list) and the device program the cgroupfs driver attaches
@@ -246,9 +251,8 @@ def device_properties(rules: list) -> list:
     devices the container is allowed."""
     start = None
     for i, rule in enumerate(rules):
-        if (not rule.get("allow") and (rule.get("type") or "a") == "a"
-                and rule.get("major") in (None, -1) and rule.get("minor") in (None, -1)
-                and set(rule.get("access") or "rwm") == set("rwm")):
+        if (not rule.allow and rule.type == "a" and rule.major in (None, -1)
+                and rule.minor in (None, -1) and set(rule.access) == set("rwm")):
             start = i
     allows = None if start is None else [_device_allow(r) for r in rules[start + 1:]]
     if allows is None or None in allows:
@@ -257,13 +261,13 @@ def device_properties(rules: list) -> list:
     return [("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", flat))]
 
 
-def _device_allow(rule: dict) -> list[tuple[str, str]] | None:
+def _device_allow(rule: DeviceRule) -> list[tuple[str, str]] | None:
     """systemd's DeviceAllow entries for one allow rule; None when it has no way to say it."""
-    if not rule.get("allow"):
+    if not rule.allow:
         return None
-    access = "".join(ch for ch in "rwm" if ch in (rule.get("access") or "rwm"))
-    kind = rule.get("type") or "a"
-    major, minor = rule.get("major"), rule.get("minor")
+    access = "".join(ch for ch in "rwm" if ch in rule.access)
+    kind = rule.type
+    major, minor = rule.major, rule.minor
     major = None if major == -1 else major
     minor = None if minor == -1 else minor
     if kind == "a":
@@ -357,10 +361,12 @@ class SystemdManager(CgroupManager):
                 self.systemd()
                 return
             except CgroupError as e:
-                why = str(e).removeprefix("--systemd-cgroup: ")
+                from ociruntime.linux.cgroups.dbus import BusUnusable
+
+                why = e.reason if isinstance(e, BusUnusable) else str(e)  # without the option's name
         from ociruntime import log
 
-        self.skipped = f"rootless --systemd-cgroup: no cgroup: {why}"
+        self.skipped = f"rootless, systemd cgroup driver: no cgroup: {why}"
         self.inner.skip_all()
         log.debug(self.skipped)
 
@@ -437,8 +443,8 @@ class SystemdManager(CgroupManager):
             self.inner.path = self.inner.mount.rstrip("/") + cgroup  # type: ignore[attr-defined]
         return self.inner.path  # type: ignore[attr-defined]
 
-    def set(self, resources: dict | None) -> None:
-        if not resources:
+    def set(self, resources: Resources | None) -> None:
+        if resources is None:
             return
         if self.skipped:
             try:

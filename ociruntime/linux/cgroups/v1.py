@@ -12,6 +12,10 @@ from ociruntime import lean
 from ociruntime.errors import CgroupError
 from ociruntime.linux.cgroups import CgroupManager, controllers, fs
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ociruntime.resources import BlockIO, CpuResources, DeviceRule, HugepageLimit, MemoryResources, NetworkResources
+
 EINVAL = 22
 
 # Seconds of USER_HZ (cpuacct.stat ticks) -> nanoseconds. USER_HZ is 100 on every Linux ABI.
@@ -183,13 +187,13 @@ class V1Manager(CgroupManager):
 
     # ------------------------------------------------------------ resources
 
-    def _memory(self, mem: dict) -> None:
-        limit, swap = mem.get("limit") or 0, mem.get("swap") or 0
-        if mem.get("kernel"):
+    def _memory(self, mem: "MemoryResources") -> None:
+        limit, swap = mem.limit or 0, mem.swap or 0
+        if mem.kernel:
             self.warnings.append("linux.resources.memory.kernel is deprecated and ignored")
-        swappiness = mem.get("swappiness")
-        if not (limit or swap or mem.get("reservation") or mem.get("kernelTCP")
-                or mem.get("disableOOMKiller") or swappiness not in (None, -1)):
+        swappiness = mem.swappiness
+        if not (limit or swap or mem.reservation or mem.kernel_tcp
+                or mem.disable_oom_killer or swappiness not in (None, -1)):
             return
         d = self._dir("memory")
         controllers.refuse_limit_below_usage(mem, limit, d, "memory.usage_in_bytes")
@@ -199,31 +203,31 @@ class V1Manager(CgroupManager):
             _write_before(d + "/memory.limit_in_bytes", str(limit), memsw, str(swap) if swap else None)
         if swap and not (swap == -1 and not lean.exists(memsw)):
             fs.write_file(memsw, str(swap))
-        if mem.get("reservation"):
-            fs.write_file(d + "/memory.soft_limit_in_bytes", str(mem["reservation"]))
-        if mem.get("kernelTCP"):
-            fs.write_file(d + "/memory.kmem.tcp.limit_in_bytes", str(mem["kernelTCP"]))
+        if mem.reservation:
+            fs.write_file(d + "/memory.soft_limit_in_bytes", str(mem.reservation))
+        if mem.kernel_tcp:
+            fs.write_file(d + "/memory.kmem.tcp.limit_in_bytes", str(mem.kernel_tcp))
         if swappiness is not None and swappiness != -1:
             if not 0 <= swappiness <= 100:
                 raise CgroupError(f"cgroup: invalid memory swappiness {swappiness}: "
                                   "valid range is 0-100")
             fs.write_file(d + "/memory.swappiness", str(swappiness))
-        if mem.get("disableOOMKiller"):
+        if mem.disable_oom_killer:
             fs.write_file(d + "/memory.oom_control", "1")
 
-    def _cpu(self, cpu: dict) -> None:
+    def _cpu(self, cpu: "CpuResources") -> None:
         controllers.set_cpuset(lambda: self._dir("cpuset"), cpu)
-        keys = ("shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod")
-        if not any(cpu.get(k) for k in keys) and cpu.get("idle") is None:
+        quota, period, burst = cpu.quota or 0, cpu.period or 0, cpu.burst
+        if not (cpu.shares or quota or period or burst or cpu.realtime_runtime or cpu.realtime_period
+                or cpu.idle is not None):
             return
         d = self._dir("cpu")
-        if cpu.get("shares"):
-            fs.write_file(d + "/cpu.shares", str(cpu["shares"]))
-        if cpu.get("realtimePeriod"):
-            fs.write_file(d + "/cpu.rt_period_us", str(cpu["realtimePeriod"]))
-        if cpu.get("realtimeRuntime"):
-            fs.write_file(d + "/cpu.rt_runtime_us", str(cpu["realtimeRuntime"]))
-        quota, period, burst = cpu.get("quota") or 0, cpu.get("period") or 0, cpu.get("burst")
+        if cpu.shares:
+            fs.write_file(d + "/cpu.shares", str(cpu.shares))
+        if cpu.realtime_period:
+            fs.write_file(d + "/cpu.rt_period_us", str(cpu.realtime_period))
+        if cpu.realtime_runtime:
+            fs.write_file(d + "/cpu.rt_runtime_us", str(cpu.realtime_runtime))
         if burst and quota > 0 and burst > quota:
             raise CgroupError(f"cgroup: cpu burst {burst} is larger than quota {quota}")
         if period:
@@ -233,36 +237,33 @@ class V1Manager(CgroupManager):
             fs.write_file(d + "/cpu.cfs_quota_us", str(quota))
         if burst is not None:
             fs.write_file(d + "/cpu.cfs_burst_us", str(burst))
-        if cpu.get("idle") is not None:
-            fs.write_file(d + "/cpu.idle", str(cpu["idle"]))
+        if cpu.idle is not None:
+            fs.write_file(d + "/cpu.idle", str(cpu.idle))
 
-    def _blkio(self, bio: dict) -> None:
-        lists = ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
-                 "throttleReadIOPSDevice", "throttleWriteIOPSDevice")
-        if not (bio.get("weight") or bio.get("leafWeight") or any(bio.get(k) for k in lists)):
+    def _blkio(self, bio: "BlockIO") -> None:
+        throttles = (("read_bps_device", bio.throttle_read_bps), ("write_bps_device", bio.throttle_write_bps),
+                     ("read_iops_device", bio.throttle_read_iops), ("write_iops_device", bio.throttle_write_iops))
+        if not (bio.weight or bio.leaf_weight or bio.weight_device or any(t for _, t in throttles)):
             return
         d = self._dir("blkio")
         # BFQ (the only proportional scheduler on current kernels) exposes blkio.bfq.weight;
         # CFQ-era kernels had blkio.weight. Use whichever exists.
         bfq = lean.exists(d + "/blkio.bfq.weight")
         weight_file = "/blkio.bfq.weight" if bfq else "/blkio.weight"
-        if bio.get("weight"):
-            fs.write_file(d + weight_file, str(bio["weight"]))
-        if bio.get("leafWeight"):
-            fs.write_file(d + "/blkio.leaf_weight", str(bio["leafWeight"]))
-        for wd in bio.get("weightDevice") or ():
-            if wd.get("weight"):
-                fs.write_file(d + weight_file + "_device", f"{controllers.dev(wd)} {wd['weight']}")
-            if wd.get("leafWeight"):
-                fs.write_file(d + "/blkio.leaf_weight_device", f"{controllers.dev(wd)} {wd['leafWeight']}")
-        for key, name in (("throttleReadBpsDevice", "read_bps_device"),
-                          ("throttleWriteBpsDevice", "write_bps_device"),
-                          ("throttleReadIOPSDevice", "read_iops_device"),
-                          ("throttleWriteIOPSDevice", "write_iops_device")):
-            for td in bio.get(key) or ():
-                fs.write_file(f"{d}/blkio.throttle.{name}", f"{controllers.dev(td)} {td['rate']}")
+        if bio.weight:
+            fs.write_file(d + weight_file, str(bio.weight))
+        if bio.leaf_weight:
+            fs.write_file(d + "/blkio.leaf_weight", str(bio.leaf_weight))
+        for wd in bio.weight_device:
+            if wd.weight:
+                fs.write_file(d + weight_file + "_device", f"{controllers.dev(wd)} {wd.weight}")
+            if wd.leaf_weight:
+                fs.write_file(d + "/blkio.leaf_weight_device", f"{controllers.dev(wd)} {wd.leaf_weight}")
+        for name, devices in throttles:
+            for td in devices:
+                fs.write_file(f"{d}/blkio.throttle.{name}", f"{controllers.dev(td)} {td.rate}")
 
-    def _hugetlb(self, limits: list) -> None:
+    def _hugetlb(self, limits: "list[HugepageLimit]") -> None:
         if self._key("hugetlb") is None and self._unified_has("hugetlb"):
             # Hybrid host with hugetlb bound to cgroup2: use the v2 files.
             self._enable_unified({"hugetlb"})
@@ -270,14 +271,13 @@ class V1Manager(CgroupManager):
             return
         controllers.set_hugetlb(self._dir("hugetlb"), limits, "limit_in_bytes")
 
-    def _network(self, net: dict) -> None:
-        if net.get("classID"):
-            fs.write_file(self._dir("net_cls") + "/net_cls.classid", str(net["classID"]))
-        for prio in net.get("priorities") or ():
-            fs.write_file(self._dir("net_prio") + "/net_prio.ifpriomap",
-                       f"{prio['name']} {prio['priority']}")
+    def _network(self, net: "NetworkResources") -> None:
+        if net.class_id:
+            fs.write_file(self._dir("net_cls") + "/net_cls.classid", str(net.class_id))
+        for prio in net.priorities:
+            fs.write_file(self._dir("net_prio") + "/net_prio.ifpriomap", f"{prio.name} {prio.priority}")
 
-    def _unified(self, unified: dict) -> None:
+    def _unified(self, unified: dict[str, str]) -> None:
         """cgroup v2 keys. On pure v1 that is an error (runc's too); on a hybrid host the keys
         of controllers bound to the unified hierarchy can be honoured."""
         wanted = {k.split(".", 1)[0] for k in unified} - {"cgroup"}
@@ -302,7 +302,7 @@ class V1Manager(CgroupManager):
         assert self.unified_mount is not None
         controllers.enable_controllers(self.unified_mount, self.dirs[""], wanted)
 
-    def _devices(self, rules: list) -> None:
+    def _devices(self, rules: "list[DeviceRule]") -> None:
         d = self._dir("devices")
         for target, line in device_writes(rules):
             fs.write_file(f"{d}/devices.{target}", line)
@@ -312,21 +312,21 @@ class V1Manager(CgroupManager):
     def stats(self) -> dict:
         """runc's `events --stats` data shape (cpu, memory, pids, blkio, hugetlb)."""
         out: dict = {}
-        for name, fn in (("cpu", self._cpu_stats), ("memory", self._memory_stats),
-                         ("pids", self._pids_stats), ("blkio", self._blkio_stats),
-                         ("hugetlb", self._hugetlb_stats)):
+        for name, controller, fn in (("cpu", "cpuacct", self._cpu_stats), ("memory", "memory", _memory_stats),
+                                     ("pids", "pids", _pids_stats), ("blkio", "blkio", _blkio_stats),
+                                     ("hugetlb", "hugetlb", self._hugetlb_stats)):
+            d = self._dir_of(controller)
+            if d is None and name != "hugetlb":  # hugetlb may be bound to the unified hierarchy
+                continue
             try:
-                value = fn()
+                value = fn(d)
             except (CgroupError, ValueError, KeyError):
                 continue
             if value is not None:
                 out[name] = value
         return out
 
-    def _cpu_stats(self) -> dict | None:
-        d = self._dir_of("cpuacct")
-        if d is None:
-            return None
+    def _cpu_stats(self, d: str) -> dict:
         ticks = fs.read_kv(d + "/cpuacct.stat")
         usage = {"total": fs.read_int(d + "/cpuacct.usage"),
                  "percpu": [int(x) for x in fs.read_file(d + "/cpuacct.usage_percpu").split()],
@@ -341,42 +341,7 @@ class V1Manager(CgroupManager):
                                  "throttled_time": st.get("throttled_time", 0)}
         return out
 
-    def _memory_stats(self) -> dict | None:
-        d = self._dir_of("memory")
-        if d is None:
-            return None
-        raw = fs.read_kv(d + "/memory.stat")
-
-        def entry(prefix: str) -> dict:
-            try:
-                return {"usage": fs.read_int(f"{d}/{prefix}.usage_in_bytes"),
-                        "max": fs.read_int(f"{d}/{prefix}.max_usage_in_bytes"),
-                        "failcnt": fs.read_int(f"{d}/{prefix}.failcnt"),
-                        "limit": fs.read_int(f"{d}/{prefix}.limit_in_bytes")}
-            except CgroupError:
-                return {}
-
-        return {"cache": raw.get("total_cache", raw.get("cache", 0)),
-                "usage": entry("memory"), "swap_usage": entry("memory.memsw"),
-                "kernel_usage": entry("memory.kmem"), "kernel_tcp_usage": entry("memory.kmem.tcp"),
-                "use_hierarchy": True, "stats": raw}
-
-    def _pids_stats(self) -> dict | None:
-        d = self._dir_of("pids")
-        if d is None:
-            return None
-        return {"current": fs.read_int(d + "/pids.current"), "limit": fs.read_int(d + "/pids.max")}
-
-    def _blkio_stats(self) -> dict | None:
-        d = self._dir_of("blkio")
-        if d is None:
-            return None
-        return {"ioServiceBytesRecursive":
-                _blkio_entries(d + "/blkio.throttle.io_service_bytes_recursive"),
-                "ioServicedRecursive": _blkio_entries(d + "/blkio.throttle.io_serviced_recursive")}
-
-    def _hugetlb_stats(self) -> dict | None:
-        d = self._dir_of("hugetlb")
+    def _hugetlb_stats(self, d: str | None) -> dict | None:
         if d is None:
             if self._unified_has("hugetlb"):
                 return controllers.hugetlb_stats(self.dirs[""])
@@ -390,6 +355,33 @@ class V1Manager(CgroupManager):
                              "max": fs.read_int(f"{d}/hugetlb.{size}.max_usage_in_bytes"),
                              "failcnt": fs.read_int(f"{d}/hugetlb.{size}.failcnt")}
         return out
+
+
+def _memory_stats(d: str) -> dict:
+    raw = fs.read_kv(d + "/memory.stat")
+
+    def entry(prefix: str) -> dict:
+        try:
+            return {"usage": fs.read_int(f"{d}/{prefix}.usage_in_bytes"),
+                    "max": fs.read_int(f"{d}/{prefix}.max_usage_in_bytes"),
+                    "failcnt": fs.read_int(f"{d}/{prefix}.failcnt"),
+                    "limit": fs.read_int(f"{d}/{prefix}.limit_in_bytes")}
+        except CgroupError:
+            return {}
+
+    return {"cache": raw.get("total_cache", raw.get("cache", 0)),
+            "usage": entry("memory"), "swap_usage": entry("memory.memsw"),
+            "kernel_usage": entry("memory.kmem"), "kernel_tcp_usage": entry("memory.kmem.tcp"),
+            "use_hierarchy": True, "stats": raw}
+
+
+def _pids_stats(d: str) -> dict:
+    return {"current": fs.read_int(d + "/pids.current"), "limit": fs.read_int(d + "/pids.max")}
+
+
+def _blkio_stats(d: str) -> dict:
+    return {"ioServiceBytesRecursive": _blkio_entries(d + "/blkio.throttle.io_service_bytes_recursive"),
+            "ioServicedRecursive": _blkio_entries(d + "/blkio.throttle.io_serviced_recursive")}
 
 
 def _write_before(path: str, value: str, other: str, other_value: str | None) -> None:
@@ -429,13 +421,11 @@ def _blkio_entries(path: str) -> list[dict]:
     return out
 
 
-def _rule_lines(rule: dict) -> list[str]:
+def _rule_lines(rule: "DeviceRule") -> list[str]:
     """Kernel devices.allow/deny lines for one spec rule. Type "a" with a specific major/minor
     cannot be said to the kernel ("a" always means everything), so it becomes a "c" and a "b"
     line."""
-    kind = rule.get("type") or "a"
-    major, minor = rule.get("major"), rule.get("minor")
-    access = rule.get("access") or "rwm"
+    kind, major, minor, access = rule.type, rule.major, rule.minor, rule.access
 
     def wild(n: int | None) -> str:
         return "*" if n is None or n < 0 else str(n)
@@ -445,12 +435,12 @@ def _rule_lines(rule: dict) -> list[str]:
     return [f"{kind} {wild(major)}:{wild(minor)} {access}"]
 
 
-def _is_catch_all(rule: dict) -> bool:
-    return ((rule.get("type") or "a") == "a" and rule.get("major") in (None, -1)
-            and rule.get("minor") in (None, -1) and set(rule.get("access") or "rwm") >= set("rwm"))
+def _is_catch_all(rule: "DeviceRule") -> bool:
+    return (rule.type == "a" and rule.major in (None, -1) and rule.minor in (None, -1)
+            and set(rule.access) >= set("rwm"))
 
 
-def device_writes(rules: list) -> list[tuple[str, str]]:
+def device_writes(rules: "list[DeviceRule]") -> list[tuple[str, str]]:
     """[(allow|deny, line)] to bring a v1 devices cgroup to the state `rules` describe.
 
     Rules apply in order, so only the last catch-all rule ("all devices, rwm") and what follows
@@ -464,7 +454,7 @@ def device_writes(rules: list) -> list[tuple[str, str]]:
             start = i
     out: list[tuple[str, str]] = []
     for i, rule in enumerate(rules[start:]):
-        target = "allow" if rule.get("allow") else "deny"
+        target = "allow" if rule.allow else "deny"
         if i == 0 and _is_catch_all(rule):
             out.append((target, "a"))
             continue

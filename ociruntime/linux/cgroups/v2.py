@@ -17,6 +17,10 @@ from ociruntime import lean
 from ociruntime.errors import CgroupError
 from ociruntime.linux.cgroups import CgroupManager, controllers, fs
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ociruntime.resources import BlockIO, CpuResources, DeviceRule, HugepageLimit, MemoryResources, NetworkResources
+
 
 class V2Manager(CgroupManager):
     driver = "v2"
@@ -140,32 +144,33 @@ class V2Manager(CgroupManager):
 
     # ------------------------------------------------------------ resources
 
-    def _hugetlb(self, limits: list) -> None:
+    def _hugetlb(self, limits: "list[HugepageLimit]") -> None:
         controllers.set_hugetlb(self._dir("hugetlb"), limits)
 
-    def _network(self, net: dict) -> None:
-        if net.get("classID") or net.get("priorities"):
+    def _network(self, net: "NetworkResources") -> None:
+        if net.class_id or net.priorities:
             self.warnings.append("linux.resources.network (net_cls/net_prio) does not exist "
                                  "on cgroup v2 and is ignored")
 
-    def _unified(self, unified: dict) -> None:
+    def _unified(self, unified: dict[str, str]) -> None:
         controllers.set_unified(self._dir("unified"), unified)
 
-    def _devices(self, rules: list) -> None:
+    def _devices(self, rules: "list[DeviceRule]") -> None:
         from ociruntime.linux.cgroups import ebpf
 
         ebpf.set_device_rules(self._dir("devices"), rules)
 
-    def _memory(self, mem: dict) -> None:
-        limit, swap = mem.get("limit") or 0, mem.get("swap") or 0
-        for key in ("kernel", "kernelTCP", "disableOOMKiller"):
-            if mem.get(key):
+    def _memory(self, mem: "MemoryResources") -> None:
+        limit, swap = mem.limit or 0, mem.swap or 0
+        for key, value in (("kernel", mem.kernel), ("kernelTCP", mem.kernel_tcp),
+                           ("disableOOMKiller", mem.disable_oom_killer)):
+            if value:
                 self.warnings.append(f"linux.resources.memory.{key} has no cgroup v2 "
                                      "equivalent and is ignored")
-        if mem.get("swappiness") not in (None, -1):
+        if mem.swappiness not in (None, -1):
             self.warnings.append("linux.resources.memory.swappiness has no cgroup v2 "
                                  "equivalent and is ignored")
-        if not (limit or swap or mem.get("reservation")):
+        if not (limit or swap or mem.reservation):
             return
         d = self._dir("memory")
         controllers.refuse_limit_below_usage(mem, limit, d, "memory.current")
@@ -176,21 +181,20 @@ class V2Manager(CgroupManager):
             fs.write_file(d + "/memory.swap.max", swap_max)
         if limit:
             fs.write_file(d + "/memory.max", _max(limit))
-        if mem.get("reservation"):
-            fs.write_file(d + "/memory.low", _max(mem["reservation"]))
+        if mem.reservation:
+            fs.write_file(d + "/memory.low", _max(mem.reservation))
 
-    def _cpu(self, cpu: dict) -> None:
-        if cpu.get("realtimeRuntime") or cpu.get("realtimePeriod"):
+    def _cpu(self, cpu: "CpuResources") -> None:
+        if cpu.realtime_runtime or cpu.realtime_period:
             raise CgroupError("cgroup: linux.resources.cpu.realtimeRuntime/realtimePeriod are "
                               "not supported on cgroup v2")
         controllers.set_cpuset(lambda: self._dir("cpuset"), cpu)
-        quota, period, burst = cpu.get("quota") or 0, cpu.get("period") or 0, cpu.get("burst")
-        if not (cpu.get("shares") or quota or period or burst is not None
-                or cpu.get("idle") is not None):
+        quota, period, burst = cpu.quota or 0, cpu.period or 0, cpu.burst
+        if not (cpu.shares or quota or period or burst is not None or cpu.idle is not None):
             return
         d = self._dir("cpu")
-        if cpu.get("shares"):
-            fs.write_file(d + "/cpu.weight", str(shares_to_weight(cpu["shares"])))
+        if cpu.shares:
+            fs.write_file(d + "/cpu.weight", str(shares_to_weight(cpu.shares)))
         if burst and quota > 0 and burst > quota:
             raise CgroupError(f"cgroup: cpu burst {burst} is larger than quota {quota}")
         if quota or period:
@@ -199,28 +203,27 @@ class V2Manager(CgroupManager):
             fs.write_file(d + "/cpu.max", f"{text} {period}" if period else text)
         if burst is not None:
             fs.write_file(d + "/cpu.max.burst", str(burst))
-        if cpu.get("idle") is not None:
-            fs.write_file(d + "/cpu.idle", str(cpu["idle"]))
+        if cpu.idle is not None:
+            fs.write_file(d + "/cpu.idle", str(cpu.idle))
 
-    def _blkio(self, bio: dict) -> None:
-        if bio.get("leafWeight") or any(w.get("leafWeight") for w in bio.get("weightDevice") or ()):
+    def _blkio(self, bio: "BlockIO") -> None:
+        if bio.leaf_weight or any(w.leaf_weight for w in bio.weight_device):
             self.warnings.append("linux.resources.blockIO leafWeight has no cgroup v2 "
                                  "equivalent and is ignored")
-        weights = [w for w in bio.get("weightDevice") or () if w.get("weight")]
+        weights = [w for w in bio.weight_device if w.weight]
         throttle = io_max_lines(bio)
-        if not (bio.get("weight") or weights or throttle):
+        if not (bio.weight or weights or throttle):
             return
         d = self._dir("io")
         # BFQ takes blkio's 1..1000 scale as is; io.weight is 1..10000.
         bfq = lean.exists(d + "/io.bfq.weight")
-        if bio.get("weight"):
+        if bio.weight:
             if bfq:
-                fs.write_file(d + "/io.bfq.weight", str(bio["weight"]))
+                fs.write_file(d + "/io.bfq.weight", str(bio.weight))
             else:
-                fs.write_file(d + "/io.weight", f"default {blkio_to_io_weight(bio['weight'])}")
+                fs.write_file(d + "/io.weight", f"default {blkio_to_io_weight(bio.weight)}")
         for w in weights:
-            name, value = ("io.bfq.weight", w["weight"]) if bfq else \
-                ("io.weight", blkio_to_io_weight(w["weight"]))
+            name, value = ("io.bfq.weight", w.weight) if bfq else ("io.weight", blkio_to_io_weight(w.weight))
             try:
                 fs.write_file(f"{d}/{name}", f"{controllers.dev(w)} {value}")
             except CgroupError as e:
@@ -341,13 +344,13 @@ def swap_to_v2(limit: int, swap: int) -> str | None:
     return str(swap - limit)
 
 
-def io_max_lines(bio: dict) -> list[str]:
+def io_max_lines(bio: "BlockIO") -> list[str]:
     """One io.max line per device ("8:0 rbps=1 wiops=2"): the kernel takes a device per write."""
     per_dev: dict[str, list[str]] = {}
-    for key, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
-                      ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
-        for td in bio.get(key) or ():
-            per_dev.setdefault(controllers.dev(td), []).append(f"{name}={td['rate']}")
+    for devices, name in ((bio.throttle_read_bps, "rbps"), (bio.throttle_write_bps, "wbps"),
+                          (bio.throttle_read_iops, "riops"), (bio.throttle_write_iops, "wiops")):
+        for td in devices:
+            per_dev.setdefault(controllers.dev(td), []).append(f"{name}={td.rate}")
     return [f"{d} {' '.join(kv)}" for d, kv in per_dev.items()]
 
 
