@@ -175,6 +175,16 @@ def launcher_interpreter() -> str:
     return interpreter
 
 
+def runtime_package_dir() -> str:
+    """Where the runtime under test loads its `ociruntime` package from (python -v says)."""
+    res = subprocess.run([launcher_interpreter(), "-I", "-S", "-v", OCIRUNTIME, "--version"],
+                         capture_output=True, timeout=30)
+    for line in res.stderr.decode(errors="replace").splitlines():
+        if line.startswith("# ") and " matches " in line and line.endswith("/ociruntime/__init__.py"):
+            return line.rsplit(" matches ", 1)[1].removesuffix("/__init__.py")
+    raise AssertionError(f"cannot tell where {OCIRUNTIME} loads its code from: {res.stderr[-2000:]!r}")
+
+
 def host_cgroup_dirs(cid: str) -> list[str]:
     """Any cgroup directory named after the container, in any hierarchy."""
     found = []

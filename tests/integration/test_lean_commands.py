@@ -6,10 +6,11 @@ launcher's own interpreter with `-X importtime`."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runtime, host_cgroup_dirs, launcher_interpreter
+from tests.conftest import Runtime, host_cgroup_dirs, launcher_interpreter, runtime_package_dir
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.cgroupv2]
 
@@ -60,3 +61,28 @@ def test_state_start_kill_and_pause_status_never_import_os(oci: Runtime, bundle)
     _assert_lean(oci, "delete", cid, needs=frozenset({"ociruntime.linux.cgroups"}))
     assert oci.status(cid) == "absent"
     assert host_cgroup_dirs(cid) == []
+
+
+# The child side: loaded by the child after the fork, while the runtime moves it into its cgroup.
+CHILD_SIDE = ("ociruntime.linux.init", "ociruntime.linux.rootfs", "ociruntime.linux.devices",
+              "ociruntime.linux.security", "ociruntime.linux.seccomp", "ociruntime._shim", "_cffi_backend")
+
+
+def test_create_leaves_the_child_side_to_the_child(oci: Runtime, bundle, tmp_path) -> None:
+    """create's own process never loads the container's side of the work (~3 ms of imports,
+    ~140 kB of bytecode, the shim and cffi): the child it forks does, in parallel with it."""
+    cid = oci.new_id()
+    out = tmp_path / "loaded"
+    probe = ("import sys\n"
+             f"sys.path.insert(0, {str(Path(runtime_package_dir()).parent)!r})\n"
+             "from ociruntime import Runtime\n"
+             f"Runtime(root={str(oci.root)!r}).create({cid!r}, bundle={str(bundle(['sleep', '60']))!r})\n"
+             f"loaded = [m for m in {CHILD_SIDE!r} if m in sys.modules]\n"
+             f"open({str(out)!r}, 'w').write(','.join(loaded) + '\\n')\n")
+    # Through files, not pipes: the container keeps create's stdio.
+    with open(tmp_path / "stderr", "wb") as err:
+        res = subprocess.run([launcher_interpreter(), "-I", "-c", probe], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=err, timeout=30)
+    assert res.returncode == 0, (tmp_path / "stderr").read_text()[-2000:]
+    assert oci.status(cid) == "created"
+    assert out.read_text() == "\n", f"create's process loaded the child side: {out.read_text().strip()}"

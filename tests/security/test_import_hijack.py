@@ -7,9 +7,8 @@ Our children load everything they need first, then refuse any import from the di
 from __future__ import annotations
 
 import shutil
-import subprocess
 
-from tests.conftest import OCIRUNTIME, Runtime, launcher_interpreter
+from tests.conftest import Runtime, runtime_package_dir
 
 # Runs as whoever imports it: it leaves a mark in the filesystem it was read from.
 PAYLOAD = '''import posix
@@ -21,16 +20,6 @@ posix.close(fd)
 def loopback_up():
     pass
 '''
-
-
-def runtime_package_dir() -> str:
-    """Where the runtime under test loads its `ociruntime` package from (python -v says)."""
-    res = subprocess.run([launcher_interpreter(), "-I", "-S", "-v", OCIRUNTIME, "--version"],
-                         capture_output=True, timeout=30)
-    for line in res.stderr.decode(errors="replace").splitlines():
-        if line.startswith("# ") and " matches " in line and line.endswith("/ociruntime/__init__.py"):
-            return line.rsplit(" matches ", 1)[1].removesuffix("/__init__.py")
-    raise AssertionError(f"cannot tell where {OCIRUNTIME} loads its code from: {res.stderr[-2000:]!r}")
 
 
 def _joining(owner_pid: int):
