@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from ociruntime import state, timing
-from ociruntime.errors import OciError, SyscallError
+from ociruntime.errors import OciError, SetupError, SyscallError
 
 # runc's words for a terminal without a console socket, and for a console socket without a
 # terminal (create, run, exec, restore): callers of runc match them.
@@ -102,18 +102,43 @@ class Spawn:
             if self.pid:
                 os.close(target)  # the child closes its copy with every other inherited fd
         if self.pid == 0:
-            child_after_fork(parent)
-            timing.fault_channel(self.args.sync_fd)
-            _close(self.fd, self.console_peer)
-            run_stage(self.stage, self.args)
+            self._run_child(parent)
         _close(self.args.sync_fd, self.args.fifo_fd, self.args.console_fd, self.args.root_fd)
         timing.mark(f"{self.label}clone")
         return joined
 
+    def _run_child(self, parent: int) -> None:
+        """The first child's whole life; it never returns. Nothing may escape from here into
+        the runtime's code: an exception would run the runtime's cleanup of the half-made
+        container in this child, which sits in the cgroup it would try to remove.
+
+        The child side (linux/init.py) is loaded here, still in the host's filesystem: on a v1
+        host the runtime meanwhile waits on the kernel to move us into the cgroup (an RCU
+        grace period), so these ~3 ms of imports are off its path."""
+        try:
+            child_after_fork(parent)
+            timing.fault_channel(self.args.sync_fd)
+            _close(self.fd, self.console_peer)
+            from ociruntime.linux import init
+
+            getattr(init, self.stage)(self.args)  # a stage ends in _exit, its errors reported
+        except BaseException as err:
+            from ociruntime.linux import sync
+
+            sync.send_error(self.args.sync_fd, err)
+        finally:
+            os._exit(1)
+
     def send(self, kind: str, **fields) -> None:
+        """Tell the children `kind`; if they have gone, raise the error they reported first."""
         from ociruntime.linux import sync
 
-        sync.send(self.fd, kind, **fields)
+        try:
+            sync.send(self.fd, kind, **fields)
+        except (BrokenPipeError, ConnectionResetError):
+            for _ in self.messages():  # an "error" among them raises
+                pass
+            raise SetupError(f"{self.label}child exited during set-up without reporting an error") from None
 
     def messages(self):
         """The children's messages until they close the socket. A failure they report raises
@@ -187,22 +212,6 @@ def _close(*fds: int) -> None:
     for fd in fds:
         if fd >= 0:
             os.close(fd)
-
-
-def run_stage(name: str, args) -> None:
-    """The child side (linux/init.py) is loaded here, in the child, still in the host's
-    filesystem: on a v1 host the runtime meanwhile waits on the kernel to move us into the
-    cgroup (an RCU grace period), so these ~3 ms of imports are off its path."""
-    try:
-        from ociruntime.linux import init
-    except BaseException as err:  # never back into the runtime's code: we are its child
-        from ociruntime.linux import sync
-
-        try:
-            sync.send_error(args.sync_fd, err)
-        finally:
-            os._exit(1)
-    getattr(init, name)(args)
 
 
 def child_after_fork(parent: int) -> None:
