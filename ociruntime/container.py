@@ -242,13 +242,33 @@ def delete(root: str, cid: str, force: bool) -> None:
 
 def destroy(sd: StateDir, cid: str, data: dict) -> None:
     """Undo create: processes, cgroup, state dir; then the poststop hooks."""
-    if data.get("cgroup"):
+    if data.get("cgroup") and not _removed_while_empty(data["cgroup"]):
         cg = cgroup_of(data)
         kill_cgroup(cg, data)
         cg.destroy()
     timing.mark("delete-cgroup")
     sd.remove()
     run_poststop(hooks_from(data, "poststop"), cid, data)
+
+
+def _removed_while_empty(record: dict) -> bool:
+    """The usual delete, of a stopped container whose cgroups are directories it made: the
+    kernel removes a cgroup only while it has no process and no child cgroup, so when every
+    rmdir succeeds there was nothing left to kill, and the driver (~1 ms of imports) is not
+    needed. False when the record names no such directories or one is still busy: the driver
+    then kills what is left and removes the rest (a directory already gone is fine to it)."""
+    removable = record.get("removable")
+    if not removable:
+        return False
+    for path, levels in removable:
+        try:
+            posix.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+        lean.rmdir_parents(path, levels - 1)
+    return True
 
 
 def own_pids(cg, data: dict) -> list[int]:

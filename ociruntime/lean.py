@@ -34,6 +34,17 @@ def exists(path: str) -> bool:
     return True
 
 
+def rmdir_parents(path: str, count: int) -> None:
+    """Best-effort removal of the `count` parent directories a container made above its cgroup
+    `path`; a parent another container still uses is busy and stays."""
+    for _ in range(count):
+        path = parent(path)
+        try:
+            posix.rmdir(path)
+        except OSError:
+            return
+
+
 def getenv(name: str, default: str = "") -> str:
     """os.environ.get(name, default); posix.environ has the raw bytes."""
     value = posix.environ.get(name.encode())

@@ -178,6 +178,9 @@ class CgroupManager:
         raise NotImplementedError
 
     def to_state(self) -> dict:
+        """The record saved in the state file, from_state's input. A driver whose cgroups are
+        plain directories it made (cgroupfs, owned()) adds "removable": [[directory, levels it
+        made], ...], so that delete can remove them without loading the driver."""
         raise NotImplementedError
 
     def paths(self) -> dict[str, str]:

@@ -158,17 +158,6 @@ def rmdir_tree(path: str) -> None:
     raise fail(f"rmdir {path}", last)
 
 
-def remove_parents(path: str, count: int) -> None:
-    """Best-effort removal of the `count` parent directories we created above `path`; a parent
-    another container still uses is busy and stays."""
-    for _ in range(count):
-        path = lean.parent(path)
-        try:
-            posix.rmdir(path)
-        except OSError:
-            return
-
-
 def clean_path(path: str) -> str:
     """Lexically clean a cgroups path; '..' cannot climb above the root (or the base of a
     relative path)."""

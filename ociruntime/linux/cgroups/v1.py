@@ -37,9 +37,10 @@ class V1Manager(CgroupManager):
     # ------------------------------------------------------------ state
 
     def to_state(self) -> dict:
+        removable = [[path, self.made[key]] for key, path in self.paths().items()] if self.owned() else []
         return {"driver": self.driver, "paths": dict(self.dirs), "made": dict(self.made),
                 "unified_mount": self.unified_mount, "rootless": self.rootless,
-                "skipped": sorted(self.skipped)}
+                "skipped": sorted(self.skipped), "removable": removable}
 
     @classmethod
     def from_state(cls, data: dict) -> "V1Manager":
@@ -129,7 +130,7 @@ class V1Manager(CgroupManager):
         if made:
             path = self.dirs[key]
             fs.rmdir_tree(path)
-            fs.remove_parents(path, made - 1)
+            lean.rmdir_parents(path, made - 1)
 
     def destroy(self) -> None:
         for key, path in self.dirs.items():
@@ -137,7 +138,7 @@ class V1Manager(CgroupManager):
             if key in self.skipped or not made:
                 continue  # not ours: it existed before the container (and may hold others)
             fs.rmdir_tree(path)
-            fs.remove_parents(path, made - 1)
+            lean.rmdir_parents(path, made - 1)
 
     def pids(self) -> list[int]:
         for ctrl in ("freezer", "pids", "memory", "devices", "cpu"):

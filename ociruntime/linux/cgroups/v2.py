@@ -36,8 +36,9 @@ class V2Manager(CgroupManager):
     # ------------------------------------------------------------ state
 
     def to_state(self) -> dict:
+        removable = [[self.path, self.made]] if self.made and not self.skipped else []
         return {"driver": self.driver, "path": self.path, "mount": self.mount, "made": self.made,
-                "rootless": self.rootless, "skipped": self.skipped}
+                "rootless": self.rootless, "skipped": self.skipped, "removable": removable}
 
     @classmethod
     def from_state(cls, data: dict) -> "V2Manager":
@@ -109,13 +110,13 @@ class V2Manager(CgroupManager):
         self.skipped = True
         if made:
             fs.rmdir_tree(self.path)
-            fs.remove_parents(self.path, made - 1)
+            lean.rmdir_parents(self.path, made - 1)
 
     def destroy(self) -> None:
         if self.skipped or not self.made:
             return  # not ours: it existed before the container (and may hold others)
         fs.rmdir_tree(self.path)
-        fs.remove_parents(self.path, self.made - 1)
+        lean.rmdir_parents(self.path, self.made - 1)
 
     def pids(self) -> list[int]:
         return [] if self.skipped else fs.read_procs(self.path)
