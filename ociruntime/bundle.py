@@ -4,10 +4,10 @@ Every way a bundle can be unusable gets its own one-line message naming the file
 
 from __future__ import annotations
 
-import os
-import stat
+import _stat  # the C module behind stat.py, which costs an import of its own
+import posix
 
-from ociruntime import jsonio, log
+from ociruntime import jsonio, lean, log
 from ociruntime.config import Config
 from ociruntime.errors import ConfigError, OciError
 
@@ -15,14 +15,14 @@ MAX_CONFIG_BYTES = 16 << 20  # runc's configs are a few KiB; anything this large
 
 
 def bundle_dir(path: str) -> str:
-    bundle = os.path.abspath(path)
+    bundle = lean.abspath(path)
     try:
-        st = os.stat(bundle)
+        st = posix.stat(bundle)
     except FileNotFoundError:
         raise OciError(f"bundle {bundle}: does not exist") from None
     except OSError as e:
         raise OciError(f"bundle {bundle}: {e.strerror}") from None
-    if not stat.S_ISDIR(st.st_mode):
+    if not _stat.S_ISDIR(st.st_mode):
         raise OciError(f"bundle {bundle}: not a directory")
     return bundle
 
@@ -31,20 +31,20 @@ def read_document(path: str, name: str) -> object:
     """Read and parse one JSON file, refusing non-regular files, huge files and bad encodings."""
     try:
         # O_NONBLOCK: a FIFO named config.json must not hang the runtime.
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK)
     except FileNotFoundError:
         raise OciError(f"{name}: does not exist ({path})") from None
     except OSError as e:
         raise OciError(f"{name}: cannot open {path}: {e.strerror}") from None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        st = posix.fstat(fd)
+        if not _stat.S_ISREG(st.st_mode):
             raise OciError(f"{name}: {path} is not a regular file")
         if st.st_size > MAX_CONFIG_BYTES:
             raise OciError(f"{name}: {st.st_size} bytes is too large (at most {MAX_CONFIG_BYTES})")
         data = _read_all(fd, path, name)
     finally:
-        os.close(fd)
+        posix.close(fd)
     if not data.strip():
         raise OciError(f"{name}: file is empty")
     try:
@@ -61,7 +61,7 @@ def _read_all(fd: int, path: str, name: str) -> bytes:
     chunks = []
     total = 0
     try:
-        while chunk := os.read(fd, 1 << 16):
+        while chunk := posix.read(fd, 1 << 16):
             total += len(chunk)
             if total > MAX_CONFIG_BYTES:
                 raise OciError(f"{name}: larger than {MAX_CONFIG_BYTES} bytes")
@@ -95,13 +95,13 @@ def load(path: str, *, systemd_cgroup: bool = False, require_rootfs: bool = True
     from ociruntime.semantics import unsupported
 
     bundle = bundle_dir(path)
-    doc = read_document(os.path.join(bundle, "config.json"), "config.json")
+    doc = read_document(lean.join(bundle, "config.json"), "config.json")
     timing.mark("load")
     config = Config(validate(doc, systemd_cgroup=systemd_cgroup), bundle)
     problems = unsupported(config)
     if problems:
         raise ConfigError(problems)
-    if require_rootfs and not os.path.isdir(config.root_path):
+    if require_rootfs and not lean.is_dir(config.root_path):
         raise ConfigError([f"root.path: {config.root_path} does not exist or is not a directory"])
     timing.mark("validate")
     return config

@@ -6,6 +6,7 @@ and costs ~16 ms, paid by every `create`. Each class is built from an already-va
 
 from __future__ import annotations
 
+from ociruntime import lean
 from ociruntime.resources import Resources
 from ociruntime.spectables import HOOK_KINDS
 
@@ -243,13 +244,11 @@ class Config:
     )
 
     def __init__(self, d: dict, bundle: str) -> None:
-        import os.path
-
         self.raw = d
         self.oci_version: str = d["ociVersion"]
         root = d.get("root") or {}
         path = root.get("path") or "rootfs"
-        self.root_path: str = os.path.normpath(os.path.join(bundle, path))
+        self.root_path: str = lean.normpath(lean.join(bundle, path))
         self.root_readonly: bool = bool(root.get("readonly", False))
         self.process = Process(d["process"]) if d.get("process") is not None else None
         self.hostname: str | None = d.get("hostname")

@@ -4,10 +4,10 @@ order, if any later step fails."""
 
 from __future__ import annotations
 
-import os
+import posix
 import time
 
-from ociruntime import log, state, timing
+from ociruntime import lean, log, state, timing
 from ociruntime.container import hook_state, run_poststop, set_resources
 from ociruntime.errors import HookError, OciError, OptionError, SetupError
 from ociruntime.spawn import NO_CONSOLE_SOCKET, UNUSED_CONSOLE_SOCKET, Spawn, report_pid
@@ -78,7 +78,7 @@ class Creation:
             self.spawn.kill_first_child()
             self.spawn.close()
         if self.console_peer >= 0:
-            os.close(self.console_peer)
+            posix.close(self.console_peer)
             self.console_peer = -1
         if self.cgroup is not None:
             try:
@@ -163,7 +163,7 @@ def _build(c: Creation, config) -> None:
         # (the init unshares the namespace inside it), as a delegated subtree needs.
         cgroup_paths = {}
     sp = c.spawn = Spawn.new_container(
-        config, os.path.abspath(c.opts.bundle), c.cid, console_socket=c.opts.console_socket,
+        config, lean.abspath(c.opts.bundle), c.cid, console_socket=c.opts.console_socket,
         preserve_fds=c.opts.preserve_fds, no_pivot=c.opts.no_pivot, new_keyring=not c.opts.no_new_keyring,
         fifo_fd=_make_fifo(c.sd), cgroup_paths=cgroup_paths)
     c.console_peer = sp.take_console_peer()
@@ -200,9 +200,9 @@ def finish_create(c: Creation, config) -> None:
 def _make_fifo(sd: StateDir) -> int:
     """exec.fifo, made and opened through the locked directory's fd."""
     try:
-        os.mkfifo(EXEC_FIFO, 0o600, dir_fd=sd.dir_fd())
+        posix.mkfifo(EXEC_FIFO, 0o600, dir_fd=sd.dir_fd())
         # O_RDWR never blocks on a FIFO; the init inherits this fd and reads `start`'s byte.
-        return os.open(EXEC_FIFO, os.O_RDWR | os.O_CLOEXEC, dir_fd=sd.dir_fd())
+        return posix.open(EXEC_FIFO, posix.O_RDWR | posix.O_CLOEXEC, dir_fd=sd.dir_fd())
     except FileNotFoundError:
         raise OciError(f"container {sd.id!r} was deleted meanwhile (a forced delete)") from None
     except OSError as e:
@@ -273,7 +273,7 @@ def _drive(c: Creation, config, sp: Spawn) -> None:
             _run_create_hooks(c, config)
             sp.send("createContainer")
         elif kind == "fault":
-            os.kill(os.getpid(), 9)  # test-only: see timing._fault
+            posix.kill(posix.getpid(), 9)  # test-only: see timing._fault
         elif kind == "ready":
             timing.merge(msg.get("timings") or [])
             return
@@ -314,7 +314,7 @@ def state_data(c: Creation, config) -> dict:
         "start_time": (state.process_start_time(pid) or -1) if pid else -1,
         "pidns": state.pid_namespace(pid) if pid else 0,
         "host_pidns": state.pid_namespace("self"),
-        "bundle": os.path.abspath(c.opts.bundle), "rootfs": config.root_path,
+        "bundle": lean.abspath(c.opts.bundle), "rootfs": config.root_path,
         "created": c.data.get("created") or rfc3339_now(), "annotations": config.annotations,
         "cgroup": c.cgroup.to_state(),
         "hooks": {k: config.raw.get("hooks", {}).get(k) or [] for k in ("poststart", "poststop")},

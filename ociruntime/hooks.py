@@ -3,7 +3,7 @@ honour `timeout`, and report a failure with the hook's path, status and output."
 
 from __future__ import annotations
 
-import os
+import posix
 import select
 import time
 
@@ -37,35 +37,35 @@ def run_all_hooks(kind: str, hooks: list[Hook], state: dict) -> list[str]:
 
 def run_hook(name: str, hook: Hook, payload: bytes) -> None:
     started = time.monotonic()
-    stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
-    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    stdin_r, stdin_w = posix.pipe2(posix.O_CLOEXEC)
+    out_r, out_w = posix.pipe2(posix.O_CLOEXEC)
     try:
         try:
             env = dict(e.split("=", 1) for e in hook.env if "=" in e)
-            pid = os.posix_spawn(hook.path, hook.args, env, file_actions=[
-                (os.POSIX_SPAWN_DUP2, stdin_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
-                (os.POSIX_SPAWN_DUP2, out_w, 2)])
+            pid = posix.posix_spawn(hook.path, hook.args, env, file_actions=[
+                (posix.POSIX_SPAWN_DUP2, stdin_r, 0), (posix.POSIX_SPAWN_DUP2, out_w, 1),
+                (posix.POSIX_SPAWN_DUP2, out_w, 2)])
         except OSError as e:
             raise HookError(f"hook {name} {hook.path}: cannot run: {e.strerror}") from None
-        os.close(stdin_r)
-        os.close(out_w)
+        posix.close(stdin_r)
+        posix.close(out_w)
         stdin_r = out_w = -1
         # A pidfd: once the hook is reaped, a kill through it can never hit a recycled pid.
-        pidfd = os.pidfd_open(pid)
+        pidfd = posix.pidfd_open(pid)
         try:
             _feed(stdin_w, payload)
-            os.close(stdin_w)
+            posix.close(stdin_w)
             stdin_w = -1
             status, output = _wait(pid, pidfd, out_r, hook.timeout, name, hook.path)
         except BaseException:
             _reap(pid, pidfd)  # we are failing (interrupted by delete -f, say): the hook goes too
             raise
         finally:
-            os.close(pidfd)
+            posix.close(pidfd)
     finally:
         for fd in (stdin_r, stdin_w, out_r, out_w):
             if fd >= 0:
-                os.close(fd)
+                posix.close(fd)
     log.debug(f"hook {name} {hook.path}: {(time.monotonic() - started) * 1000:.1f} ms")
     if status != 0:
         detail = f", output: {output.decode(errors='replace').strip()[:MAX_OUTPUT]!r}" if output.strip() else ""
@@ -76,7 +76,7 @@ def _feed(fd: int, payload: bytes) -> None:
     try:
         view = memoryview(payload)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[posix.write(fd, view):]
     except BrokenPipeError:
         pass  # a hook need not read its stdin
 
@@ -97,13 +97,13 @@ def _wait(pid: int, pidfd: int, out_fd: int, timeout: int | None, name: str,
             raise HookError(f"hook {name} {path}: timed out after {timeout}s (killed)")
         for fd, _ in events:
             if fd == out_fd:
-                chunk = os.read(out_fd, 65536)
+                chunk = posix.read(out_fd, 65536)
                 if not chunk:
                     poller.unregister(out_fd)
                 elif len(output) < MAX_OUTPUT:
                     output += chunk
             elif fd == pidfd:
-                return os.waitpid(pid, 0)[1], output
+                return posix.waitpid(pid, 0)[1], output
 
 
 def _reap(pid: int, pidfd: int) -> None:
@@ -112,12 +112,12 @@ def _reap(pid: int, pidfd: int) -> None:
 
     try:
         _signal.pidfd_send_signal(pidfd, 9)
-        os.waitpid(pid, 0)
+        posix.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
 
 
 def _describe(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit status {os.WEXITSTATUS(status)}"
+    if posix.WIFSIGNALED(status):
+        return f"killed by signal {posix.WTERMSIG(status)}"
+    return f"exit status {posix.WEXITSTATUS(status)}"

@@ -11,7 +11,7 @@ This module is imported by `create`: keep its top level free of json, re, pathli
 
 from __future__ import annotations
 
-import os
+from ociruntime import lean
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing imports re (~5 ms): annotations only
@@ -23,7 +23,7 @@ MAX_MESSAGES = 20
 _MAX_SHOWN = 60  # characters of a value quoted in a message
 
 _FILES = {"config": "config.schema.json", "state": "state.schema.json", "features": "features.schema.json"}
-_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_PKG_DIR = lean.parent(lean.abspath(__file__))
 _fast: Any = None  # the generated module, False when absent
 _schemas: dict[str, dict[str, Any]] = {}
 _reference: dict[str, Any] = {}
@@ -31,10 +31,10 @@ _reference: dict[str, Any] = {}
 
 def schema_dir() -> str:
     """Where the schema files are: package data when installed, else the source tree's schemas/."""
-    installed = os.path.join(_PKG_DIR, "schemas")
-    if os.path.isfile(os.path.join(installed, _FILES["config"])):
+    installed = lean.join(_PKG_DIR, "schemas")
+    if lean.is_file(lean.join(installed, _FILES["config"])):
         return installed
-    return os.path.join(os.path.dirname(_PKG_DIR), "schemas")
+    return lean.join(lean.parent(_PKG_DIR), "schemas")
 
 
 def load_schema(kind: str, directory: str | None = None) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def load_schema(kind: str, directory: str | None = None) -> dict[str, Any]:
         return _schemas[kind]
     import json
 
-    with open(os.path.join(directory or schema_dir(), _FILES[kind]), encoding="utf-8") as f:
+    with open(lean.join(directory or schema_dir(), _FILES[kind]), encoding="utf-8") as f:
         schema: dict[str, Any] = json.load(f)
     if directory is None:
         _schemas[kind] = schema

@@ -10,7 +10,7 @@ spec says unknown capabilities are warned about, relative mount destinations are
 from __future__ import annotations
 
 import errno
-import os
+import posix
 
 from ociruntime.linux.caps import CAPABILITIES
 from ociruntime.schema import format_path, show
@@ -353,7 +353,7 @@ def namespace_type_of(path: str) -> str | None:
     bind-mounted elsewhere (ip netns) is asked with ioctl(NS_GET_NSTYPE). OSError if unreachable.
     """
     try:
-        target = os.readlink(path)
+        target = posix.readlink(path)
     except OSError as e:
         if e.errno != errno.EINVAL:  # ENOENT, EACCES...: nothing to inspect
             raise
@@ -363,13 +363,13 @@ def namespace_type_of(path: str) -> str | None:
         return _NS_LINK_NAMES.get(name.removesuffix("_for_children"))
     import fcntl  # only configs that join namespaces by path pay for it
 
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     try:
         return _NS_CLONE_FLAGS.get(fcntl.ioctl(fd, _NS_GET_NSTYPE))
     except OSError:
         return None  # ENOTTY: a file, but not a namespace
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def _check_namespace_path(r: _Report, at: Path, path: str, kind: str) -> None:

@@ -5,9 +5,9 @@ container (`create`: its init) and a process joining one (`exec`). Both make the
 
 from __future__ import annotations
 
-import os
+import posix
 
-from ociruntime import state, timing
+from ociruntime import lean, state, timing
 from ociruntime.errors import OciError, SetupError, SyscallError
 
 # runc's words for a terminal without a console socket, and for a console socket without a
@@ -86,21 +86,21 @@ class Spawn:
         """Fork the first child, which never returns here; close its ends of the fds. With
         `cgroup`, the child may be born in it (clone3 CLONE_INTO_CGROUP, one cgroup v2
         directory): True if it was, False if it must be moved there."""
-        parent = os.getpid()
+        parent = posix.getpid()
         joined = False
         target = cgroup.clone_target() if cgroup is not None else -1
         if target < 0:
-            self.pid = os.fork()
+            self.pid = posix.fork()
         else:
             from ociruntime.linux import fork
 
             try:
                 self.pid, joined = fork.fork_into_cgroup(target)
             except BaseException:
-                os.close(target)
+                posix.close(target)
                 raise
             if self.pid:
-                os.close(target)  # the child closes its copy with every other inherited fd
+                posix.close(target)  # the child closes its copy with every other inherited fd
         if self.pid == 0:
             self._run_child(parent)
         _close(self.args.sync_fd, self.args.fifo_fd, self.args.console_fd, self.args.root_fd)
@@ -127,7 +127,7 @@ class Spawn:
 
             sync.send_error(self.args.sync_fd, err)
         finally:
-            os._exit(1)
+            posix._exit(1)
 
     def send(self, kind: str, **fields) -> None:
         """Tell the children `kind`; if they have gone, raise the error they reported first."""
@@ -151,7 +151,7 @@ class Spawn:
                 raise sync.error_from(msg, f"{self.label[:-1]}: " if self.label else "")
             if kind == "pid":
                 self.child = int(msg["pid"])
-                os.waitpid(self.pid, 0)
+                posix.waitpid(self.pid, 0)
                 self.pid = 0
                 timing.mark(f"{self.label}pid")
             yield msg
@@ -161,8 +161,8 @@ class Spawn:
         PR_SET_PDEATHSIG, or the caller's cleanup of the cgroup)."""
         if self.pid:
             try:
-                os.kill(self.pid, 9)
-                os.waitpid(self.pid, 0)
+                posix.kill(self.pid, 9)
+                posix.waitpid(self.pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
             self.pid = 0
@@ -191,17 +191,17 @@ def _send_pidfd(path: str, pid: int) -> None:
     from ociruntime.linux import unixsock
 
     try:
-        pidfd = os.pidfd_open(pid)
+        pidfd = posix.pidfd_open(pid)
     except OSError as e:
         raise SyscallError.from_os(e, f"pidfd socket: pidfd_open of pid {pid}") from None
     try:
         unixsock.send_fd(unixsock.connect(path, "pidfd socket"), b"pidfd", pidfd, f"pidfd socket {path}: send")
     finally:
-        os.close(pidfd)
+        posix.close(pidfd)
 
 
 def _write_pid_file(path: str, pid: int) -> None:
-    target = os.path.abspath(path)
+    target = lean.abspath(path)
     try:
         state.write_atomic(target, f"{pid}".encode())
     except OSError as e:
@@ -211,7 +211,7 @@ def _write_pid_file(path: str, pid: int) -> None:
 def _close(*fds: int) -> None:
     for fd in fds:
         if fd >= 0:
-            os.close(fd)
+            posix.close(fd)
 
 
 def child_after_fork(parent: int) -> None:
@@ -222,22 +222,22 @@ def child_after_fork(parent: int) -> None:
     from ociruntime.linux import security
 
     security.prctl(1, 9, "prctl(PR_SET_PDEATHSIG)")  # PR_SET_PDEATHSIG, SIGKILL
-    if os.getppid() != parent:
-        os._exit(1)  # the runtime died before the prctl: nobody is left to talk to
+    if posix.getppid() != parent:
+        posix._exit(1)  # the runtime died before the prctl: nobody is left to talk to
 
 
 def _listen_fds() -> int:
     """Socket activation (sd_listen_fds): fds handed to us are passed on, as runc does, only
     when LISTEN_PID names us: a stray LISTEN_FDS must not pass the caller's fds inside."""
-    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+    if lean.getenv("LISTEN_PID") != str(posix.getpid()):
         return 0
-    value = os.environ.get("LISTEN_FDS", "")
+    value = lean.getenv("LISTEN_FDS", "")
     return int(value) if value.isdigit() else 0
 
 
 def _open_root_of(pid: int) -> int:
     try:
-        return os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return posix.open(f"/proc/{pid}/root", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     except OSError as e:
         raise OciError(f"cannot open the root of the container's init (pid {pid}): {e.strerror}") from None
 
@@ -249,7 +249,7 @@ def wait_child(pid: int) -> int:
 
     def forward(signum: int, _frame: object) -> None:
         try:
-            os.kill(pid, signum)
+            posix.kill(pid, signum)
         except ProcessLookupError:
             pass
 
@@ -258,12 +258,12 @@ def wait_child(pid: int) -> int:
     status = 0
     while True:
         try:
-            reaped, st = os.waitpid(-1, 0)
+            reaped, st = posix.waitpid(-1, 0)
         except ChildProcessError:
             break
         if reaped == pid:
             status = st
             break
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+    if posix.WIFSIGNALED(status):
+        return 128 + posix.WTERMSIG(status)
+    return posix.WEXITSTATUS(status)

@@ -71,10 +71,8 @@ def default_root() -> str:
                               f"directory {DEFAULT_ROOT} is not writable by uid {posix.geteuid()}: set "
                               "XDG_RUNTIME_DIR or give {root}", mentions=("root",))
         return DEFAULT_ROOT
-    import os  # only here: see ociruntime.lean
-
     try:
-        os.makedirs(xdg, 0o700, exist_ok=True)
+        lean.makedirs(xdg, 0o700)
         posix.chmod(xdg, 0o1700)
     except OSError as e:
         raise io_error("cannot create state directory ($XDG_RUNTIME_DIR/ociruntime)", xdg, e) from None
@@ -82,10 +80,8 @@ def default_root() -> str:
 
 
 def ensure_root(root: str) -> None:
-    import os  # create's path imports it anyway; the other commands never get here
-
     try:
-        os.makedirs(root, 0o711, exist_ok=True)
+        lean.makedirs(root, 0o711)
     except FileExistsError:
         raise root_not_a_directory(root) from None
     except OSError as e:

@@ -1,16 +1,16 @@
-"""Forking with the clone3(2) flags os.fork cannot pass.
+"""Forking with the clone3(2) flags posix.fork cannot pass.
 
 - CLONE_PARENT: stage1 forks the process that will exec as the runtime's own child, so `run`
   (with or without --no-subreaper) and `exec` wait for it directly and get its exit status.
 - CLONE_INTO_CGROUP: the child is born in a cgroup v2 directory (by fd): no migration after the
   fork, and nothing of it ever runs in the runtime's cgroup.
 
-Where the kernel lacks them (clone3 before 5.3, CLONE_INTO_CGROUP before 5.7) this is os.fork;
+Where the kernel lacks them (clone3 before 5.3, CLONE_INTO_CGROUP before 5.7) this is posix.fork;
 the callers then move the child themselves, and `run` waits as a subreaper."""
 
 from __future__ import annotations
 
-import os
+import posix
 
 from ociruntime.errors import SetupError
 from ociruntime.linux.kernel import kernel
@@ -21,13 +21,13 @@ _UNSUPPORTED = (38, 7, 22)  # ENOSYS, E2BIG (args larger than this kernel knows)
 
 
 def fork_sibling() -> int:
-    """Fork a child of our parent (os.fork's return convention)."""
+    """Fork a child of our parent (posix.fork's return convention)."""
     try:
         return kernel().fork3(CLONE_PARENT, -1, "clone3(CLONE_PARENT)")
     except SetupError as e:
         if e.errno not in _UNSUPPORTED:
             raise
-    return os.fork()
+    return posix.fork()
 
 
 def fork_into_cgroup(cgroup_fd: int) -> tuple[int, bool]:
@@ -38,4 +38,4 @@ def fork_into_cgroup(cgroup_fd: int) -> tuple[int, bool]:
     try:
         return kernel().fork3(CLONE_INTO_CGROUP, cgroup_fd, "clone3(CLONE_INTO_CGROUP)"), True
     except SetupError:
-        return os.fork(), False
+        return posix.fork(), False

@@ -14,7 +14,7 @@ they work for any user, and the fake lets them run for real on a scratch directo
 
 from __future__ import annotations
 
-import os
+import posix
 
 from ociruntime.errors import SyscallError
 
@@ -114,26 +114,26 @@ class Kernel:
     # --- files that need privilege (device nodes, owners) -----------------------------------
     def mknod(self, dirfd: int, name: str, mode: int, rdev: int, what: str) -> None:
         try:
-            os.mknod(name, mode, rdev, dir_fd=dirfd)
+            posix.mknod(name, mode, rdev, dir_fd=dirfd)
         except OSError as e:
             raise SyscallError(e.errno, what, name) from None
 
     def chown(self, path: str, uid: int, gid: int, what: str) -> None:
         try:
-            os.chown(path, uid, gid)
+            posix.chown(path, uid, gid)
         except OSError as e:
             raise SyscallError(e.errno, what, path) from None
 
     # --- process security ------------------------------------------------------------------
     def setresuid(self, uid: int, what: str) -> None:
         try:
-            os.setresuid(uid, uid, uid)
+            posix.setresuid(uid, uid, uid)
         except OSError as e:
             raise SyscallError(e.errno, what) from None
 
     def setresgid(self, gid: int, what: str) -> None:
         try:
-            os.setresgid(gid, gid, gid)
+            posix.setresgid(gid, gid, gid)
         except OSError as e:
             raise SyscallError(e.errno, what) from None
 

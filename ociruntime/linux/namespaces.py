@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import posix
 
 from ociruntime.config import IdMapping, Linux
 from ociruntime.errors import SyscallError
@@ -36,14 +36,14 @@ def join_namespaces(joins: list[tuple[str, str]]) -> None:
     try:
         for ns_type, path in joins:
             try:
-                fds.append((ns_type, path, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+                fds.append((ns_type, path, posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)))
             except OSError as e:
                 raise SyscallError.from_os(e, f"join {ns_type} namespace {path}") from None
         for ns_type, path, fd in fds:
             kernel().setns(fd, CLONE_FLAGS[ns_type], f"setns {ns_type} namespace {path}")
     finally:
         for _, _, fd in fds:
-            os.close(fd)
+            posix.close(fd)
 
 
 def unshare(flags: int, what: str) -> None:
@@ -67,11 +67,11 @@ def write_id_maps(pid: int, linux: Linux) -> None:
 
 def _write_proc_file(path: str, data: bytes) -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
         try:
-            os.write(fd, data)
+            posix.write(fd, data)
         finally:
-            os.close(fd)
+            posix.close(fd)
     except OSError as e:
         raise SyscallError.from_os(e, f"write {path}") from None
 
@@ -81,10 +81,10 @@ def write_time_offsets(offsets: dict) -> None:
     lines = "".join(f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n"
                     for clock, o in offsets.items())
     try:
-        fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open("/proc/self/timens_offsets", posix.O_WRONLY | posix.O_CLOEXEC)
         try:
-            os.write(fd, lines.encode())
+            posix.write(fd, lines.encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
     except OSError as e:
         raise SyscallError.from_os(e, "write /proc/self/timens_offsets") from None

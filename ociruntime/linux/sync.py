@@ -8,7 +8,7 @@ CgroupError, HookError), its text, errno, operation and path: the parent raises 
 from __future__ import annotations
 
 import _socket
-import os
+import posix
 
 from ociruntime import jsonio
 from ociruntime.errors import CHILD_ERRORS, OciError, SetupError
@@ -23,7 +23,7 @@ def socketpair() -> tuple[int, int]:
 
 def send(fd: int, kind: str, **fields: object) -> None:
     fields["t"] = kind
-    os.write(fd, jsonio.dumps(fields).encode())
+    posix.write(fd, jsonio.dumps(fields).encode())
 
 
 def send_error(fd: int, err: BaseException) -> None:
@@ -51,7 +51,7 @@ def error_from(msg: dict, prefix: str = "") -> SetupError:
 def recv(fd: int) -> dict | None:
     """The next message, or None when the other side has gone (EOF)."""
     try:
-        data = os.read(fd, MAX_MESSAGE)
+        data = posix.read(fd, MAX_MESSAGE)
     except ConnectionResetError:
         return None
     if not data:

@@ -161,10 +161,8 @@ def rmdir_tree(path: str) -> None:
 def clean_path(path: str) -> str:
     """Lexically clean a cgroups path; '..' cannot climb above the root (or the base of a
     relative path)."""
-    import posixpath  # brings os: only create's path cleans paths, and it has os already
-
     absolute = path.startswith("/")
-    cleaned = posixpath.normpath("/" + path)
+    cleaned = lean.normpath("/" + path)
     if cleaned.startswith("//"):
         cleaned = cleaned[1:]
     return cleaned if absolute else cleaned.lstrip("/")

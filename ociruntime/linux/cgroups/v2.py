@@ -368,9 +368,7 @@ def delegate_to_container(path: str, config) -> None:
     process.user (through the user namespace's maps). Nothing to do when that is root."""
     if config.process is None:
         return
-    import posixpath  # create only
-
-    if not any(posixpath.normpath(m.destination) == "/sys/fs/cgroup" and "ro" not in m.options
+    if not any(lean.normpath(m.destination) == "/sys/fs/cgroup" and "ro" not in m.options
                and (m.source == "cgroup" or m.type in ("cgroup", "cgroup2"))
                for m in config.mounts):
         return
