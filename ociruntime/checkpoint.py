@@ -311,9 +311,9 @@ def restore(root: str, cid: str, copts, ropts: RestoreOptions, detach: bool,
     if not detach and subreaper:
         # The restored init is criu's child; criu exits after restoring it: as a subreaper we
         # get it as our child and can wait for it.
-        from ociruntime.linux import security
+        from ociruntime.spawn import become_subreaper
 
-        security.prctl(security.PR_SET_CHILD_SUBREAPER, 1, "prctl(PR_SET_CHILD_SUBREAPER)")
+        become_subreaper()
     c = create.create(root, cid, copts,
                          build=lambda c, config: _restore_build(c, config, binary, ropts))
     try:

@@ -3,9 +3,9 @@ cli.py so that the hot commands (state/start/kill/delete) do not load their code
 
 from __future__ import annotations
 
-import os
+import posix
 
-from ociruntime import log
+from ociruntime import lean, log
 from ociruntime.cli import _one_id, _write_out, count_flag, text_flag
 from ociruntime.errors import OciError, OptionError, UsageError
 
@@ -129,7 +129,7 @@ def _update_resources(opts: dict[str, object]) -> dict:
             log.warning(f"update --{dest.replace('_', '-')}: kernel memory limits are not supported "
                         "by the kernel any more: ignored")
     for dest in ("l3_cache_schema", "mem_bw_schema"):
-        if dest in opts and not os.path.isdir("/sys/fs/resctrl/info"):
+        if dest in opts and not lean.is_dir("/sys/fs/resctrl/info"):
             raise UsageError(f"update --{dest.replace('_', '-')}: Intel RDT is not available on this host "
                              "(no resctrl filesystem mounted at /sys/fs/resctrl)")
     resources: dict = {}
@@ -155,7 +155,7 @@ def _resources_document(path: str) -> dict:
 
     if path == "-":  # go-runc (docker update, kubelet) writes the JSON to a pipe
         data = b""
-        while chunk := os.read(0, 65536):
+        while chunk := posix.read(0, 65536):
             data += chunk
             if len(data) > MAX_RESOURCES_BYTES:
                 raise UsageError(f"--resources -: more than {MAX_RESOURCES_BYTES} bytes on stdin")

@@ -10,7 +10,7 @@ import time
 from ociruntime import lean, log, state, timing
 from ociruntime.container import hook_state, run_poststop, set_resources
 from ociruntime.errors import HookError, OciError, OptionError, SetupError
-from ociruntime.spawn import NO_CONSOLE_SOCKET, UNUSED_CONSOLE_SOCKET, Spawn, report_pid
+from ociruntime.spawn import NO_CONSOLE_SOCKET, UNUSED_CONSOLE_SOCKET, Spawn, become_subreaper, report_pid
 from ociruntime.state import EXEC_FIFO, StateDir
 
 TYPE_CHECKING = False
@@ -328,11 +328,9 @@ def run(root: str, cid: str, opts: CreateOptions, subreaper: bool = True, on_cre
     exit status, then delete it (unless `keep`: it stays `stopped` for the caller to inspect
     and delete); detached, return 0 once it runs."""
     from ociruntime.container import delete_quietly, start
-    from ociruntime.linux import security
 
     if opts.foreground and subreaper:
-        # The init is our grandchild: as a subreaper we can wait for it and get its status.
-        security.prctl(security.PR_SET_CHILD_SUBREAPER, 1, "prctl(PR_SET_CHILD_SUBREAPER)")
+        become_subreaper()  # the init is our grandchild
     c = create(root, cid, opts)
     if on_created is not None:
         on_created()

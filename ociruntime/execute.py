@@ -4,12 +4,12 @@ line's or process.json's on top."""
 
 from __future__ import annotations
 
-import os
+import posix
 
 from ociruntime import bundle, log, state, timing
 from ociruntime.config import Config, Process
 from ociruntime.errors import ConfigError, InvalidState, NotRunning, OciError, OptionError, SetupError, UsageError
-from ociruntime.spawn import NO_CONSOLE_SOCKET, UNUSED_CONSOLE_SOCKET, Spawn, report_pid, wait_child
+from ociruntime.spawn import NO_CONSOLE_SOCKET, UNUSED_CONSOLE_SOCKET, Spawn, become_subreaper, report_pid, wait_child
 from ociruntime.spectables import JOIN_ORDER, NS_LINK_NAMES
 
 # (spec type, /proc/<pid>/ns name) in joining order: user first, mount last.
@@ -115,7 +115,7 @@ def namespaces_to_join(pid: int) -> list[tuple[str, str]]:
     for ns_type, name in NS_FILES:
         path = f"/proc/{pid}/ns/{name}"
         try:
-            theirs, ours = os.stat(path), os.stat(f"/proc/self/ns/{name}")
+            theirs, ours = posix.stat(path), posix.stat(f"/proc/self/ns/{name}")
         except FileNotFoundError:
             continue
         if (theirs.st_ino, theirs.st_dev) != (ours.st_ino, ours.st_dev):
@@ -139,9 +139,7 @@ def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
     _check_terminal(config.process, eo)
     pid = int(data["pid"])
     if not eo.detach:
-        from ociruntime.linux import security
-
-        security.prctl(security.PR_SET_CHILD_SUBREAPER, 1, "prctl(PR_SET_CHILD_SUBREAPER)")
+        become_subreaper()
     exec_pid, master = _spawn(config, data, namespaces_to_join(pid), eo)
     if _needs_exec_record(data):
         _record_exec(root, cid, exec_pid)
@@ -223,9 +221,10 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
                               preserve_fds=eo.preserve_fds)
     try:
         sp.fork()
-        from ociruntime.linux.procattrs import set_initial_affinity
+        if config.process.exec_cpu_affinity.get("initial"):
+            from ociruntime.linux.procattrs import set_initial_affinity
 
-        set_initial_affinity(sp.pid, config.process)  # before the cgroup move (the spec)
+            set_initial_affinity(sp.pid, config.process)  # before the cgroup move (the spec)
         if data.get("cgroup"):
             cg = cgroups.from_state(data["cgroup"])
             cg.join(sp.pid)

@@ -19,7 +19,6 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
-PR_SET_CHILD_SUBREAPER = 36
 
 
 def prctl(option: int, a2: int = 0, what: str = "prctl") -> None:

@@ -98,24 +98,46 @@ def _unified_host() -> bool:
     return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 
 
+def _loaded_by(oci: Runtime, tmp_path: Path, call: str, watched: tuple[str, ...]) -> list[str]:
+    """Run one API call (Python text using `rt`, a Runtime on oci's root) in a fresh `-I -S`
+    interpreter, as the launcher starts (`site` would load os before us): which of `watched`
+    the runtime's own process loaded."""
+    out = tmp_path / "loaded"
+    probe = ("import sys\n"
+             f"sys.path.insert(0, {str(Path(runtime_package_dir()).parent)!r})\n"
+             f"sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
+             "from ociruntime import Runtime\n"
+             f"rt = Runtime(root={str(oci.root)!r})\n"
+             f"{call}\n"
+             f"loaded = [m for m in {watched!r} if m in sys.modules]\n"
+             f"open({str(out)!r}, 'w').write(','.join(loaded))\n")
+    # Through files, not pipes: the container keeps the caller's stdio.
+    with open(tmp_path / "stderr", "wb") as err:
+        res = subprocess.run([launcher_interpreter(), "-I", "-S", "-c", probe], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=err, timeout=30)
+    assert res.returncode == 0, (tmp_path / "stderr").read_text()[-2000:]
+    return [m for m in out.read_text().split(",") if m]
+
+
 def test_create_leaves_the_child_side_to_the_child(oci: Runtime, bundle, tmp_path) -> None:
     """create's own process never loads the container's side of the work (~3 ms of imports,
     ~185 kB of bytecode; on a v1 host also the shim and cffi) nor `os` (~1.3 ms: ociruntime/lean.py):
     the child it forks does, in parallel."""
     cid = oci.new_id()
-    out = tmp_path / "loaded"
-    # -I -S, as the launcher starts: `site` would load os before us.
-    probe = ("import sys\n"
-             f"sys.path.insert(0, {str(Path(runtime_package_dir()).parent)!r})\n"
-             f"sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
-             "from ociruntime import Runtime\n"
-             f"Runtime(root={str(oci.root)!r}).create({cid!r}, bundle={str(bundle(['sleep', '60']))!r})\n"
-             f"loaded = [m for m in {CHILD_SIDE + OS + (() if _unified_host() else SHIM)!r} if m in sys.modules]\n"
-             f"open({str(out)!r}, 'w').write(','.join(loaded) + '\\n')\n")
-    # Through files, not pipes: the container keeps create's stdio.
-    with open(tmp_path / "stderr", "wb") as err:
-        res = subprocess.run([launcher_interpreter(), "-I", "-S", "-c", probe], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=err, timeout=30)
-    assert res.returncode == 0, (tmp_path / "stderr").read_text()[-2000:]
+    call = f"rt.create({cid!r}, bundle={str(bundle(['sleep', '60']))!r})"
+    loaded = _loaded_by(oci, tmp_path, call, CHILD_SIDE + OS + (() if _unified_host() else SHIM))
     assert oci.status(cid) == "created"
-    assert out.read_text() == "\n", f"create's process loaded the child side: {out.read_text().strip()}"
+    assert loaded == [], f"create's process loaded the child side: {loaded}"
+
+
+def test_run_and_exec_leave_the_child_side_to_the_child(oci: Runtime, bundle, tmp_path) -> None:
+    """A foreground `run` and `exec` wait as a subreaper: that prctl goes through the syscall
+    seam (the shim), not linux/security.py and its imports, which are the child's."""
+    cid = oci.new_id()
+    b = bundle(["true"])
+    assert _loaded_by(oci, tmp_path, f"assert rt.run({cid!r}, bundle={str(b)!r}) == 0", CHILD_SIDE + OS) == []
+    assert oci.status(cid) == "absent"
+    cid = oci.new_id()
+    oci.run("run", "--detach", "--bundle", str(bundle(["sleep", "60"])), cid, check=True)
+    call = f"assert rt.container({cid!r}).exec(['true']) == 0"
+    assert _loaded_by(oci, tmp_path, call, CHILD_SIDE + OS) == []
