@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import posix
 
-from ociruntime.errors import SyscallError
+from ociruntime.errors import SetupError, SyscallError
 
 _shim = None
 
@@ -26,8 +26,10 @@ def shim():
     this is for libseccomp, which only compiles a filter (no kernel call)."""
     global _shim
     if _shim is None:
-        from ociruntime._shim import ffi, lib
-
+        try:
+            from ociruntime._shim import ffi, lib
+        except ImportError as e:  # a broken install (the .so or cffi missing): the host's doing
+            raise SetupError(f"cannot load the runtime's compiled shim: {e} (reinstall ociruntime)") from None
         _shim = (ffi, lib)
     return _shim
 

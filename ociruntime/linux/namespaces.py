@@ -1,4 +1,7 @@
-"""Namespaces: which to create, which to join (and in what order), user ns id maps, time offsets."""
+"""Namespaces: which to create, which to join (and in what order), user ns id maps, time offsets.
+
+The runtime only plans (NamespacePlan); its children make the calls, so the syscall seam
+(linux/kernel.py, ~20 kB of bytecode) is imported where they are, already loaded in the child."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import posix
 
 from ociruntime.config import IdMapping, Linux
 from ociruntime.errors import SyscallError
-from ociruntime.linux.kernel import kernel
 from ociruntime.spectables import CLONE_FLAGS, JOIN_ORDER
 
 
@@ -39,6 +41,8 @@ def join_namespaces(joins: list[tuple[str, str]]) -> None:
                 fds.append((ns_type, path, posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)))
             except OSError as e:
                 raise SyscallError.from_os(e, f"join {ns_type} namespace {path}") from None
+        from ociruntime.linux.kernel import kernel
+
         for ns_type, path, fd in fds:
             kernel().setns(fd, CLONE_FLAGS[ns_type], f"setns {ns_type} namespace {path}")
     finally:
@@ -47,6 +51,8 @@ def join_namespaces(joins: list[tuple[str, str]]) -> None:
 
 
 def unshare(flags: int, what: str) -> None:
+    from ociruntime.linux.kernel import kernel
+
     kernel().unshare(flags, f"unshare {what}")
 
 

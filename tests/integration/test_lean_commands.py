@@ -90,7 +90,7 @@ def test_delete_falls_back_to_the_driver_when_a_cgroup_is_busy(oci: Runtime, bun
 # On a cgroup v2 host the runtime loads the shim itself: it forks with clone3(CLONE_INTO_CGROUP).
 CHILD_SIDE = ("ociruntime.linux.init", "ociruntime.linux.rootfs", "ociruntime.linux.devices",
               "ociruntime.linux.security", "ociruntime.linux.seccomp")
-SHIM = ("ociruntime._shim", "_cffi_backend")
+SHIM = ("ociruntime.linux.kernel", "ociruntime._shim", "_cffi_backend")  # the syscall seam, the shim
 OS = ("os", "posixpath", "stat")
 
 
@@ -121,8 +121,8 @@ def _loaded_by(oci: Runtime, tmp_path: Path, call: str, watched: tuple[str, ...]
 
 def test_create_leaves_the_child_side_to_the_child(oci: Runtime, bundle, tmp_path) -> None:
     """create's own process never loads the container's side of the work (~3 ms of imports,
-    ~185 kB of bytecode; on a v1 host also the shim and cffi) nor `os` (~1.3 ms: ociruntime/lean.py):
-    the child it forks does, in parallel."""
+    ~185 kB of bytecode; on a v1 host also the syscall seam, the shim and cffi) nor `os` (~1.3 ms:
+    ociruntime/lean.py): the child it forks does, in parallel."""
     cid = oci.new_id()
     call = f"rt.create({cid!r}, bundle={str(bundle(['sleep', '60']))!r})"
     loaded = _loaded_by(oci, tmp_path, call, CHILD_SIDE + OS + (() if _unified_host() else SHIM))

@@ -14,7 +14,7 @@ catch-all, which in practice it always does (the default config starts with deny
 
 from __future__ import annotations
 
-import os
+import posix
 import struct
 
 from ociruntime.linux.cgroups import CgroupError
@@ -126,7 +126,7 @@ class _Bpf:
         try:
             return self.k.bpf(cmd, attr, what)
         except SetupError as e:
-            raise fail(what, OSError(e.errno, os.strerror(e.errno or 0))) from None
+            raise fail(what, OSError(e.errno, posix.strerror(e.errno or 0))) from None
 
     def load(self, insns: bytes) -> int:
         code_addr, keep1 = self.k.buffer(insns)
@@ -177,7 +177,7 @@ class _Bpf:
             struct.pack_into("<III", attr, 0, cgroup_fd, fd, BPF_CGROUP_DEVICE)
             self.call(BPF_PROG_DETACH, attr, f"bpf detach device program {prog_id}")
         finally:
-            os.close(fd)
+            posix.close(fd)
 
 
 def set_device_rules(path: str, rules: list[DeviceRule]) -> None:
@@ -188,9 +188,9 @@ def set_device_rules(path: str, rules: list[DeviceRule]) -> None:
     bpf = _Bpf()
     prog = bpf.load(assemble(rules))
     try:
-        cg = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        cg = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     except OSError as e:
-        os.close(prog)
+        posix.close(prog)
         from ociruntime.linux.cgroups import fail
 
         raise fail(f"open {path}", e) from e
@@ -203,14 +203,14 @@ def set_device_rules(path: str, rules: list[DeviceRule]) -> None:
             for prog_id in old:
                 bpf.detach(cg, prog_id)
     finally:
-        os.close(cg)
-        os.close(prog)
+        posix.close(cg)
+        posix.close(prog)
 
 
 def attached(path: str) -> list[int]:
     """Ids of the device programs attached to the cgroup at `path` (for tests, `state`)."""
-    cg = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    cg = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         return _Bpf().query(cg)[1]
     finally:
-        os.close(cg)
+        posix.close(cg)
