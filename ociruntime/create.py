@@ -9,7 +9,7 @@ import time
 
 from ociruntime import lean, log, state, timing
 from ociruntime.container import hook_state, run_poststop, set_resources
-from ociruntime.errors import HookError, OciError, OptionError, SetupError
+from ociruntime.errors import HookError, OciError, OptionError
 from ociruntime.spawn import NO_CONSOLE_SOCKET, UNUSED_CONSOLE_SOCKET, Spawn, become_subreaper, report_pid
 from ociruntime.state import EXEC_FIFO, StateDir
 
@@ -257,7 +257,7 @@ def _drive(c: Creation, config, sp: Spawn) -> None:
             run_poststop(config.hooks["poststop"], c.cid, c.data)
             raise
         if msg is None:
-            raise SetupError("container init exited during set-up without reporting an error")
+            raise sp.gone()
         kind = msg["t"]
         if kind == "userns":
             namespaces.write_id_maps(sp.pid, config.linux)

@@ -8,7 +8,7 @@ import posix
 
 from ociruntime import bundle, log, state, timing
 from ociruntime.config import Config, Process
-from ociruntime.errors import ConfigError, InvalidState, NotRunning, OciError, OptionError, SetupError, UsageError
+from ociruntime.errors import ConfigError, InvalidState, NotRunning, OciError, OptionError, UsageError
 from ociruntime.spawn import NO_CONSOLE_SOCKET, UNUSED_CONSOLE_SOCKET, Spawn, become_subreaper, report_pid, wait_child
 from ociruntime.spectables import JOIN_ORDER, NS_LINK_NAMES
 
@@ -221,10 +221,11 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
                               preserve_fds=eo.preserve_fds)
     try:
         sp.fork()
-        if config.process.exec_cpu_affinity.get("initial"):
+        initial = config.process.exec_cpu_affinity.get("initial")
+        if initial:
             from ociruntime.linux.procattrs import set_initial_affinity
 
-            set_initial_affinity(sp.pid, config.process)  # before the cgroup move (the spec)
+            set_initial_affinity(sp.pid, initial)  # before the cgroup move (the spec)
         if data.get("cgroup"):
             cg = cgroups.from_state(data["cgroup"])
             cg.join(sp.pid)
@@ -237,7 +238,7 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
         for _ in sp.messages():
             pass
         if not sp.child:
-            raise SetupError("exec: the process could not be started")
+            raise sp.gone()
         master = -1
         if sp.console_peer >= 0:
             from ociruntime.linux import terminal

@@ -138,7 +138,12 @@ class Spawn:
         except (BrokenPipeError, ConnectionResetError):
             for _ in self.messages():  # an "error" among them raises
                 pass
-            raise SetupError(f"{self.label}child exited during set-up without reporting an error") from None
+            raise self.gone() from None
+
+    def gone(self) -> SetupError:
+        """The error when the children went away without reporting one."""
+        who = "exec: the process" if self.label else "container init"
+        return SetupError(f"{who} exited during set-up without reporting an error")
 
     def messages(self):
         """The children's messages until they close the socket. A failure they report raises

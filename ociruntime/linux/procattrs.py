@@ -105,13 +105,10 @@ def set_memory_policy(policy: dict) -> None:
                            f"linux.memoryPolicy: set_mempolicy {policy['mode']} nodes {policy.get('nodes')}")
 
 
-def set_initial_affinity(pid: int, process) -> None:
-    """execCPUAffinity.initial of an exec'd process: set by the runtime on its child (`pid`,
-    not yet reaped, so the pid cannot be reused) between fork and the move into the
-    container's cgroup, which the spec puts it before; a no-op when not configured."""
-    cpus = process.exec_cpu_affinity.get("initial") if process is not None else None
-    if not cpus:
-        return
+def set_initial_affinity(pid: int, cpus: str) -> None:
+    """execCPUAffinity.initial (`cpus`) of an exec'd process: set by the runtime on its child
+    (`pid`, not yet reaped, so the pid cannot be reused) between fork and the move into the
+    container's cgroup, which the spec puts it before."""
     try:
         os.sched_setaffinity(pid, parse_list(cpus))
     except OSError as e:
