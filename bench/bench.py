@@ -105,7 +105,7 @@ if __name__ == '__main__':
 INSTALL_SH_LAUNCHER = """#!{python} -IS
 import sys
 sys.path.append("{site}")
-from ociruntime.cli import main
+from ociruntime import main
 main()
 """
 # A runtime wrapper for an engine's BinaryName: logs each call's argv and its wall time (bash's

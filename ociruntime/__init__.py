@@ -1,10 +1,18 @@
 """ociruntime: an OCI runtime-spec compliant container runtime, a drop-in for runc.
 
 `from ociruntime import Runtime` is the Python API (ociruntime/api.py); it is loaded on first
-use, so that importing the package (as every CLI command does) stays free."""
+use, so that importing the package stays free. `main()` is the command line, the entry point of
+every launcher: it loads the package's modules from one cache file (below), then runs cli.py."""
 
 __version__ = "0.1.0"
 SPEC_VERSION = "1.3.0"
+
+# The modules every command loads, and all that state/start/kill/delete load, each after the
+# modules it imports at its top (tests/unit/test_hot_cache.py checks both).
+HOT_MODULES = ("errors", "lean", "timing", "jsonio", "log", "cli", "state", "container", "api", "signals",
+               "linux", "linux.freezer")
+# The compiled modules they import, loaded first so that running them imports nothing.
+HOT_EXTENSIONS = ("_json", "_signal", "fcntl", "select")
 
 
 def __getattr__(name: str):
@@ -13,3 +21,209 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     raise AttributeError(f"module 'ociruntime' has no attribute {name!r}")
+
+
+def main() -> None:
+    """The command line (sys.argv), as every launcher starts it."""
+    _load_from_cache()
+    from ociruntime.cli import main as cli_main
+
+    cli_main()
+
+
+# The bytecode cache (ociruntime/bytecache.py builds it). Importing a module costs ~0.1 ms before
+# its code runs (finders, path stats, reading and checking its pyc): ~1 ms for the hot modules on
+# every call, ~3 ms more for create's. One file holds every module's code object instead, with
+# its source's mtime (ns) and size, as a pyc holds them. The hot modules' code, one block after
+# the index, runs at once; the others load from it when imported (_CacheFinder). The file is
+# trusted as the package's pycs are, and only if its owner is root or us and nobody else may
+# write it; what is read from it later must be the file checked now (same inode, same mode).
+CACHE_MAGIC = b"ociBC001"
+
+
+def _load_from_cache() -> None:
+    import posix
+    import sys
+    import time
+
+    began = time.perf_counter_ns()
+    pkg = __path__[0]
+    path = f"{pkg}/__pycache__/modules.{sys.implementation.cache_tag}.bin"
+    key = (sys.hexversion, sys.flags.optimize)
+    opened = _open_cache(path, key, pkg)
+    if opened is None:
+        from ociruntime import bytecache
+
+        if not bytecache.rebuild(path, key, pkg):
+            return  # the usual imports
+        opened = _open_cache(path, key, pkg)
+        if opened is None:
+            return
+    identity, base, entries, hot_code = opened
+    timed = "importtime" in sys._xoptions
+    if timed:
+        _report_import_time("ociruntime bytecode cache: read, checked", time.perf_counter_ns() - began)
+    for name in HOT_EXTENSIONS:
+        __import__(name)
+    for (name, rel, *_), code in zip(entries[:len(hot_code)], hot_code, strict=True):
+        began = time.perf_counter_ns()
+        _run_module(sys.modules, f"ociruntime.{name}", f"{pkg}/{rel}", code)
+        if timed:
+            _report_import_time(f"ociruntime.{name}", time.perf_counter_ns() - began)
+    sys.meta_path.insert(0, _CacheFinder(identity, base, entries[len(hot_code):], pkg, path))
+    if sys.flags.verbose:
+        posix.write(2, f"# ociruntime: modules from {path}\n".encode())
+
+
+def _open_cache(path: str, key: tuple, pkg: str) -> tuple | None:
+    """(the file's identity, where the code begins, index entries, the hot modules' code), or
+    None when the file is missing, not to be trusted, or does not match the interpreter or the
+    sources."""
+    import marshal
+    import posix
+
+    try:
+        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        identity = _trusted(fd)
+        head = posix.read(fd, 16)
+        if head[:8] != CACHE_MAGIC:
+            raise ValueError("another format")
+        index_len, hot_len = int.from_bytes(head[8:12], "little"), int.from_bytes(head[12:], "little")
+        data = posix.read(fd, index_len + hot_len)
+        stored_key, entries = marshal.loads(data[:index_len])
+        if stored_key != key or tuple(e[0] for e in entries[:len(HOT_MODULES)]) != HOT_MODULES:
+            raise ValueError("another interpreter, or another list of hot modules")
+        for _, rel, mtime_ns, size, *_ in entries[:len(HOT_MODULES)]:
+            st = posix.stat(f"{pkg}/{rel}")
+            if st.st_mtime_ns != mtime_ns or st.st_size != size:
+                raise ValueError("a source has changed")
+        hot_code = marshal.loads(data[index_len:])
+    except (EOFError, ValueError, TypeError, OSError):
+        return None  # untrusted, unreadable, of another shape, stale, or a source has gone
+    finally:
+        posix.close(fd)
+    return identity, 16 + index_len, entries, hot_code
+
+
+def _trusted(fd: int) -> tuple:
+    """The cache file's identity, if it may be run: a regular file that only root or we own and
+    nobody else may write; ValueError otherwise."""
+    import posix
+
+    st = posix.fstat(fd)
+    if (st.st_mode & 0o170022) != 0o100000 or st.st_uid not in (0, posix.geteuid()):
+        raise ValueError("not a regular file, writable by others, or someone else's")
+    return st.st_dev, st.st_ino, st.st_mode, st.st_uid
+
+
+class _CacheFinder:
+    """Finder and loader of the modules past the hot ones, from the cache file checked at start
+    (opened again for each: the runtime's children close the descriptors they do not pass on).
+    A module whose source has changed since, or a cache file replaced meanwhile, is left to the
+    usual import; a stale cache is removed so that the next call rebuilds it. (The runtime's
+    children drop this finder with the others before they enter the container's filesystem:
+    linux/init.py, refuse_imports_from_disk.)"""
+
+    def __init__(self, identity: tuple, base: int, entries: list, pkg: str, path: str) -> None:
+        import posix
+
+        self.identity, self.base, self.pkg, self.path = identity, base, pkg, path
+        self.entries = {f"ociruntime.{e[0]}": e for e in entries}
+        self.owner = posix.getpid()
+
+    def find_spec(self, name: str, path=None, target=None):
+        import posix
+
+        entry = self.entries.get(name)
+        if entry is None:
+            return None
+        _, rel, mtime_ns, size, _, _ = entry
+        origin = f"{self.pkg}/{rel}"
+        try:
+            st = posix.stat(origin)
+        except OSError:
+            return None
+        if st.st_mtime_ns != mtime_ns or st.st_size != size:
+            self._stale()
+            return None
+        code = self._read(entry)
+        if code is None:
+            return None
+        is_package = rel.endswith("/__init__.py")
+        spec = type(__spec__)(name, self, origin=origin, is_package=is_package, loader_state=code)
+        spec.has_location = True
+        if is_package:
+            spec.submodule_search_locations = [origin.rpartition("/")[0]]
+        return spec
+
+    def _read(self, entry: tuple):
+        import marshal
+        import posix
+
+        _, _, _, _, offset, length = entry
+        try:
+            fd = posix.open(self.path, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NOFOLLOW)
+        except OSError:
+            return None
+        try:
+            if _trusted(fd) != self.identity:
+                return None
+            return marshal.loads(posix.pread(fd, length, self.base + offset))
+        except (EOFError, ValueError, TypeError, OSError):
+            return None
+        finally:
+            posix.close(fd)
+
+    def create_module(self, spec):
+        return None  # the usual module object
+
+    def exec_module(self, module) -> None:
+        exec(module.__spec__.loader_state, module.__dict__)
+
+    def _stale(self) -> None:
+        import posix
+
+        if posix.getpid() == self.owner:  # not from a child of the runtime
+            try:
+                posix.unlink(self.path)
+            except OSError:
+                pass
+            self.owner = -1
+
+
+def _run_module(modules: dict, name: str, path: str, code) -> None:
+    """What the import system does for a source module, from its code object: a module with the
+    same attributes (spec, loader) in sys.modules while its code runs, then an attribute of its
+    parent package."""
+    if name in modules:
+        return
+    package = modules[__name__]
+    module = type(package)(name)
+    is_package = path.endswith("/__init__.py")
+    loader = type(package.__loader__)(name, path)
+    spec = type(package.__spec__)(name, loader, origin=path, is_package=is_package)
+    spec.has_location = True
+    module.__spec__, module.__loader__, module.__file__ = spec, loader, path
+    parent, _, short = name.rpartition(".")
+    module.__package__ = name if is_package else parent
+    if is_package:
+        module.__path__ = spec.submodule_search_locations = [path.rpartition("/")[0]]
+    modules[name] = module
+    try:
+        exec(code, module.__dict__)
+    except BaseException:
+        del modules[name]
+        raise
+    setattr(modules[parent], short, module)
+
+
+def _report_import_time(what: str, ns: int) -> None:
+    """-X importtime's line (module names as the import system prints them) for what it did not
+    see: bench/run adds them up, tests/integration/test_lean_commands.py reads the names."""
+    import posix
+
+    us = ns // 1000
+    posix.write(2, f"import time: {us:9d} | {us:10d} | {what}\n".encode())

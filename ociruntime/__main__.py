@@ -1,3 +1,3 @@
-from ociruntime.cli import main
+from ociruntime import main
 
 main()

@@ -72,9 +72,12 @@ cat > /usr/local/bin/ociruntime.new <<EOT
 #!$PREFIX/bin/python3 -IS
 import sys
 sys.path.append("$site")
-from ociruntime.cli import main
+from ociruntime import main
 main()
 EOT
 chmod 755 /usr/local/bin/ociruntime.new
 mv -f /usr/local/bin/ociruntime.new /usr/local/bin/ociruntime
+# The first call writes the hot modules' cache (ociruntime/__init__.py) beside the package's pycs:
+# make it now, as root, so that no container's first call pays for it.
+/usr/local/bin/ociruntime --version >/dev/null
 echo "install.sh: ociruntime installed at /usr/local/bin/ociruntime ($PREFIX; log: $LOG)"

@@ -576,7 +576,7 @@ def test_child_failing_to_load_stays_out_of_the_runtime_cleanup(oci: Runtime, bu
                     ignore=shutil.ignore_patterns("__pycache__"))
     launcher = tmp_path / "ociruntime-no-cffi"
     launcher.write_text(f"#!{launcher_interpreter()} -IS\nimport sys\nsys.path.insert(0, {str(tmp_path / 'pkg')!r})\n"
-                        "from ociruntime.cli import main\nmain()\n")
+                        "from ociruntime import main\nmain()\n")
     launcher.chmod(0o755)
     broken = Runtime(str(launcher), oci.root)
     b = bundle(["sleep", "60"])

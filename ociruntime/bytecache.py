@@ -1,0 +1,89 @@
+"""Builds the bytecode cache that ociruntime/__init__.py reads: on the first call after an
+install or an edit. Where it cannot be written (a read-only install, a user who may not write
+the package, -B), the modules are imported as usual.
+
+The file: CACHE_MAGIC, the index's length and the hot block's length (4 bytes each, little-
+endian); the index, marshalled: (interpreter key, entries), an entry (name, source path relative
+to the package, its mtime in ns, its size, offset of its code past the index, length), the hot
+modules' first, in HOT_MODULES order; the hot modules' code objects as one marshalled tuple;
+then every other module's code object, marshalled on its own."""
+
+import marshal
+import posix
+import sys
+
+from ociruntime import CACHE_MAGIC, HOT_MODULES
+
+
+def rebuild(path: str, key: tuple, pkg: str) -> bool:
+    """Compile every module of the package into the cache at `path` (atomically); False if it
+    cannot be written. Each source's stat comes from the descriptor its text is read from, so
+    that an edit made meanwhile shows as a mismatch next time."""
+    if sys.flags.dont_write_bytecode:
+        return False
+    try:
+        posix.mkdir(f"{pkg}/__pycache__", 0o755)
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    tmp = f"{path}.{posix.getpid()}.tmp"
+    try:
+        out = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o644)
+    except OSError:
+        return False  # before compiling anything: a read-only install pays only this
+    try:
+        data = _layout(key, pkg)
+        while data:
+            data = data[posix.write(out, data):]
+        posix.rename(tmp, path)
+    except Exception:
+        # A full disk, or a source that does not compile: the usual imports say what is wrong.
+        posix.unlink(tmp)
+        return False
+    finally:
+        posix.close(out)
+    return True
+
+
+def _layout(key: tuple, pkg: str) -> memoryview:
+    hot = [_compile(pkg, name) for name in HOT_MODULES]
+    others = [_compile(pkg, name) for name in sorted(set(_module_names(pkg, "")) - set(HOT_MODULES))]
+    hot_block = marshal.dumps(tuple(code for *_, code in hot))
+    entries, blobs, offset = [], [], len(hot_block)
+    for name, rel, mtime_ns, size, _ in hot:
+        entries.append((name, rel, mtime_ns, size, 0, 0))
+    for name, rel, mtime_ns, size, code in others:
+        blob = marshal.dumps(code)
+        entries.append((name, rel, mtime_ns, size, offset, len(blob)))
+        blobs.append(blob)
+        offset += len(blob)
+    index = marshal.dumps((key, entries))
+    head = CACHE_MAGIC + len(index).to_bytes(4, "little") + len(hot_block).to_bytes(4, "little")
+    return memoryview(b"".join([head, index, hot_block, *blobs]))
+
+
+def _module_names(pkg: str, prefix: str) -> list[str]:
+    """Every module of the package below `prefix` ("" or "linux/"): a subpackage by its name."""
+    names = []
+    with posix.scandir(f"{pkg}/{prefix}" if prefix else pkg) as it:
+        for e in it:
+            if e.name.endswith(".py") and e.is_file() and e.name != "__init__.py":
+                names.append((prefix + e.name[:-3]).replace("/", "."))
+            elif e.is_dir() and e.name != "__pycache__" and posix.access(f"{e.path}/__init__.py", posix.F_OK):
+                names.append((prefix + e.name).replace("/", "."))
+                names += _module_names(pkg, f"{prefix}{e.name}/")
+    return names
+
+
+def _compile(pkg: str, name: str) -> tuple:
+    rel = name.replace(".", "/") + ".py"
+    try:
+        f = open(f"{pkg}/{rel}", "rb")
+    except FileNotFoundError:
+        rel = rel[:-3] + "/__init__.py"
+        f = open(f"{pkg}/{rel}", "rb")
+    with f:
+        st = posix.fstat(f.fileno())
+        source = f.read()
+    return name, rel, st.st_mtime_ns, st.st_size, compile(source, f"{pkg}/{rel}", "exec", dont_inherit=True)
