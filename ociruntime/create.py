@@ -96,6 +96,9 @@ class Creation:
 def create(root: str, cid: str, opts: CreateOptions, build=None) -> Creation:
     """build(c, config) makes the init (default: _build; restore: criu); everything before it
     (config, cgroup plan, state dir) and the undo on failure are the same for both."""
+    from ociruntime.linux.cgroups import warmup
+
+    warmup.start()  # on a v1 host: the cgroup lock's grace period, paid meanwhile
     from ociruntime import bundle
 
     config = bundle.load(opts.bundle, systemd_cgroup=opts.systemd_cgroup)

@@ -124,6 +124,9 @@ def namespaces_to_join(pid: int) -> list[tuple[str, str]]:
 
 
 def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
+    from ociruntime.linux.cgroups import warmup
+
+    warmup.start()  # on a v1 host: the cgroup lock's grace period, paid meanwhile
     with state.locked(root, cid) as held:
         data, status = held.data, held.status
         if status == "stopped":
