@@ -87,6 +87,20 @@ def exists(path: str) -> bool:
     return True
 
 
+def read_text(path: str, limit: int = 65536) -> str:
+    """A small file's text (kernel files: cgroup, proc), or "" if it cannot be read."""
+    try:
+        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    except OSError:
+        return ""
+    try:
+        return posix.read(fd, limit).decode(errors="replace")
+    except OSError:
+        return ""
+    finally:
+        posix.close(fd)
+
+
 def rmdir_parents(path: str, count: int) -> None:
     """Best-effort removal of the `count` parent directories a container made above its cgroup
     `path`; a parent another container still uses is busy and stays."""

@@ -2,33 +2,19 @@
 drivers: `state`, `kill` and `delete` ask this of every running container, and the drivers
 (with `os`) are ~7 Mi instructions (~2 ms) to import. The drivers' frozen() answer through it."""
 
-import posix
-
-
-def _read(path: str) -> str:
-    """The file's text, or "" if it cannot be read (a cgroup gone or never made is not frozen)."""
-    try:
-        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
-    except OSError:
-        return ""
-    try:
-        return posix.read(fd, 4096).decode(errors="replace")
-    except OSError:
-        return ""
-    finally:
-        posix.close(fd)
+from ociruntime.lean import read_text
 
 
 def v1_frozen(freezer_dir: str) -> bool:
     """cgroup v1: freezer.state is THAWED, FREEZING or FROZEN (FREEZING counts: its tasks are
     being stopped and will not run)."""
-    text = _read(f"{freezer_dir}/freezer.state").strip()
+    text = read_text(f"{freezer_dir}/freezer.state", 4096).strip()
     return bool(text) and text != "THAWED"
 
 
 def v2_frozen(path: str) -> bool:
     """cgroup v2: cgroup.events has "frozen 1" once every task is frozen."""
-    return "frozen 1" in _read(f"{path}/cgroup.events").splitlines()
+    return "frozen 1" in read_text(f"{path}/cgroup.events", 4096).splitlines()
 
 
 def frozen(cgroup_state: dict) -> bool:

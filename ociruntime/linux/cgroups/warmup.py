@@ -17,13 +17,15 @@ import _signal
 import _thread
 import posix
 
+from ociruntime.lean import read_text
+
 
 def start() -> bool:
     """Start the thread if this is a v1 host and we are root (a rootless runtime moves nothing
     on v1); whether it was started."""
     if posix.geteuid() != 0:
         return False
-    procs = own_pids_cgroup_procs(_read("/proc/self/cgroup"))
+    procs = own_pids_cgroup_procs(read_text("/proc/self/cgroup"))
     if procs is None:
         return False
     _thread.start_new_thread(move_to_where_we_are, (procs,))
@@ -53,13 +55,3 @@ def move_to_where_we_are(procs: str) -> None:
     except OSError:
         pass  # only a head start: the container's own moves report their errors
 
-
-def _read(path: str) -> str:
-    try:
-        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
-    except OSError:
-        return ""
-    try:
-        return posix.read(fd, 65536).decode(errors="replace")
-    finally:
-        posix.close(fd)
