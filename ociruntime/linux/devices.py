@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
+import posix
 import stat
 
-from ociruntime import spectables
+from ociruntime import lean, spectables
 from ociruntime.config import Config, Device
 from ociruntime.errors import SetupError
 from ociruntime.linux import mountflags as mf
@@ -32,13 +32,13 @@ def populate_dev(root: Rootfs, config: Config, in_userns: bool) -> None:
         create_device(root, dev, in_userns, configured)
     for target, link in spectables.DEFAULT_DEVICE_SYMLINKS:
         root.symlink(target, link)
-    if os.path.exists("/proc/kcore"):
+    if lean.exists("/proc/kcore"):
         root.symlink("/proc/kcore", "/dev/core")
     ptmx = root.open_in_root("dev/ptmx")
     if ptmx < 0:
         root.symlink("pts/ptmx", "/dev/ptmx")
     else:
-        os.close(ptmx)
+        posix.close(ptmx)
 
 
 def create_device(root: Rootfs, dev: Device, in_userns: bool, configured: bool = True) -> None:
@@ -51,11 +51,11 @@ def create_device(root: Rootfs, dev: Device, in_userns: bool, configured: bool =
     parent, name = dev.path.rsplit("/", 1)
     pfd = root.make_target(parent or "/", True)
     try:
-        dirfd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dirfd = posix.open(f"/proc/self/fd/{pfd}", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     finally:
-        os.close(pfd)
+        posix.close(pfd)
     mode = (dev.file_mode if dev.file_mode is not None else 0o666) | _TYPES[dev.type]
-    rdev = os.makedev(dev.major, dev.minor) if dev.type != "p" else 0
+    rdev = posix.makedev(dev.major, dev.minor) if dev.type != "p" else 0
     try:
         _remove_existing(dirfd, name, dev, mode, rdev, configured)
         kernel().mknod(dirfd, name, mode, rdev, f"create device {dev.path} ({dev.type} {dev.major}:{dev.minor})")
@@ -64,19 +64,19 @@ def create_device(root: Rootfs, dev: Device, in_userns: bool, configured: bool =
         raise SetupError(f"create device {dev.path} ({dev.type} {dev.major}:{dev.minor}): "
                          f"{e.strerror}") from None
     finally:
-        os.close(dirfd)
+        posix.close(dirfd)
 
 
 def _remove_existing(dirfd: int, name: str, dev: Device, mode: int, rdev: int, configured: bool) -> None:
     try:
-        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        st = posix.stat(name, dir_fd=dirfd, follow_symlinks=False)
     except FileNotFoundError:
         return
     same = stat.S_IFMT(st.st_mode) == stat.S_IFMT(mode) and st.st_rdev == rdev
     if configured and not same:
         raise SetupError(f"linux.devices: {dev.path}: a {_kind(st.st_mode)} is already there, not the "
                          f"requested device ({dev.type} {dev.major}:{dev.minor})")
-    os.unlink(name, dir_fd=dirfd)  # made again: the config's mode and owner, nothing of the image's
+    posix.unlink(name, dir_fd=dirfd)  # made again: the config's mode and owner, nothing of the image's
 
 
 def _kind(mode: int) -> str:
@@ -90,20 +90,20 @@ def _kind(mode: int) -> str:
 def _set_owner_and_mode(dirfd: int, name: str, dev: Device, mode: int, rdev: int) -> None:
     """Through an O_PATH fd of the node just made, verified to be it: a name can be swapped for
     a symlink meanwhile (chmod would follow it out of the rootfs)."""
-    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+    fd = posix.open(name, posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=dirfd)
     try:
-        st = os.fstat(fd)
+        st = posix.fstat(fd)
         if stat.S_IFMT(st.st_mode) != stat.S_IFMT(mode) or st.st_rdev != rdev:
             raise SetupError(f"create device {dev.path}: replaced while it was being made")
         # mknod honours the umask; the spec's fileMode is the final mode.
-        os.chmod(f"/proc/self/fd/{fd}", mode & 0o7777)
+        posix.chmod(f"/proc/self/fd/{fd}", mode & 0o7777)
         kernel().chown(f"/proc/self/fd/{fd}", dev.uid or 0, dev.gid or 0, f"create device {dev.path}: chown")
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def _bind_host_device(root: Rootfs, dev: Device) -> None:
-    if not os.path.exists(dev.path):
+    if not lean.exists(dev.path):
         raise SetupError(f"device {dev.path}: cannot bind it from the host (it does not exist "
                          "there) and mknod is not allowed in a user namespace")
     fd = root.make_target(dev.path, False)
@@ -111,4 +111,4 @@ def _bind_host_device(root: Rootfs, dev: Device) -> None:
         _mount(dev.path, f"/proc/self/fd/{fd}", None, mf.MS_BIND, None,
                f"bind host device {dev.path}")
     finally:
-        os.close(fd)
+        posix.close(fd)

@@ -10,10 +10,10 @@ Nothing here prints: failures travel to the runtime as an `error` message."""
 
 from __future__ import annotations
 
-import os
+import posix
 import sys
 
-from ociruntime import hooks, timing
+from ociruntime import hooks, lean, timing
 from ociruntime.config import Config
 from ociruntime.errors import OciError, SetupError, SyscallError
 from ociruntime.linux import (
@@ -91,7 +91,7 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
             # Joining a mount namespace resets our root to its root: the container's own only
             # when it pivoted there. Without a mount namespace of its own, it chrooted.
             rootfs.chroot_root(f"/proc/self/fd/{a.root_fd}")
-            os.close(a.root_fd)
+            posix.close(a.root_fd)
         if a.net_mover is not None:
             a.net_mover.finish()  # before the fork: the init inherits none of its pipes
             a.net_mover = None
@@ -106,12 +106,12 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
         if pid == 0:
             child_main(a)
         if pid_w >= 0:
-            os.write(pid_w, str(pid).encode())
+            posix.write(pid_w, str(pid).encode())
         sync.send(a.sync_fd, "pid", pid=pid)
         code = 0
     except BaseException as err:
         _fail(a, err)
-    os._exit(code)
+    posix._exit(code)
 
 
 def load_what_the_namespaces_need(a: InitArgs) -> None:
@@ -159,7 +159,7 @@ def prepare_from_host(a: InitArgs) -> int:
     if a.seccomp is None or not a.seccomp.listener_path:
         return -1
     a.listener_fd = seccomp.connect_listener(a.seccomp.listener_path)
-    a.pid_pipe, pid_w = os.pipe2(os.O_CLOEXEC)
+    a.pid_pipe, pid_w = posix.pipe2(posix.O_CLOEXEC)
     return pid_w
 
 
@@ -169,11 +169,11 @@ def close_inherited_fds(a: InitArgs) -> None:
     from ociruntime import log
 
     keep = {a.sync_fd, a.fifo_fd, a.console_fd, a.root_fd, log.fd()} | set(range(3 + a.keep_fds))
-    for name in os.listdir("/proc/self/fd"):
+    for name in posix.listdir("/proc/self/fd"):
         fd = int(name)
         if fd not in keep:
             try:
-                os.close(fd)
+                posix.close(fd)
             except OSError:
                 pass  # the directory fd listdir itself used
 
@@ -192,7 +192,7 @@ def exec_child(a: InitArgs) -> None:
         exec_process(a)
     except BaseException as err:
         _fail(a, err)
-    os._exit(127)
+    posix._exit(127)
 
 
 def enter_namespaces(a: InitArgs, seen: set[str]) -> None:
@@ -202,8 +202,8 @@ def enter_namespaces(a: InitArgs, seen: set[str]) -> None:
     namespaces.join_namespaces(plan.join)
     if any(ns_type == "user" for ns_type, _ in plan.join):
         # Become the joined namespace's root: an unmapped uid could not create files (EOVERFLOW).
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
+        posix.setresgid(0, 0, 0)
+        posix.setresuid(0, 0, 0)
     if plan.new_user:
         # A runtime without root in the initial user namespace can open our /proc/PID/uid_map
         # only while we are dumpable (the files of a non-dumpable process belong to the
@@ -217,8 +217,8 @@ def enter_namespaces(a: InitArgs, seen: set[str]) -> None:
             seen.add(msg)
         if dumpable:
             security.set_dumpable(False)
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
+        posix.setresgid(0, 0, 0)
+        posix.setresuid(0, 0, 0)
     flags = plan.unshare_flags & ~namespaces.CLONE_FLAGS["cgroup"]
     if flags:
         names = ", ".join(sorted(plan.new_types - {"user", "cgroup"}))
@@ -237,12 +237,12 @@ def init(a: InitArgs) -> None:
             a.cgroup_paths = msg["cgroup_paths"]
         # createContainer and startContainer hooks run in the container's namespaces: the
         # runtime-spec gives them the pid as the container sees it (1 in a new pid namespace).
-        state = dict(a.state, pid=os.getpid())
+        state = dict(a.state, pid=posix.getpid())
         prepare_container(a, state)
         sync.send(a.sync_fd, "ready", timings=timing.marks())
     except BaseException as err:
         _fail(a, err)
-        os._exit(1)
+        posix._exit(1)
     try:
         wait_for_start(a)
         if a.config.process is None:
@@ -256,10 +256,10 @@ def init(a: InitArgs) -> None:
         # `start` is waiting on the fifo: what we write there is the error it reports.
         msg = str(err) if isinstance(err, OciError) else f"{type(err).__name__}: {err}"
         try:
-            os.write(a.fifo_fd, msg.encode(errors="replace")[:4000])
+            posix.write(a.fifo_fd, msg.encode(errors="replace")[:4000])
         except OSError:
-            os.write(2, f"ociruntime: {msg}\n".encode(errors="replace"))
-    os._exit(1)
+            posix.write(2, f"ociruntime: {msg}\n".encode(errors="replace"))
+    posix._exit(1)
 
 
 def prepare_container(a: InitArgs, state: dict) -> None:
@@ -343,7 +343,7 @@ def build_rootfs(a: InitArgs, in_userns: bool) -> rootfs.Rootfs:
         if devices.needs_dev_setup(config):
             devices.populate_dev(root, config, in_userns)
         if config.process is not None:
-            os.close(root.make_target(config.process.cwd, True))
+            posix.close(root.make_target(config.process.cwd, True))
     except BaseException:
         root.close()
         raise
@@ -367,7 +367,7 @@ def finish_rootfs(a: InitArgs, root: rootfs.Rootfs, in_userns: bool) -> None:
         # A session of its own, as runc's init has (terminal.setup makes one too), and the
         # container's /dev/null for the host's: criu checkpoints a process tree only when its
         # session leader and its files are inside the container.
-        os.setsid()
+        posix.setsid()
         rootfs.reopen_null_stdio(root)
     if config.root_readonly:
         rootfs.readonly_root(in_userns)
@@ -396,7 +396,7 @@ def set_process_attributes(a: InitArgs, proc_fd: int = -1) -> None:
     set_task_attributes(a)
     security.set_rlimits(process)
     try:
-        os.chdir(process.cwd)
+        posix.chdir(process.cwd)
     except OSError as e:
         raise SyscallError.from_os(e, f"process.cwd {process.cwd}") from None
     if a.seccomp is not None and not process.no_new_privileges:
@@ -453,7 +453,7 @@ def find_executable(args: list[str], path_env: str) -> str:
     name = args[0]
     candidates = [name] if "/" in name else [f"{d or '.'}/{name}" for d in path_env.split(":")]
     for path in candidates:
-        if os.path.isfile(path) and os.access(path, os.X_OK):
+        if lean.is_file(path) and posix.access(path, posix.X_OK):
             return path
     if "/" in name:
         raise SetupError(f"exec {name!r}: no such executable file in the container")
@@ -472,7 +472,7 @@ def load_seccomp(a: InitArgs) -> None:
                                     a.seccomp.listener_metadata)
     finally:
         a.listener_fd = -1  # closed by send_listener_state
-        os.close(notify_fd)
+        posix.close(notify_fd)
 
 
 def listener_state(a: InitArgs) -> dict:
@@ -488,17 +488,17 @@ def listener_state(a: InitArgs) -> dict:
 
 def _host_pid(a: InitArgs) -> int:
     """Our pid in the runtime's pid namespace (in ours we may be 1), from stage1."""
-    data = os.read(a.pid_pipe, 32)
-    os.close(a.pid_pipe)
+    data = posix.read(a.pid_pipe, 32)
+    posix.close(a.pid_pipe)
     a.pid_pipe = -1
     return int(data)
 
 
 def wait_for_start(a: InitArgs) -> None:
-    os.close(a.sync_fd)
+    posix.close(a.sync_fd)
     a.sync_fd = -1
-    if not os.read(a.fifo_fd, 1):
-        os._exit(1)
+    if not posix.read(a.fifo_fd, 1):
+        posix._exit(1)
 
 
 def exec_process(a: InitArgs) -> None:
@@ -511,16 +511,16 @@ def exec_process(a: InitArgs) -> None:
         load_seccomp(a)  # the listener gets its fd before the fds below are closed
         load_last = False
     for fd in range(3, 3 + a.keep_fds):
-        os.set_inheritable(fd, True)
+        posix.set_inheritable(fd, True)
     # Only stdio and the preserved fds may reach the container program (the fifo is close-on-
     # exec: it stays open until execve succeeds, so a failing execve can still report).
     low = 3 + a.keep_fds
     if a.fifo_fd >= low:
-        os.closerange(low, a.fifo_fd)
-        os.closerange(a.fifo_fd + 1, 1 << 20)
+        posix.closerange(low, a.fifo_fd)
+        posix.closerange(a.fifo_fd + 1, 1 << 20)
     else:
-        os.closerange(low, 1 << 20)
+        posix.closerange(low, 1 << 20)
     if load_last:
         assert a.seccomp is not None
         a.seccomp.load()
-    os.execve(a.exec_path, process.args, env)
+    posix.execve(a.exec_path, process.args, env)

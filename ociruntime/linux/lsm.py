@@ -3,8 +3,9 @@ under. A config that asks for one on a host without that LSM is refused, never r
 
 from __future__ import annotations
 
-import os
+import posix
 
+from ociruntime import lean
 from ociruntime.config import Config, Process
 from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux import procfs
@@ -19,7 +20,7 @@ def apparmor_enabled() -> bool:
 
 
 def selinux_enabled() -> bool:
-    return os.path.exists("/sys/fs/selinux/enforce")
+    return lean.exists("/sys/fs/selinux/enforce")
 
 
 def problems(config: Config) -> list[str]:
@@ -47,7 +48,7 @@ def check_enabled(config: Config) -> None:
 def set_exec_label(proc_fd: int, process: Process) -> None:
     """Label the next execve (before it, while we still may): AppArmor's attr/apparmor/exec
     (attr/exec on kernels without the per-LSM directory), SELinux's attr/exec."""
-    pid = os.getpid()
+    pid = posix.getpid()
     if process.apparmor_profile:
         if not apparmor_enabled():
             raise SetupError(f"process.apparmorProfile: {process.apparmor_profile!r} cannot be "

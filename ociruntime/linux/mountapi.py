@@ -7,7 +7,7 @@ Used where a redirected mount is a host escape: procfs/sysfs/cgroupfs, masks, re
 
 from __future__ import annotations
 
-import os
+import posix
 import stat
 
 from ociruntime.errors import SetupError
@@ -20,7 +20,7 @@ FSCONFIG_SET_STRING = 1
 FSCONFIG_CMD_CREATE = 6
 FSMOUNT_CLOEXEC = 0x1
 OPEN_TREE_CLONE = 0x1
-OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+OPEN_TREE_CLOEXEC = posix.O_CLOEXEC
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MOVE_MOUNT_T_EMPTY_PATH = 0x40
 AT_EMPTY_PATH = 0x1000
@@ -67,7 +67,7 @@ def new_mount(fstype: str, source: str, flags: int, data: str, what: str) -> int
         k.fsconfig(fsfd, FSCONFIG_CMD_CREATE, None, None, 0, what)
         return k.fsmount(fsfd, FSMOUNT_CLOEXEC, mount_attrs(flags), what)
     finally:
-        os.close(fsfd)
+        posix.close(fsfd)
 
 
 def verify_fs(fd: int, fstype: str, what: str) -> None:
@@ -104,10 +104,10 @@ def attach_detached(mount_fd: int, target_fd: int, what: str, attr_set: int = 0,
             set_attrs(mount_fd, attr_set, 0, recursive, what)
         attach(mount_fd, target_fd, what)
     finally:
-        os.close(mount_fd)
+        posix.close(mount_fd)
 
 
 def verify_char_device(fd: int, major: int, minor: int, what: str) -> None:
-    st = os.fstat(fd)
-    if not stat.S_ISCHR(st.st_mode) or (os.major(st.st_rdev), os.minor(st.st_rdev)) != (major, minor):
+    st = posix.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or (posix.major(st.st_rdev), posix.minor(st.st_rdev)) != (major, minor):
         raise SetupError(f"{what}: not the character device {major}:{minor}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import _socket
 import fcntl
-import os
+import posix
 import struct
 
 from ociruntime.errors import SetupError, SyscallError
@@ -56,35 +56,35 @@ class DeviceMover:
 
     def start(self) -> None:
         """Fork the helper (host root, in the host's namespaces)."""
-        go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
-        self.result_r, result_w = os.pipe2(os.O_CLOEXEC)
-        self.pid = os.fork()
+        go_r, self.go_w = posix.pipe2(posix.O_CLOEXEC)
+        self.result_r, result_w = posix.pipe2(posix.O_CLOEXEC)
+        self.pid = posix.fork()
         if self.pid == 0:
-            os.close(self.go_w)
-            os.close(self.result_r)
+            posix.close(self.go_w)
+            posix.close(self.result_r)
             code = 1
             try:
-                if os.read(go_r, 1) == b"g":  # EOF: stage1 died, nothing to do
-                    self._move_into(os.getppid())
+                if posix.read(go_r, 1) == b"g":  # EOF: stage1 died, nothing to do
+                    self._move_into(posix.getppid())
                     code = 0
             except BaseException as e:
                 msg = str(e) if isinstance(e, SetupError) else f"linux.netDevices: {type(e).__name__}: {e}"
-                os.write(result_w, msg.encode(errors="replace")[:4000])
+                posix.write(result_w, msg.encode(errors="replace")[:4000])
             finally:
-                os._exit(code)
-        os.close(go_r)
-        os.close(result_w)
+                posix._exit(code)
+        posix.close(go_r)
+        posix.close(result_w)
 
     def finish(self) -> None:
         """From stage1, now in the container's network namespace: let the helper move the
         devices into it, and report its failure as ours."""
-        os.write(self.go_w, b"g")
-        os.close(self.go_w)
+        posix.write(self.go_w, b"g")
+        posix.close(self.go_w)
         chunks = []
-        while chunk := os.read(self.result_r, 4096):
+        while chunk := posix.read(self.result_r, 4096):
             chunks.append(chunk)
-        os.close(self.result_r)
-        _, status = os.waitpid(self.pid, 0)
+        posix.close(self.result_r)
+        _, status = posix.waitpid(self.pid, 0)
         if status != 0:
             raise SetupError(b"".join(chunks).decode(errors="replace")
                              or "linux.netDevices: the devices could not be moved")
@@ -104,11 +104,11 @@ class DeviceMover:
         from ociruntime.linux.kernel import kernel
         from ociruntime.linux.namespaces import CLONE_FLAGS
 
-        fd = os.open(f"/proc/{target_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        fd = posix.open(f"/proc/{target_pid}/ns/net", posix.O_RDONLY | posix.O_CLOEXEC)
         try:
             kernel().setns(fd, CLONE_FLAGS["network"], "linux.netDevices: join the container's network namespace")
         finally:
-            os.close(fd)
+            posix.close(fd)
         with IPRoute() as inner:
             for host_name in self.devices:
                 _restore(inner, host_name, self.found[host_name], NetlinkError)

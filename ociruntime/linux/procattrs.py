@@ -7,7 +7,7 @@ with its credentials (CAP_SYS_NICE, CAP_SYS_ADMIN): callers apply them before th
 
 from __future__ import annotations
 
-import os
+import posix
 
 from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux.kernel import kernel
@@ -76,7 +76,7 @@ def parse_list(text: str) -> set[int]:
 
 def set_affinity(cpus: str, what: str) -> None:
     try:
-        os.sched_setaffinity(0, parse_list(cpus))
+        posix.sched_setaffinity(0, parse_list(cpus))
     except OSError as e:
         raise SyscallError.from_os(e, f"{what}: sched_setaffinity {cpus!r}") from None
 
@@ -110,7 +110,7 @@ def set_initial_affinity(pid: int, cpus: str) -> None:
     (`pid`, not yet reaped, so the pid cannot be reused) between fork and the move into the
     container's cgroup, which the spec puts it before."""
     try:
-        os.sched_setaffinity(pid, parse_list(cpus))
+        posix.sched_setaffinity(pid, parse_list(cpus))
     except OSError as e:
         raise SetupError(f"process.execCPUAffinity.initial: sched_setaffinity {cpus!r}: "
                          f"{e.strerror}") from None

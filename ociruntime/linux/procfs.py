@@ -3,7 +3,7 @@ an image can put anything at /proc (CVE-2019-16884: a fake /proc/self/attr; CVE-
 
 from __future__ import annotations
 
-import os
+import posix
 
 from ociruntime.errors import SetupError
 from ociruntime.linux import mountapi
@@ -34,20 +34,20 @@ class Procfs:
 
     def __exit__(self, *exc: object) -> None:
         if self.owned and self.fd >= 0:
-            os.close(self.fd)
+            posix.close(self.fd)
             self.fd = -1
 
 
 def write_file(proc_fd: int, rel: str, data: bytes) -> None:
     """One write(2) to a file below the procfs at proc_fd, no symlink followed; OSError."""
     try:
-        fd = kernel().openat2(proc_fd, rel, os.O_WRONLY | os.O_CLOEXEC, 0,
+        fd = kernel().openat2(proc_fd, rel, posix.O_WRONLY | posix.O_CLOEXEC, 0,
                               RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, f"open {rel}")
     except SetupError as e:
-        raise OSError(e.errno, os.strerror(e.errno or 0)) from None
+        raise OSError(e.errno, posix.strerror(e.errno or 0)) from None
     try:
         if mountapi.fs_type(fd) != mountapi.MAGIC["proc"]:
             raise OSError(22, "not a procfs file")
-        os.write(fd, data)
+        posix.write(fd, data)
     finally:
-        os.close(fd)
+        posix.close(fd)

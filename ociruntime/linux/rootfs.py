@@ -8,9 +8,10 @@ nothing can swap the path between the check and the mount (the CVE-2021-30465 cl
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import stat
 
+from ociruntime import lean
 from ociruntime.config import Config, Mount
 from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux import mountapi
@@ -45,7 +46,7 @@ class Rootfs:
     def __init__(self, path: str, in_userns: bool) -> None:
         self.path = path
         self.in_userns = in_userns
-        self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.fd = posix.open(path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         # The procfs/sysfs this runtime mounted, by destination: verified mounts, held by fd.
         self.special: dict[str, int] = {}
         # Detached id-mapped trees made by stage1 (idmap.prepare), attached by mount().
@@ -107,7 +108,7 @@ class Rootfs:
                     cur = []
                 todo.extend(p for p in target.split("/")[::-1] if p and p != ".")
             finally:
-                os.close(parent)
+                posix.close(parent)
         return "/".join(cur)
 
     @staticmethod
@@ -115,14 +116,14 @@ class Rootfs:
         """One component at a verified parent fd: create it if missing; a symlink's target, or
         None when the component is there and not a symlink."""
         try:
-            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            st = posix.stat(name, dir_fd=parent, follow_symlinks=False)
         except FileNotFoundError:
             _create_at(parent, name, is_dir, dest)
             return None
         except OSError as e:
             raise SyscallError.from_os(e, f"create mount point {dest}: {name}") from None
         if stat.S_ISLNK(st.st_mode):
-            return os.readlink(name, dir_fd=parent)
+            return posix.readlink(name, dir_fd=parent)
         return None
 
     # --- mounts -------------------------------------------------------------------------
@@ -156,7 +157,7 @@ class Rootfs:
                 _mount(m.source or m.type, target, m.type, opts.flags, opts.data,
                        f"mount {m.type} {m.source or m.type} on {dest}")
             finally:
-                os.close(fd)
+                posix.close(fd)
         if opts.recursive and not detached:
             self._set_recursive(dest, opts)
         self._propagate(dest, opts)
@@ -170,7 +171,7 @@ class Rootfs:
         except SetupError as e:
             raise SetupError(f"{what}: {m.type} must be mounted on an ordinary directory: {e}") from None
         try:
-            if not stat.S_ISDIR(os.fstat(target).st_mode):
+            if not stat.S_ISDIR(posix.fstat(target).st_mode):
                 raise SetupError(f"{what}: {m.type} must be mounted on an ordinary directory")
             try:
                 mfd = mountapi.new_mount(m.type, m.source or m.type, opts.flags, opts.data, what)
@@ -186,13 +187,13 @@ class Rootfs:
                 for prop in opts.propagation:
                     mountapi.set_attrs(mfd, 0, 0, bool(prop & mf.MS_REC), what, prop & ~mf.MS_REC)
             except BaseException:
-                os.close(mfd)
+                posix.close(mfd)
                 raise
         finally:
-            os.close(target)
+            posix.close(target)
         old = self.special.pop(dest, -1)
         if old >= 0:
-            os.close(old)
+            posix.close(old)
         self.special[dest] = mfd
 
     def _mount_tmpfs_copy_up(self, m: Mount, dest: str, opts: mf.MountOptions) -> None:
@@ -202,7 +203,7 @@ class Rootfs:
         what = f"mount tmpfs on {dest} (tmpcopyup)"
         existed = self.open_in_root(dest)
         if existed >= 0:
-            os.close(existed)
+            posix.close(existed)
         target = self.make_target(dest, True)
         try:
             mfd = mountapi.new_mount("tmpfs", m.source or "tmpfs", opts.flags & ~mf.MS_RDONLY, opts.data, what)
@@ -211,12 +212,12 @@ class Rootfs:
                 # leaves the tmpfs's own (mode= or 1777).
                 copy_tree(target, mfd, what, keep_mode=existed >= 0)
             except BaseException:
-                os.close(mfd)
+                posix.close(mfd)
                 raise
             # Filled first, then made read-only.
             mountapi.attach_detached(mfd, target, what, mf.MOUNT_ATTR_RDONLY if opts.flags & mf.MS_RDONLY else 0)
         finally:
-            os.close(target)
+            posix.close(target)
 
     def special_fd(self, fstype: str, dest: str) -> int:
         """The fd of the verified `fstype` mount at dest, or -1 if we did not mount one."""
@@ -231,7 +232,7 @@ class Rootfs:
         try:
             _mount(None, f"/proc/self/fd/{fd}", None, opts.flags, opts.data, f"remount {dest}")
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def _set_recursive(self, dest: str, opts: mf.MountOptions) -> None:
         fd = self.open_in_root(dest)
@@ -239,42 +240,42 @@ class Rootfs:
             kernel().mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, opts.rec_set, opts.rec_clear, 0,
                                    f"set recursive mount attributes on {dest}")
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def _bind(self, m: Mount, dest: str, opts: mf.MountOptions, bundle: str) -> None:
-        source = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
+        source = m.source if m.source.startswith("/") else lean.join(bundle, m.source)
         what = f"bind mount {source} on {dest}"
         try:
-            src = os.open(source, O_PATH | os.O_CLOEXEC)
+            src = posix.open(source, O_PATH | posix.O_CLOEXEC)
         except OSError as e:
             raise SyscallError.from_os(e, f"{what}: source") from None
         try:
-            is_dir = stat.S_ISDIR(os.fstat(src).st_mode)
+            is_dir = stat.S_ISDIR(posix.fstat(src).st_mode)
             tree = mountapi.clone_tree(src, bool(opts.flags & mf.MS_REC), what)
         finally:
-            os.close(src)
+            posix.close(src)
         self._attach_tree(tree, dest, is_dir, opts.flags, what, rec=(opts.rec_set, opts.rec_clear))
 
     def _bind_host_dir(self, host_dir: str, dest: str, flags: int) -> None:
         """A host cgroup directory (with what is mounted below it) bound at dest."""
         what = f"bind cgroup {host_dir} on {dest}"
         try:
-            src = os.open(host_dir, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            src = posix.open(host_dir, O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except OSError as e:
             raise SyscallError.from_os(e, what) from None
         try:
             tree = mountapi.clone_tree(src, True, what)
         finally:
-            os.close(src)
+            posix.close(src)
         self._attach_tree(tree, dest, True, flags, what, strict=True)
 
     def _attach_idmapped(self, m: Mount, dest: str, opts: mf.MountOptions) -> None:
         """The id-mapped tree stage1 made, attached at its in-root target by fd."""
         tree = self.idmapped.pop(m)
         try:
-            is_dir = stat.S_ISDIR(os.fstat(tree).st_mode)
+            is_dir = stat.S_ISDIR(posix.fstat(tree).st_mode)
         except BaseException:
-            os.close(tree)
+            posix.close(tree)
             raise
         self._attach_tree(tree, dest, is_dir, opts.flags, f"{m.idmap()} mount {m.source} on {dest}",
                           rec=(opts.rec_set, opts.rec_clear))
@@ -293,9 +294,9 @@ class Rootfs:
             try:
                 mountapi.attach(tree, target, what)
             finally:
-                os.close(target)
+                posix.close(target)
         finally:
-            os.close(tree)
+            posix.close(tree)
 
     def _set_tree_flags(self, tree: int, flags: int, what: str) -> None:
         """A bind takes the per-mount flags asked for, exactly (as MS_REMOUNT|MS_BIND would set
@@ -304,7 +305,7 @@ class Rootfs:
         want = flags & mf.REMOUNT_FLAGS
         if not want:
             return
-        locked = _locked(os.fstatvfs(tree).f_flag) if self.in_userns else 0
+        locked = _locked(posix.fstatvfs(tree).f_flag) if self.in_userns else 0
         attr_set = mountapi.mount_attrs(want | locked)
         attr_clear = (mountapi.PER_MOUNT_ATTRS & ~attr_set) | mf.MOUNT_ATTR__ATIME
         try:
@@ -333,7 +334,7 @@ class Rootfs:
                     raise
                 raise _locked_flags_error(e, locked) from None
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def _propagate(self, dest: str, opts: mf.MountOptions) -> None:
         for prop in opts.propagation:
@@ -341,7 +342,7 @@ class Rootfs:
             try:
                 _mount(None, f"/proc/self/fd/{fd}", None, prop, None, f"set propagation of {dest}")
             finally:
-                os.close(fd)
+                posix.close(fd)
 
     def _mount_cgroup_v1_view(self, dest: str, opts: mf.MountOptions,
                               cgroup_paths: dict[str, str] | None) -> None:
@@ -353,7 +354,7 @@ class Rootfs:
             _mount("tmpfs", target, "tmpfs", mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC,
                    "mode=755", f"mount tmpfs on {dest}")
         finally:
-            os.close(fd)
+            posix.close(fd)
         for sub, host_dir in cgroup_view_binds(dest, cgroup_paths):
             self._bind_host_dir(host_dir, sub, opts.flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
         if opts.flags & mf.MS_RDONLY:
@@ -374,7 +375,7 @@ class Rootfs:
                 if own_dir is None or e.errno not in (errno.EPERM, errno.EBUSY):
                     raise
         finally:
-            os.close(fd)
+            posix.close(fd)
         self._bind_host_dir(own_dir, dest, opts.flags | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
 
     def symlink(self, target: str, link: str) -> None:
@@ -384,24 +385,24 @@ class Rootfs:
         if pfd < 0:
             raise SetupError(f"symlink {link}: {parent} does not exist")
         try:
-            dirfd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            dirfd = posix.open(f"/proc/self/fd/{pfd}", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
             try:
-                os.symlink(target, name, dir_fd=dirfd)
+                posix.symlink(target, name, dir_fd=dirfd)
             except FileExistsError:
                 pass
             finally:
-                os.close(dirfd)
+                posix.close(dirfd)
         except OSError as e:
             raise SyscallError.from_os(e, f"symlink {link} -> {target}") from None
         finally:
-            os.close(pfd)
+            posix.close(pfd)
 
     def close(self) -> None:
         for fd in [*self.special.values(), *self.idmapped.values()]:
-            os.close(fd)
+            posix.close(fd)
         self.special.clear()
         self.idmapped.clear()
-        os.close(self.fd)
+        posix.close(self.fd)
 
 
 def cgroup_view_binds(dest: str, cgroup_paths: dict[str, str]) -> list[tuple[str, str]]:
@@ -416,7 +417,8 @@ def open_beneath(dirfd: int, rel: str, scope: int, strict: bool, where: str) -> 
     through a magic link; strict also refuses any symlink. -1 if it does not exist."""
     resolve = scope | RESOLVE_NO_MAGICLINKS | (RESOLVE_NO_SYMLINKS if strict else 0)
     try:
-        return kernel().openat2(dirfd, rel, O_PATH | os.O_CLOEXEC, 0, resolve, f"resolve /{rel.lstrip('/')} in {where}")
+        return kernel().openat2(dirfd, rel, O_PATH | posix.O_CLOEXEC, 0, resolve,
+                                f"resolve /{rel.lstrip('/')} in {where}")
     except SetupError as e:
         if e.errno == errno.ENOENT:
             return -1
@@ -431,10 +433,10 @@ def _create_at(parent: int, name: str, is_dir: bool, dest: str) -> None:
     by the caller (a symlink there is then followed in-root, or refused)."""
     try:
         if is_dir:
-            os.mkdir(name, 0o755, dir_fd=parent)
+            posix.mkdir(name, 0o755, dir_fd=parent)
         else:
-            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
-                             0o644, dir_fd=parent))
+            flags = posix.O_CREAT | posix.O_EXCL | posix.O_WRONLY | posix.O_CLOEXEC | posix.O_NOFOLLOW
+            posix.close(posix.open(name, flags, 0o644, dir_fd=parent))
     except FileExistsError:
         pass
     except OSError as e:
@@ -446,23 +448,23 @@ def host_sysfs_tree(flags: int, what: str) -> int:
     sysfs (it would show network devices the namespace does not own): a detached copy of the
     runtime's /sys instead, recursive (its submounts are locked to it), with the asked-for
     ro/nosuid/nodev/noexec added (never cleared: the kernel locks them). crun does the same."""
-    src = os.open("/sys", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    src = posix.open("/sys", O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         tree = mountapi.clone_tree(src, True, f"{what} (bind of the host's /sys)")
     finally:
-        os.close(src)
+        posix.close(src)
     try:
         keep = flags & (mf.MS_RDONLY | mf.MS_NOSUID | mf.MS_NODEV | mf.MS_NOEXEC)
         mountapi.set_attrs(tree, mountapi.mount_attrs(keep), 0, True, what)
     except BaseException:
-        os.close(tree)
+        posix.close(tree)
         raise
     return tree
 
 
 def locked_flags(path: str) -> int:
     """Flags inherited mounts carry that a user namespace may not clear (remount would fail)."""
-    return _locked(os.statvfs(path).f_flag)
+    return _locked(posix.statvfs(path).f_flag)
 
 
 def _locked_flags_error(err: SetupError, locked: int) -> SetupError:
@@ -519,37 +521,37 @@ def _parent_mount(path: str) -> tuple[str, bool]:
 
 def pivot_root(rootfs: str) -> None:
     """pivot_root(".", ".") then detach the old root stacked beneath (see pivot_root(2))."""
-    old_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    new_root = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    old_root = posix.open("/", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+    new_root = posix.open(rootfs, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
-        os.fchdir(new_root)
+        posix.fchdir(new_root)
         kernel().pivot_root(".", ".", f"pivot_root into {rootfs}")
-        os.fchdir(old_root)
+        posix.fchdir(old_root)
         # The old root must not propagate its unmount to the host.
         _mount(None, ".", None, mf.MS_SLAVE | mf.MS_REC, None, "make old root a slave")
         kernel().umount2(".", mf.MNT_DETACH, "detach old root")
-        os.chdir("/")
+        posix.chdir("/")
     finally:
-        os.close(old_root)
-        os.close(new_root)
+        posix.close(old_root)
+        posix.close(new_root)
 
 
 def move_root(rootfs: str) -> None:
     """--no-pivot: move the rootfs over / and chroot (for ramdisk roots where pivot fails)."""
-    os.chdir(rootfs)
+    posix.chdir(rootfs)
     _mount(rootfs, "/", None, mf.MS_MOVE, None, f"move rootfs {rootfs} to /")
-    os.chroot(".")
-    os.chdir("/")
+    posix.chroot(".")
+    posix.chdir("/")
 
 
 def chroot_root(rootfs: str) -> None:
     """Without a mount namespace of our own: confine the process to rootfs, mounts untouched."""
     try:
-        os.chdir(rootfs)
-        os.chroot(".")
+        posix.chdir(rootfs)
+        posix.chroot(".")
     except OSError as e:
         raise SyscallError.from_os(e, f"root.path {rootfs}: chroot") from None
-    os.chdir("/")
+    posix.chdir("/")
 
 
 def open_container_path(root: Rootfs, path: str) -> int:
@@ -574,7 +576,7 @@ def null_device(root: Rootfs) -> int:
     try:
         mountapi.verify_char_device(fd, 1, 3, "linux.maskedPaths: /dev/null in the container")
     except BaseException:
-        os.close(fd)
+        posix.close(fd)
         raise
     return fd
 
@@ -598,25 +600,25 @@ def reopen_null_stdio(root: Rootfs) -> None:
             mountapi.verify_char_device(fd, 1, 3, "/dev/null in the container")
         except SetupError:
             return
-        ours = os.fstat(fd)
-        null = os.open(f"self/fd/{fd}", os.O_RDWR | os.O_CLOEXEC, dir_fd=proc)
+        ours = posix.fstat(fd)
+        null = posix.open(f"self/fd/{fd}", posix.O_RDWR | posix.O_CLOEXEC, dir_fd=proc)
         try:
             for n in targets:
-                st = os.fstat(n)
+                st = posix.fstat(n)
                 if (st.st_dev, st.st_ino) != (ours.st_dev, ours.st_ino):
-                    os.dup2(null, n)
+                    posix.dup2(null, n)
         finally:
-            os.close(null)
+            posix.close(null)
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def _is_null_device(fd: int) -> bool:
     try:
-        st = os.fstat(fd)
+        st = posix.fstat(fd)
     except OSError:
         return False
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == posix.makedev(1, 3)
 
 
 def mask_paths(root: Rootfs, paths: list[str]) -> None:
@@ -630,7 +632,7 @@ def mask_paths(root: Rootfs, paths: list[str]) -> None:
                 continue
             try:
                 what = f"linux.maskedPaths: mask {path}"
-                if stat.S_ISDIR(os.fstat(target).st_mode):
+                if stat.S_ISDIR(posix.fstat(target).st_mode):
                     mfd = mountapi.new_mount("tmpfs", "tmpfs", mf.MS_RDONLY, "", what)
                     mountapi.attach_detached(mfd, target, what)
                 else:
@@ -639,10 +641,10 @@ def mask_paths(root: Rootfs, paths: list[str]) -> None:
                     mfd = mountapi.clone_tree(null, False, what)
                     mountapi.attach_detached(mfd, target, what, mountapi.READONLY_ATTRS)
             finally:
-                os.close(target)
+                posix.close(target)
     finally:
         if null >= 0:
-            os.close(null)
+            posix.close(null)
 
 
 def readonly_paths(root: Rootfs, paths: list[str]) -> None:
@@ -656,7 +658,7 @@ def readonly_paths(root: Rootfs, paths: list[str]) -> None:
             tree = mountapi.clone_tree(target, True, what)
             mountapi.attach_detached(tree, target, what, mountapi.READONLY_ATTRS, recursive=True)
         finally:
-            os.close(target)
+            posix.close(target)
 
 
 def readonly_root(in_userns: bool) -> None:
@@ -679,23 +681,23 @@ def read_image_file(path: str, limit: int) -> bytes | None:
     """A small file of the image (after pivot_root or setns: "/" is the container's), read
     in-root without magic links, regular files only and at most `limit` bytes: the image may
     make it a symlink, a FIFO or /dev/zero. None when it is missing or unreadable."""
-    root = os.open("/", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    root = posix.open("/", O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
-        fd = kernel().openat2(root, path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+        fd = kernel().openat2(root, path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_NOCTTY | posix.O_CLOEXEC,
                               0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, f"{path} in the container")
     except SetupError as e:
         if e.errno in (errno.ENOENT, errno.EACCES, errno.ENOTDIR):  # as if there were no such file
             return None
         raise
     finally:
-        os.close(root)
+        posix.close(root)
     try:
-        st = os.fstat(fd)
+        st = posix.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise SetupError(f"{path} in the container is not a regular file")
-        data = os.read(fd, limit + 1)
+        data = posix.read(fd, limit + 1)
     finally:
-        os.close(fd)
+        posix.close(fd)
     if len(data) > limit:
         raise SetupError(f"{path} in the container is larger than {limit} bytes")
     return data
@@ -706,93 +708,93 @@ def copy_tree(src_at: int, dst_at: int, what: str, keep_mode: bool) -> None:
     times, xattrs, symlinks as symlinks, device nodes and FIFOs as nodes. Every file is opened
     with O_NOFOLLOW below a directory fd, so the image cannot redirect the copy. keep_mode: the
     root takes the covered directory's mode (whatever mode= said, as runc), not its owner."""
-    src = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=src_at)
-    dst = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dst_at)
+    src = posix.open(".", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC, dir_fd=src_at)
+    dst = posix.open(".", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC, dir_fd=dst_at)
     try:
         _copy_dir(src, dst, what)
         if keep_mode:
-            os.fchmod(dst, stat.S_IMODE(os.fstat(src).st_mode))
+            posix.fchmod(dst, stat.S_IMODE(posix.fstat(src).st_mode))
     except OSError as e:
         raise SyscallError.from_os(e, f"{what}: copy {e.filename or ''}") from None
     finally:
-        os.close(src)
-        os.close(dst)
+        posix.close(src)
+        posix.close(dst)
 
 
-_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+_NOFOLLOW = posix.O_NOFOLLOW | posix.O_CLOEXEC
 
 
 def _copy_dir(src: int, dst: int, what: str) -> None:
-    for name in os.listdir(src):
-        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+    for name in posix.listdir(src):
+        st = posix.stat(name, dir_fd=src, follow_symlinks=False)
         kind = stat.S_IFMT(st.st_mode)
         if kind == stat.S_IFDIR:
-            os.mkdir(name, 0o700, dir_fd=dst)
-            sfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=src)
-            dfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=dst)
+            posix.mkdir(name, 0o700, dir_fd=dst)
+            sfd = posix.open(name, posix.O_RDONLY | posix.O_DIRECTORY | _NOFOLLOW, dir_fd=src)
+            dfd = posix.open(name, posix.O_RDONLY | posix.O_DIRECTORY | _NOFOLLOW, dir_fd=dst)
             try:
                 _copy_dir(sfd, dfd, what)
                 _copy_attrs(st, sfd, dfd, None)
             finally:
-                os.close(sfd)
-                os.close(dfd)
+                posix.close(sfd)
+                posix.close(dfd)
         elif kind == stat.S_IFREG:
             _copy_file(src, dst, name, st)
         elif kind == stat.S_IFLNK:
-            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
-            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+            posix.symlink(posix.readlink(name, dir_fd=src), name, dir_fd=dst)
+            posix.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
         elif kind in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO):
-            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+            posix.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
             _copy_attrs(st, None, dst, name)
         # sockets are not copied: nothing can be listening on a copy
 
 
-def _copy_file(src: int, dst: int, name: str, st: os.stat_result) -> None:
-    sfd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW, dir_fd=src)
+def _copy_file(src: int, dst: int, name: str, st: posix.stat_result) -> None:
+    sfd = posix.open(name, posix.O_RDONLY | posix.O_NONBLOCK | _NOFOLLOW, dir_fd=src)
     try:
-        if not stat.S_ISREG(os.fstat(sfd).st_mode):  # swapped since the stat: skip it
+        if not stat.S_ISREG(posix.fstat(sfd).st_mode):  # swapped since the stat: skip it
             return
-        dfd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=dst)
+        dfd = posix.open(name, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | _NOFOLLOW, 0o600, dir_fd=dst)
         try:
             remaining = st.st_size
             while remaining > 0:
-                sent = os.sendfile(dfd, sfd, None, min(remaining, 1 << 30))
+                sent = posix.sendfile(dfd, sfd, None, min(remaining, 1 << 30))
                 if sent == 0:
                     break
                 remaining -= sent
             _copy_attrs(st, sfd, dfd, None)
         finally:
-            os.close(dfd)
+            posix.close(dfd)
     finally:
-        os.close(sfd)
+        posix.close(sfd)
 
 
 def _copy_xattrs(src_fd: int, dst: int) -> None:
     """Every xattr the destination can hold: tmpfs before Linux 6.6 has no user.* xattrs, and a
     filesystem without xattrs at all has nothing to copy (ENOTSUP is not an error here)."""
     try:
-        keys = os.listxattr(src_fd)
+        keys = posix.listxattr(src_fd)
     except OSError as e:
         if e.errno == errno.EOPNOTSUPP:
             return
         raise
     for key in keys:
         try:
-            os.setxattr(dst, key, os.getxattr(src_fd, key))
+            posix.setxattr(dst, key, posix.getxattr(src_fd, key))
         except OSError as e:
             if e.errno != errno.EOPNOTSUPP:
                 raise
 
 
-def _copy_attrs(st: os.stat_result, src_fd: int | None, dst: int, name: str | None) -> None:
+def _copy_attrs(st: posix.stat_result, src_fd: int | None, dst: int, name: str | None) -> None:
     """Owner, mode, times and (from an open source fd) xattrs onto dst (an fd, or name at it)."""
     if src_fd is not None:
         _copy_xattrs(src_fd, dst)
     if name is None:
-        os.fchown(dst, st.st_uid, st.st_gid)
-        os.fchmod(dst, stat.S_IMODE(st.st_mode))
-        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+        posix.fchown(dst, st.st_uid, st.st_gid)
+        posix.fchmod(dst, stat.S_IMODE(st.st_mode))
+        posix.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
     else:
-        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
-        os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst)
-        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst)
+        posix.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        posix.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst)
+        posix.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst)

@@ -3,7 +3,7 @@ the init loads that program with seccomp(2) just before execve."""
 
 from __future__ import annotations
 
-import os
+import posix
 
 from ociruntime.errors import ConfigError, SetupError, SyscallError
 from ociruntime.linux.kernel import kernel, shim
@@ -142,12 +142,12 @@ def _add_rule(ctx: object, default: int, rule: SyscallRule, index: int) -> None:
 
 def _export(ctx: object) -> bytes:
     # A memfd, not a pipe: a large profile's program would fill a pipe and block the export.
-    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+    fd = posix.memfd_create("seccomp-bpf", posix.MFD_CLOEXEC)
     try:
         rc = shim()[1].seccomp_export_bpf(ctx, fd)
         if rc < 0:
             raise SyscallError(-rc, "seccomp: export BPF")
-        size = os.lseek(fd, 0, os.SEEK_CUR)
-        return os.pread(fd, size, 0)
+        size = posix.lseek(fd, 0, 1)  # SEEK_CUR
+        return posix.pread(fd, size, 0)
     finally:
-        os.close(fd)
+        posix.close(fd)

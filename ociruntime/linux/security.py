@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import resource
 
 from ociruntime import log
@@ -43,11 +43,11 @@ def set_rlimits(process: Process) -> None:
 
 def set_oom_score_adj(value: int) -> None:
     try:
-        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open("/proc/self/oom_score_adj", posix.O_WRONLY | posix.O_CLOEXEC)
         try:
-            os.write(fd, str(value).encode())
+            posix.write(fd, str(value).encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
     except OSError as e:
         raise SyscallError.from_os(e, f"write {value} to /proc/self/oom_score_adj") from None
 
@@ -94,7 +94,7 @@ def switch_user(process: Process) -> None:
     k.setresuid(user.uid, f"setresuid {user.uid}")
     prctl(PR_SET_KEEPCAPS, 0, "prctl(PR_SET_KEEPCAPS)")
     if user.umask is not None:
-        os.umask(user.umask)
+        posix.umask(user.umask)
 
 
 def _setgroups_failed(wanted: list[int], err: SetupError) -> None:

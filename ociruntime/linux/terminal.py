@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import _socket
 import fcntl
-import os
+import posix
 import struct
 
+from ociruntime import lean
 from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux import mountflags as mf
 from ociruntime.linux import unixsock
@@ -30,7 +31,7 @@ def connect_console_socket(path: str) -> int:
 def open_pty() -> tuple[int, str]:
     """Open the container's /dev/ptmx; returns (master fd, slave path)."""
     try:
-        master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        master = posix.open("/dev/ptmx", posix.O_RDWR | posix.O_NOCTTY | posix.O_CLOEXEC)
     except OSError as e:
         raise SyscallError.from_os(e, "open /dev/ptmx") from None
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
@@ -45,24 +46,24 @@ def send_master(console_fd: int, master: int) -> None:
 def become_terminal(slave_path: str, size: dict | None) -> None:
     """Make the pty slave our controlling terminal and stdio (we are a new session leader)."""
     try:
-        slave = os.open(slave_path, os.O_RDWR)
+        slave = posix.open(slave_path, posix.O_RDWR)
     except OSError as e:
         raise SyscallError.from_os(e, f"open {slave_path}") from None
     if size:
         fcntl.ioctl(slave, TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0),
                                                    size.get("width", 0), 0, 0))
-    os.setsid()
+    posix.setsid()
     fcntl.ioctl(slave, TIOCSCTTY, 0)
     for fd in (0, 1, 2):
-        os.dup2(slave, fd)
+        posix.dup2(slave, fd)
     if slave > 2:
-        os.close(slave)
+        posix.close(slave)
 
 
 def bind_console(slave_path: str) -> None:
     """/dev/console is the container's terminal (after pivot_root: plain container paths)."""
-    if not os.path.exists("/dev/console"):
-        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+    if not lean.exists("/dev/console"):
+        posix.close(posix.open("/dev/console", posix.O_CREAT | posix.O_WRONLY | posix.O_CLOEXEC, 0o600))
     _mount(slave_path, "/dev/console", None, mf.MS_BIND, None, f"bind {slave_path} on /dev/console")
 
 
@@ -74,7 +75,7 @@ def setup(console_fd: int, size: dict | None, bind: bool = True) -> None:
             bind_console(slave)
         send_master(console_fd, master)
     finally:
-        os.close(master)
+        posix.close(master)
     become_terminal(slave, size)
 
 
@@ -96,8 +97,8 @@ def receive_master(sock_fd: int) -> int:
     for level, kind, data in ancdata:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
             fd = struct.unpack("i", data[:4])[0]
-            os.set_inheritable(fd, False)
-            if os.isatty(0):
+            posix.set_inheritable(fd, False)
+            if posix.isatty(0):
                 _copy_window_size(0, fd)
             return fd
     raise SetupError("console: the container sent no pty master")
@@ -112,7 +113,7 @@ def relay(master: int, pid: int) -> None:
     saved = _make_raw(0)
     if saved is not None:  # resizes of our terminal reach the container's (runc does the same)
         _signal.signal(SIGWINCH, lambda _n, _f: _copy_window_size(0, master))
-    pidfd = os.pidfd_open(pid)
+    pidfd = posix.pidfd_open(pid)
     poller = select.poll()
     poller.register(master, select.POLLIN)
     poller.register(pidfd, select.POLLIN)
@@ -131,8 +132,8 @@ def relay(master: int, pid: int) -> None:
     finally:
         if saved is not None:
             _signal.signal(SIGWINCH, _signal.SIG_DFL)
-        os.close(pidfd)
-        os.close(master)
+        posix.close(pidfd)
+        posix.close(master)
         if saved is not None:
             import termios
 
@@ -141,19 +142,19 @@ def relay(master: int, pid: int) -> None:
 
 def _pump(src: int, dst: int) -> bool:
     try:
-        data = os.read(src, 65536)
+        data = posix.read(src, 65536)
     except OSError:  # EIO: the pty's last user has gone
         return False
     if not data:
         return False
     view = memoryview(data)
     while view:
-        view = view[os.write(dst, view):]
+        view = view[posix.write(dst, view):]
     return True
 
 
 def _make_raw(fd: int) -> list | None:
-    if not os.isatty(fd):
+    if not posix.isatty(fd):
         return None
     import termios
     import tty

@@ -141,3 +141,24 @@ def test_run_and_exec_leave_the_child_side_to_the_child(oci: Runtime, bundle, tm
     oci.run("run", "--detach", "--bundle", str(bundle(["sleep", "60"])), cid, check=True)
     call = f"assert rt.container({cid!r}).exec(['true']) == 0"
     assert _loaded_by(oci, tmp_path, call, CHILD_SIDE + OS) == []
+
+
+def test_the_child_side_never_imports_os(oci: Runtime, bundle, tmp_path) -> None:
+    """The child's imports are on create's critical path (on a v1 host once the cgroup lock's
+    grace period is paid, on v2 always): the child side runs on `posix` and lean.py, so `os`
+    (~1.3 ms: os, posixpath, _collections_abc) is loaded by neither process. Both print under
+    -X importtime (the child inherits stderr; through a file: the container keeps it open)."""
+    cid = oci.new_id()
+    b = bundle(["sleep", "60"])  # new namespaces, network among them: linux/network.py too
+    err = tmp_path / "importtime"
+    with open(err, "wb") as f:
+        res = subprocess.run([launcher_interpreter(), "-I", "-S", "-X", "importtime",
+                              *oci.cmd("create", "--bundle", str(b), cid)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, timeout=30)
+    text = err.read_text(errors="replace")
+    assert res.returncode == 0, text[-2000:]
+    names = {line.rsplit("|", 1)[1].strip() for line in text.splitlines()
+             if line.startswith("import time:") and "|" in line}
+    assert "ociruntime.linux.init" in names and "ociruntime.linux.network" in names, "the child's imports not seen"
+    assert sorted(names & {"os", "posixpath", "_collections_abc"}) == []
+    assert oci.status(cid) == "created"
