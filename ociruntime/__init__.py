@@ -152,11 +152,8 @@ class _CacheFinder:
         code = self._read(entry)
         if code is None:
             return None
-        is_package = rel.endswith("/__init__.py")
-        spec = type(__spec__)(name, self, origin=origin, is_package=is_package, loader_state=code)
-        spec.has_location = True
-        if is_package:
-            spec.submodule_search_locations = [origin.rpartition("/")[0]]
+        spec = _spec(name, self, origin)
+        spec.loader_state = code
         return spec
 
     def _read(self, entry: tuple):
@@ -202,15 +199,12 @@ def _run_module(modules: dict, name: str, path: str, code) -> None:
         return
     package = modules[__name__]
     module = type(package)(name)
-    is_package = path.endswith("/__init__.py")
-    loader = type(package.__loader__)(name, path)
-    spec = type(package.__spec__)(name, loader, origin=path, is_package=is_package)
-    spec.has_location = True
-    module.__spec__, module.__loader__, module.__file__ = spec, loader, path
+    spec = _spec(name, type(package.__loader__)(name, path), path)
+    module.__spec__, module.__loader__, module.__file__ = spec, spec.loader, path
     parent, _, short = name.rpartition(".")
-    module.__package__ = name if is_package else parent
-    if is_package:
-        module.__path__ = spec.submodule_search_locations = [path.rpartition("/")[0]]
+    module.__package__ = spec.parent
+    if spec.submodule_search_locations is not None:
+        module.__path__ = spec.submodule_search_locations
     modules[name] = module
     try:
         exec(code, module.__dict__)
@@ -218,6 +212,17 @@ def _run_module(modules: dict, name: str, path: str, code) -> None:
         del modules[name]
         raise
     setattr(modules[parent], short, module)
+
+
+def _spec(name: str, loader, origin: str):
+    """The spec the import system makes for a source module at `origin` (a package's is its
+    __init__.py)."""
+    is_package = origin.endswith("/__init__.py")
+    spec = type(__spec__)(name, loader, origin=origin, is_package=is_package)
+    spec.has_location = True
+    if is_package:
+        spec.submodule_search_locations = [origin.rpartition("/")[0]]
+    return spec
 
 
 def _report_import_time(what: str, ns: int) -> None:

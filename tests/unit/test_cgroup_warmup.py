@@ -12,18 +12,29 @@ from pathlib import Path
 import pytest
 
 from ociruntime.linux.cgroups import warmup
+from ociruntime.linux.cgroups.layout import parse_mountinfo, parse_self_cgroup
 
-HYBRID = "9:name=systemd:/\n8:pids:/user.slice\n4:memory:/a/b\n1:cpu,cpuacct:/\n0::/\n"
+# The pids hierarchy at /sys/fs/cgroup/pids; on the second host only a subtree of it (mount root
+# /ctr), as in a container given its own part of the host's tree.
+PIDS = "40 31 0:35 {root} /sys/fs/cgroup/pids rw,relatime shared:9 - cgroup cgroup rw,pids\n"
+V2 = "30 24 0:26 / /sys/fs/cgroup rw,relatime shared:4 - cgroup2 cgroup2 rw\n"
 
 
-def test_the_pids_cgroup_of_a_v1_host_is_where_the_runtime_moves_itself() -> None:
-    assert warmup.own_pids_cgroup_procs(HYBRID) == "/sys/fs/cgroup/pids/user.slice/cgroup.procs"
-    assert warmup.own_pids_cgroup_procs("3:pids:/\n") == "/sys/fs/cgroup/pids/cgroup.procs"
-    assert warmup.own_pids_cgroup_procs("5:cpu,pids:/x/\n") == "/sys/fs/cgroup/pids/x/cgroup.procs"
+def _procs(mountinfo: str, self_cgroup: str) -> str | None:
+    return warmup.own_cgroup_procs(parse_mountinfo(mountinfo), parse_self_cgroup(self_cgroup))
+
+
+def test_the_runtime_moves_itself_to_the_pids_cgroup_it_is_in() -> None:
+    assert _procs(PIDS.format(root="/"), "8:pids:/user.slice\n0::/\n") == \
+        "/sys/fs/cgroup/pids/user.slice/cgroup.procs"
+    assert _procs(PIDS.format(root="/"), "8:pids:/\n") == "/sys/fs/cgroup/pids/cgroup.procs"
+    # Under a mount root, the path the kernel gives is relative to the namespace's root:
+    # the part above the mount root is not in the mount (the drivers' own rule, hierarchy_dir).
+    assert _procs(PIDS.format(root="/ctr"), "8:pids:/ctr/sub\n") == "/sys/fs/cgroup/pids/sub/cgroup.procs"
 
 
 def test_no_thread_on_a_cgroup_v2_host() -> None:
-    assert warmup.own_pids_cgroup_procs("0::/user.slice/session-1.scope\n") is None
+    assert _procs(V2, "0::/user.slice/session-1.scope\n") is None
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a move needs root")
@@ -33,7 +44,8 @@ def test_the_move_leaves_the_runtime_in_every_cgroup_it_was_in() -> None:
              f"sys.path.insert(0, {str(Path(warmup.__file__).parents[3])!r})\n"
              "from ociruntime.linux.cgroups import warmup\n"
              "before = open('/proc/self/cgroup').read()\n"
-             "procs = warmup.own_pids_cgroup_procs(before)\n"
+             "from ociruntime.linux.cgroups.layout import parse_self_cgroup, read_layout\n"
+             "procs = warmup.own_cgroup_procs(read_layout(), parse_self_cgroup(before))\n"
              "if procs:\n"
              "    warmup.move_to_where_we_are(procs)\n"
              "import json\n"

@@ -17,29 +17,31 @@ import _signal
 import _thread
 import posix
 
-from ociruntime.lean import read_text
+from ociruntime.errors import CgroupError
+from ociruntime.linux.cgroups.fs import read_file
+from ociruntime.linux.cgroups.layout import Layout, hierarchy_dir, parse_self_cgroup, read_layout
 
 
-def start() -> bool:
+def start() -> None:
     """Start the thread if this is a v1 host and we are root (a rootless runtime moves nothing
-    on v1); whether it was started."""
+    on v1)."""
     if posix.geteuid() != 0:
-        return False
-    procs = own_pids_cgroup_procs(read_text("/proc/self/cgroup"))
-    if procs is None:
-        return False
-    _thread.start_new_thread(move_to_where_we_are, (procs,))
-    return True
+        return
+    try:
+        procs = own_cgroup_procs(read_layout(), parse_self_cgroup(read_file("/proc/self/cgroup")))
+    except CgroupError:
+        return
+    if procs is not None:
+        _thread.start_new_thread(move_to_where_we_are, (procs,))
 
 
-def own_pids_cgroup_procs(text: str) -> str | None:
-    """cgroup.procs of the v1 pids cgroup /proc/self/cgroup names; None without a v1 pids
-    hierarchy (a cgroup v2 host)."""
-    for line in text.splitlines():
-        _, controllers, path = line.split(":", 2)
-        if "pids" in controllers.split(","):
-            return f"/sys/fs/cgroup/pids{path.rstrip('/')}/cgroup.procs"
-    return None
+def own_cgroup_procs(layout: Layout, own: dict[str, str]) -> str | None:
+    """cgroup.procs of the v1 pids cgroup the runtime is in (found as the drivers find it: the
+    mount point and root, our path); None without a v1 pids hierarchy (a cgroup v2 host)."""
+    key = layout.controller_key("pids")
+    if key is None or "pids" not in own:
+        return None
+    return hierarchy_dir(layout.v1[key], "", own["pids"]).rstrip("/") + "/cgroup.procs"
 
 
 def move_to_where_we_are(procs: str) -> None:
@@ -54,4 +56,3 @@ def move_to_where_we_are(procs: str) -> None:
             posix.close(fd)
     except OSError:
         pass  # only a head start: the container's own moves report their errors
-
