@@ -91,4 +91,8 @@ def test_exec_t_on_a_terminal_has_its_size_and_follows_resizes(rt_name: str, oci
     rt.run("run", "-d", "-b", str(bundle(["sleep", "100"])), cid, check=True)
     out = drive(rt.cmd("exec", "-t", cid, "sh", "-c", SCRIPT))
     lines = [ln.strip() for ln in out.decode(errors="replace").splitlines() if ln.strip()]
-    assert lines[0] == "33 101" and "44 111" in lines, out
+    assert "44 111" in lines, out
+    if rt_name == "oci":
+        # runc's `exec -t` has the same race as its `run` (CI once saw its first `stty size`
+        # fail); ours sizes the pty before the process is started.
+        assert lines[0] == "33 101", out
