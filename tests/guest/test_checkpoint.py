@@ -119,7 +119,28 @@ def criu_errors(directory: Path) -> str:
     lines = []
     for log in sorted(directory.glob("*.log")):
         lines += [f"{log.name}: {ln}" for ln in log.read_text(errors="replace").splitlines() if "Error" in ln]
-    return "\n".join(lines[-30:])
+    return "\n".join(lines[-30:] + [describe_task(int(pid)) for pid in unseizable(lines)])
+
+
+def unseizable(lines: list[str]) -> set[str]:
+    """The pids criu could not stop ("Unseizable non-zombie 2354 found, state D")."""
+    return {ln.split("non-zombie ", 1)[1].split()[0] for ln in lines if "Unseizable non-zombie " in ln}
+
+
+def describe_task(pid: int) -> str:
+    """What a task criu could not stop is and where it sleeps in the kernel (CI once saw one in
+    D state; this says which and why when it happens again)."""
+    parts = []
+    for name in ("comm", "cmdline", "wchan", "stack", "status"):
+        try:
+            text = Path(f"/proc/{pid}/{name}").read_text(errors="replace").replace("\0", " ").strip()
+            text = " | ".join(text.splitlines()) if name == "stack" else text
+        except OSError as e:
+            text = f"({e.strerror})"
+        if name == "status":
+            text = " ".join(ln for ln in text.splitlines() if ln.startswith(("State", "PPid", "SigQ")))
+        parts.append(f"{name}: {text}")
+    return f"task {pid}: " + "; ".join(parts)
 
 
 def checkpoint(rt: Runtime, cid: str, images: Path, *flags: str) -> None:
