@@ -23,8 +23,19 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'ociruntime' has no attribute {name!r}")
 
 
+# A command allocates a few thousand objects that live until it exits; the cyclic collector's
+# default gen0 threshold (700) runs ~10 collections over them in `create` alone (~6% of its
+# instructions, callgrind) and 3 in `state`, finding nothing to free. Raised so that no command
+# collects (none reaches it), while a long-running one (`events`, a foreground `run`) still
+# collects now and then.
+GC_THRESHOLD = 50_000
+
+
 def main() -> None:
     """The command line (sys.argv), as every launcher starts it."""
+    import gc
+
+    gc.set_threshold(GC_THRESHOLD)
     _load_from_cache()
     from ociruntime.cli import main as cli_main
 
