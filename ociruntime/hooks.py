@@ -10,6 +10,7 @@ import time
 from ociruntime import jsonio, log
 from ociruntime.config import Hook
 from ociruntime.errors import HookError
+from ociruntime.signals import IGNORED_BY_PYTHON
 
 MAX_OUTPUT = 4096
 
@@ -44,7 +45,7 @@ def run_hook(name: str, hook: Hook, payload: bytes) -> None:
             env = dict(e.split("=", 1) for e in hook.env if "=" in e)
             pid = posix.posix_spawn(hook.path, hook.args, env, file_actions=[
                 (posix.POSIX_SPAWN_DUP2, stdin_r, 0), (posix.POSIX_SPAWN_DUP2, out_w, 1),
-                (posix.POSIX_SPAWN_DUP2, out_w, 2)])
+                (posix.POSIX_SPAWN_DUP2, out_w, 2)], setsigdef=IGNORED_BY_PYTHON)
         except OSError as e:
             raise HookError(f"hook {name} {hook.path}: cannot run: {e.strerror}") from None
         posix.close(stdin_r)

@@ -11,6 +11,19 @@ SIGNALS: dict[str, int] = {
     "POLL": 29, "PWR": 30, "SYS": 31,
 }
 SIGRTMIN, SIGRTMAX = 34, 64
+# CPython ignores these at start-up, and an ignored signal stays ignored across execve: every
+# program we start (the container's process, an exec'd one, a hook, criu) gets them back at their
+# defaults first, as from runc (the writer of `yes | head -1` must die of SIGPIPE, not loop on
+# EPIPE; a shell cannot undo a signal ignored when it started).
+IGNORED_BY_PYTHON = (SIGNALS["PIPE"], SIGNALS["XFSZ"])
+
+
+def restore_defaults() -> None:
+    """Before execve: what CPython ignored is SIG_DFL again."""
+    import _signal
+
+    for number in IGNORED_BY_PYTHON:
+        _signal.signal(number, _signal.SIG_DFL)
 
 
 def parse_signal(text: str) -> int:

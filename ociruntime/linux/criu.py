@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+from ociruntime import signals
 from ociruntime.errors import OciError, OptionError
 
 LOG_TAIL_BYTES = 256 << 10  # an error is near the end; -v4 logs can be megabytes
@@ -96,6 +97,7 @@ def _child(parent: int, argv: list[str], out: int, err_pipe: int, fds: dict[int,
                 os.dup2(src, target, inheritable=True)
         for target, src in parked.items():
             os.dup2(src, target, inheritable=True)
+        signals.restore_defaults()
         os.execv(argv[0], argv)
     except BaseException as e:  # anything here must reach the parent as text
         text = f"{argv[0]}: {e.strerror}" if isinstance(e, OSError) and e.strerror else str(e)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import posix
 import sys
 
-from ociruntime import hooks, lean, timing
+from ociruntime import hooks, lean, signals, timing
 from ociruntime.config import Config
 from ociruntime.errors import OciError, SetupError, SyscallError
 from ociruntime.linux import (
@@ -504,6 +504,7 @@ def wait_for_start(a: InitArgs) -> None:
 def exec_process(a: InitArgs) -> None:
     process = a.config.process
     assert process is not None
+    signals.restore_defaults()  # before the seccomp filter, which may refuse rt_sigaction
     # execve takes a mapping; entries without '=' cannot be expressed and were refused earlier.
     env = dict(e.split("=", 1) for e in process.env + a.extra_env if "=" in e)
     load_last = a.seccomp is not None and process.no_new_privileges
