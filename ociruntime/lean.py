@@ -87,14 +87,15 @@ def exists(path: str) -> bool:
     return True
 
 
-def read_text(path: str, limit: int = 65536) -> str:
-    """A small file's text (kernel files: cgroup, proc), or "" if it cannot be read."""
+def read_text(path: str) -> str:
+    """A small kernel file's text (its first 4 kB: a cgroup's state), or "" if it cannot be
+    read."""
     try:
         fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
         return ""
     try:
-        return posix.read(fd, limit).decode(errors="replace")
+        return posix.read(fd, 4096).decode(errors="replace")
     except OSError:
         return ""
     finally:

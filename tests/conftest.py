@@ -144,6 +144,12 @@ def runc(tmp_path: Path) -> Iterator[Runtime]:
     rt.cleanup()
 
 
+@pytest.fixture(params=["oci", "runc"])
+def oci_or_runc(request, oci: Runtime, runc: Runtime) -> Runtime:
+    """The test once with ours, once with runc (the reference); `rt is oci` tells which."""
+    return oci if request.param == "oci" else runc
+
+
 class BundleFactory:
     def __init__(self, tmp: Path, base: Path) -> None:
         self.tmp = tmp

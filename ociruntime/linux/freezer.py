@@ -8,13 +8,13 @@ from ociruntime.lean import read_text
 def v1_frozen(freezer_dir: str) -> bool:
     """cgroup v1: freezer.state is THAWED, FREEZING or FROZEN (FREEZING counts: its tasks are
     being stopped and will not run)."""
-    text = read_text(f"{freezer_dir}/freezer.state", 4096).strip()
+    text = read_text(f"{freezer_dir}/freezer.state").strip()
     return bool(text) and text != "THAWED"
 
 
 def v2_frozen(path: str) -> bool:
     """cgroup v2: cgroup.events has "frozen 1" once every task is frozen."""
-    return "frozen 1" in read_text(f"{path}/cgroup.events", 4096).splitlines()
+    return "frozen 1" in read_text(f"{path}/cgroup.events").splitlines()
 
 
 def frozen(cgroup_state: dict) -> bool:

@@ -24,10 +24,9 @@ def ignored(status_line: str) -> set[int]:
     return {n for n in range(1, 65) if mask >> (n - 1) & 1}
 
 
-@pytest.mark.parametrize("rt_name", ["oci", "runc"])
-def test_the_container_process_gets_sigpipe_and_sigxfsz_at_their_defaults(
-        rt_name: str, oci: Runtime, runc: Runtime, bundle) -> None:
-    rt = oci if rt_name == "oci" else runc
+def test_the_container_process_gets_sigpipe_and_sigxfsz_at_their_defaults(oci_or_runc: Runtime,
+                                                                          bundle) -> None:
+    rt = oci_or_runc
     res = rt.run("run", "--bundle", str(bundle(SHOW_IGNORED)), rt.new_id(), check=True)
     assert ignored(res.stdout.decode()) & {SIGPIPE, SIGXFSZ} == set(), res.stdout
     # What a user sees: a shell that sends itself SIGPIPE dies of it (128 + 13). Not the
@@ -37,10 +36,8 @@ def test_the_container_process_gets_sigpipe_and_sigxfsz_at_their_defaults(
     assert res.stdout == b"status %d\n" % (128 + SIGPIPE), res.stdout
 
 
-@pytest.mark.parametrize("rt_name", ["oci", "runc"])
-def test_an_exec_process_gets_them_at_their_defaults(rt_name: str, oci: Runtime, runc: Runtime,
-                                                      bundle) -> None:
-    rt = oci if rt_name == "oci" else runc
+def test_an_exec_process_gets_them_at_their_defaults(oci_or_runc: Runtime, bundle) -> None:
+    rt = oci_or_runc
     cid = rt.new_id()
     rt.run("run", "--detach", "--bundle", str(bundle(["sleep", "60"])), cid, check=True)
     res = rt.run("exec", cid, *SHOW_IGNORED, check=True)

@@ -70,29 +70,27 @@ def terminal_bundle(bundle, args: list[str]) -> Path:
     return bundle(args, edit=edit)
 
 
-@pytest.mark.parametrize("rt_name", ["oci", "runc"])
-def test_run_on_a_terminal_has_its_size_and_follows_resizes(rt_name: str, oci: Runtime, runc: Runtime,
+def test_run_on_a_terminal_has_its_size_and_follows_resizes(oci_or_runc: Runtime, oci: Runtime,
                                                             bundle) -> None:
-    rt = oci if rt_name == "oci" else runc
+    rt = oci_or_runc
     out = drive(rt.cmd("run", "-b", str(terminal_bundle(bundle, ["sh", "-c", SCRIPT])), rt.new_id()))
     lines = [ln.strip() for ln in out.decode(errors="replace").splitlines() if ln.strip()]
     assert "44 111" in lines, out
-    if rt_name == "oci":
+    if rt is oci:
         # runc 1.1.5 sizes the pty only after the process has started: its first `stty size`
         # races (it printed "stty: standard input: ..." here); ours is set before `start`.
         assert lines[0] == "33 101", out
 
 
-@pytest.mark.parametrize("rt_name", ["oci", "runc"])
-def test_exec_t_on_a_terminal_has_its_size_and_follows_resizes(rt_name: str, oci: Runtime, runc: Runtime,
+def test_exec_t_on_a_terminal_has_its_size_and_follows_resizes(oci_or_runc: Runtime, oci: Runtime,
                                                                bundle) -> None:
-    rt = oci if rt_name == "oci" else runc
+    rt = oci_or_runc
     cid = rt.new_id()
     rt.run("run", "-d", "-b", str(bundle(["sleep", "100"])), cid, check=True)
     out = drive(rt.cmd("exec", "-t", cid, "sh", "-c", SCRIPT))
     lines = [ln.strip() for ln in out.decode(errors="replace").splitlines() if ln.strip()]
     assert "44 111" in lines, out
-    if rt_name == "oci":
+    if rt is oci:
         # runc's `exec -t` has the same race as its `run` (CI once saw its first `stty size`
         # fail); ours sizes the pty before the process is started.
         assert lines[0] == "33 101", out
