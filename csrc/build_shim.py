@@ -31,7 +31,7 @@ int seccomp_export_bpf(const scmp_filter_ctx ctx, int fd);
 ffibuilder.set_source(
     "ociruntime._shim",
     '#include "shim.h"\n#include <seccomp.h>\n',
-    sources=["csrc/shim.c"],
+    sources=["csrc/shim.c", "csrc/waitexec.c"],
     include_dirs=["csrc"],
     libraries=["seccomp"],
     extra_compile_args=["-O2", "-Wall"],

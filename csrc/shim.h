@@ -1,6 +1,8 @@
 /* ociruntime shim: one thin wrapper per syscall Python cannot make (or cannot make safely).
  * No policy lives here: every function does exactly one kernel call and returns -1 with errno
- * set on failure, like the syscall itself. Policy (what to call, in which order) is Python's. */
+ * set on failure, like the syscall itself. Policy (what to call, in which order) is Python's.
+ * One exception, oci_wait_exec (waitexec.c): a process cannot unmap the interpreter it runs in
+ * from Python, so that function carries out a plan Python packed, and never returns on success. */
 #include <stdint.h>
 #include <stddef.h>
 
@@ -37,3 +39,4 @@ int oci_personality(unsigned long persona);
 int oci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
 int oci_fork3(uint64_t flags, int cgroup_fd);
 int oci_bpf(int cmd, void *attr, unsigned int size);
+int oci_wait_exec(const void *plan, size_t len);

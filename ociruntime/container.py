@@ -112,8 +112,9 @@ def _release_init(sd: StateDir, cid: str, pid: int) -> None:
             raise SetupError(f"container {cid!r}: the init exited before it could be started")
         if leftover:
             # The init wrote its failure (a startContainer hook, or execve) after our byte.
-            raise SetupError(f"container {cid!r}: start failed: "
-                             f"{leftover.decode(errors='replace').strip()}")
+            from ociruntime.linux import waitexec
+
+            raise SetupError(f"container {cid!r}: start failed: {waitexec.report_text(leftover)}")
     finally:
         posix.close(rfd)
 

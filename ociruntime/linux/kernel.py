@@ -180,6 +180,14 @@ class Kernel:
         mask = ffi.new("unsigned long[]", nodemask) if nodemask else ffi.NULL
         self._check(lib.oci_set_mempolicy(mode, mask, maxnode), what)
 
+    # --- start -------------------------------------------------------------------------------
+    def wait_exec(self, plan: bytes, what: str) -> None:
+        """Unmap the interpreter, wait for `start`, exec (csrc/waitexec.c; the plan from
+        linux/waitexec.py). Returns -- raising SyscallError -- only if it could not begin:
+        then nothing has changed and the caller can wait in Python."""
+        ffi, lib = shim()
+        self._check(lib.oci_wait_exec(ffi.from_buffer(plan), len(plan)), what)
+
     # --- bpf ---------------------------------------------------------------------------------
     def bpf(self, cmd: int, attr: bytearray, what: str) -> int:
         """bpf(2) with `attr` as the attr union; the kernel's writes land back in `attr`."""
