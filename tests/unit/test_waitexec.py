@@ -45,10 +45,10 @@ class Waiting:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with open(f"/proc/{self.pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    raise AssertionError(f"pid {self.pid} died while shedding: {os.waitpid(self.pid, 0)}")
-            with open(f"/proc/{self.pid}/wchan") as f:
-                sleeping = f.read() not in ("0", "")
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            if state == "Z":
+                raise AssertionError(f"pid {self.pid} died while shedding: {os.waitpid(self.pid, 0)}")
+            sleeping = state == "S"  # on the socket, once shed
             with open(f"/proc/{self.pid}/maps") as f:
                 maps = f.read().splitlines()
             if sleeping and not any("python" in line or "libc" in line for line in maps):
