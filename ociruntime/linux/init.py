@@ -405,7 +405,7 @@ def set_process_attributes(a: InitArgs, proc_fd: int = -1) -> None:
         posix.chdir(process.cwd)
     except OSError as e:
         raise SyscallError.from_os(e, f"process.cwd {process.cwd}") from None
-    if a.seccomp is not None and not process.no_new_privileges:
+    if a.seccomp is not None and filter_loaded_last(a) is None:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
         load_seccomp(a)
     security.apply_credentials(process)
@@ -512,7 +512,7 @@ def exec_when_started(a: InitArgs) -> None:
     process = a.config.process
     if process is None or a.config.hooks["startContainer"]:
         return
-    last = a.seccomp if a.seccomp is not None and process.no_new_privileges else None
+    last = filter_loaded_last(a)
     if last is not None and a.listener_fd >= 0:
         return
     plan = waitexec.pack(a.fifo_fd, a.exec_path, process.args, exec_environ(a),
@@ -574,19 +574,26 @@ def pass_fds(a: InitArgs) -> None:
         posix.closerange(low, 1 << 20)
 
 
+def filter_loaded_last(a: InitArgs):
+    """The seccomp filter loaded right before execve, or None: with no_new_privs loading needs
+    no privilege, so the filter waits until then (without, set_process_attributes loads it
+    before the credentials change)."""
+    process = a.config.process
+    return a.seccomp if process is not None and process.no_new_privileges else None
+
+
 def exec_process(a: InitArgs) -> None:
     process = a.config.process
     assert process is not None
     signals.restore_defaults()  # before the seccomp filter, which may refuse rt_sigaction
     env = exec_environ(a)
-    load_last = a.seccomp is not None and process.no_new_privileges
-    if load_last and a.listener_fd >= 0:
+    last = filter_loaded_last(a)
+    if last is not None and a.listener_fd >= 0:
         load_seccomp(a)  # the listener gets its fd before the fds below are closed
-        load_last = False
+        last = None
     pass_fds(a)
-    if load_last:
-        assert a.seccomp is not None
-        a.seccomp.load()
+    if last is not None:
+        last.load()
     try:
         posix.execve(a.exec_path, process.args, env)
     except OSError as e:
