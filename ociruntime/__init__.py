@@ -81,9 +81,23 @@ def _load_from_cache() -> None:
         _run_module(sys.modules, f"ociruntime.{name}", f"{pkg}/{rel}", code)
         if timed:
             _report_import_time(f"ociruntime.{name}", time.perf_counter_ns() - began)
-    sys.meta_path.insert(0, _CacheFinder(identity, base, entries[len(hot_code):], pkg, path))
+    global _finder
+    _finder = _CacheFinder(identity, base, entries[len(hot_code):], pkg, path)
+    sys.meta_path.insert(0, _finder)
     if sys.flags.verbose:
         posix.write(2, f"# ociruntime: modules from {path}\n".encode())
+
+
+_finder = None  # the _CacheFinder main() installed, if any
+
+
+def load_block(name: str) -> None:
+    """Run the modules of a block (ociruntime/blocks.py) from one read of the cache: where there
+    is no cache (the usual imports), or a source changed, they are imported when used."""
+    if _finder is not None:
+        from ociruntime import blocks
+
+        blocks.run(_finder, name)
 
 
 def _open_cache(path: str, key: tuple, pkg: str) -> tuple | None:
@@ -149,41 +163,60 @@ class _CacheFinder:
         import posix
 
         entry = self.entries.get(name)
-        if entry is None:
+        if entry is None or not self.fresh(entry):
             return None
-        _, rel, mtime_ns, size, _, _ = entry
-        origin = f"{self.pkg}/{rel}"
+        fd = self.open()
+        if fd < 0:
+            return None
         try:
-            st = posix.stat(origin)
-        except OSError:
-            return None
-        if st.st_mtime_ns != mtime_ns or st.st_size != size:
-            self._stale()
-            return None
-        code = self._read(entry)
+            code = self.read(fd, entry)
+        finally:
+            posix.close(fd)
         if code is None:
             return None
-        spec = _spec(name, self, origin)
+        spec = _spec(name, self, f"{self.pkg}/{entry[1]}")
         spec.loader_state = code
         return spec
 
-    def _read(self, entry: tuple):
-        import marshal
+    def fresh(self, entry: tuple) -> bool:
+        """Whether the module's source is the one compiled (mtime, size)."""
         import posix
 
-        _, _, _, _, offset, length = entry
+        _, rel, mtime_ns, size, _, _ = entry
+        try:
+            st = posix.stat(f"{self.pkg}/{rel}")
+        except OSError:
+            return False
+        if st.st_mtime_ns != mtime_ns or st.st_size != size:
+            self.stale()
+            return False
+        return True
+
+    def open(self) -> int:
+        """A descriptor of the file checked at the start, or -1."""
+        import posix
+
         try:
             fd = posix.open(self.path, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NOFOLLOW)
         except OSError:
-            return None
+            return -1
         try:
-            if _trusted(fd) != self.identity:
-                return None
-            return marshal.loads(posix.pread(fd, length, self.base + offset))
+            if _trusted(fd) == self.identity:
+                return fd
+        except (ValueError, OSError):
+            pass
+        posix.close(fd)
+        return -1
+
+    def read(self, fd: int, entry: tuple):
+        """The module's code, read from `fd` (open()), or None."""
+        import marshal
+        import posix
+
+        try:
+            return marshal.loads(posix.pread(fd, entry[5], self.base + entry[4]))
         except (EOFError, ValueError, TypeError, OSError):
             return None
-        finally:
-            posix.close(fd)
 
     def create_module(self, spec):
         return None  # the usual module object
@@ -191,7 +224,7 @@ class _CacheFinder:
     def exec_module(self, module) -> None:
         exec(module.__spec__.loader_state, module.__dict__)
 
-    def _stale(self) -> None:
+    def stale(self) -> None:
         import posix
 
         if posix.getpid() == self.owner:  # not from a child of the runtime

@@ -256,9 +256,10 @@ def text_flag(opts: dict[str, object], dest: str) -> str | None:
 
 
 def _create_or_run(rt, command: str, opts: dict[str, object], positional: list[str]) -> int:
-    from ociruntime import timing
+    from ociruntime import load_block, timing
 
     cid = _one_id(command, positional)
+    load_block("create")
     bundle = str(opts.get("bundle") or ".")
     if command == "create":
         rt.create(cid, bundle, **create_flags(opts))

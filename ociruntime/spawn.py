@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import posix
 
-from ociruntime import lean, state, timing
+from ociruntime import lean, load_block, state, timing
 from ociruntime.errors import OciError, SetupError, SyscallError
 
 # runc's words for a terminal without a console socket, and for a console socket without a
@@ -117,6 +117,7 @@ class Spawn:
         grace period), so these ~3 ms of imports are off its path."""
         try:
             child_after_fork(parent)
+            load_block("child")
             timing.fault_channel(self.args.sync_fd)
             _close(self.fd, self.console_peer)
             from ociruntime.linux import init

@@ -164,6 +164,62 @@ def test_the_child_side_never_imports_os(oci: Runtime, bundle, tmp_path) -> None
     assert oci.status(cid) == "created"
 
 
+# What create's path loads on its own, outside the blocks (ociruntime/blocks.py): what every
+# child of the runtime loads first (spawn.child_after_fork), and what only some hosts or configs
+# need (a cgroup driver, v2's device filter, clone3 into a v2 cgroup, a network namespace). The
+# cache's writer: only here, where -B leaves no cache.
+ON_THEIR_OWN = {"bytecache", "linux.security", "linux.kernel", "_shim", "linux.cgroups.v1",
+                "linux.cgroups.v2", "linux.cgroups.controllers", "linux.cgroups.systemd", "linux.cgroups.dbus",
+                "linux.cgroups.ebpf", "linux.fork", "linux.network"}
+
+
+def _create_imports(oci: Runtime, tmp_path: Path, bundle_dir: Path, *flags: str,
+                    package: Path | None = None) -> set[str]:
+    """The names -X importtime prints for one `create` (the runtime and its children), run by
+    the launcher, or from `package` through the same entry point."""
+    cid = oci.new_id()
+    if package is None:
+        entry = oci.cmd("create", "--bundle", str(bundle_dir), cid)
+    else:
+        text = ("import sys\n"
+                f"sys.path.insert(0, {str(package.parent)!r}); sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
+                "from ociruntime import main\n"
+                "main()\n")
+        entry = ["-c", text, *oci.cmd("create", "--bundle", str(bundle_dir), cid)[1:]]
+    err = tmp_path / "importtime"
+    with open(err, "wb") as f:  # a file: the container keeps the caller's stderr
+        res = subprocess.run([launcher_interpreter(), "-I", "-S", *flags, "-X", "importtime", *entry],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, timeout=60)
+    text = err.read_text(errors="replace")
+    assert res.returncode == 0, text[-2000:]
+    assert oci.status(cid) == "created"
+    return {line.rsplit("|", 1)[1].strip() for line in text.splitlines() if line.startswith("import time:")}
+
+
+def test_each_block_is_what_its_path_loads(oci: Runtime, bundle, tmp_path) -> None:
+    """ociruntime/blocks.py: create's process and its child each run one block of the cache. Loaded
+    the usual way (a copy of the package without its cache, -B), create imports every module of
+    both blocks (none is loaded for nothing) and, past the hot modules and the blocks, only what
+    is loaded on its own (ON_THEIR_OWN); through the launcher, both blocks are run."""
+    import shutil
+
+    import ociruntime
+    from ociruntime.blocks import BLOCKS
+
+    b = bundle(["sleep", "60"])  # new namespaces, network among them
+    copy = tmp_path / "pkg" / "ociruntime"
+    shutil.copytree(runtime_package_dir(), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    names = _create_imports(oci, tmp_path, b, "-B", package=copy)
+    assert "ociruntime bytecode cache: block create, checked" not in names, "the copy had a cache"
+    ours = {n.removeprefix("ociruntime.") for n in names if n.startswith("ociruntime.")}
+    for block, members in BLOCKS.items():
+        assert sorted(set(members) - ours) == [], f"block {block} has modules create does not load"
+    blocks = {m for members in BLOCKS.values() for m in members}
+    assert sorted(ours - set(ociruntime.HOT_MODULES) - blocks - ON_THEIR_OWN) == [], "a module missing from BLOCKS"
+    names = _create_imports(oci, tmp_path, b)
+    assert {f"ociruntime bytecode cache: block {b}, checked" for b in BLOCKS} <= names
+
+
 # Run before the launcher's own code: every collection the cyclic collector makes, in this process
 # or a child it forks (stage1, the init, an exec'd process before its execve), is written to fd 2.
 # The probe's own allocations are collected first (gc.collect() starts the count again).

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import ociruntime
+from ociruntime.blocks import BLOCKS
 
 PACKAGE = Path(ociruntime.__file__).parent
 CACHE = f"__pycache__/modules.{sys.implementation.cache_tag}.bin"
@@ -105,6 +106,7 @@ def test_a_cache_replaced_after_the_start_is_not_read(pkg: Path) -> None:
     out = probe(pkg, "import shutil, os\n"
                      f"shutil.copyfile({str(pkg / CACHE)!r}, {str(pkg / CACHE)!r} + '.new')\n"
                      f"os.rename({str(pkg / CACHE)!r} + '.new', {str(pkg / CACHE)!r})\n"
+                     "ociruntime.load_block('create')\n"
                      "out['loader'] = loader('ociruntime.create')")
     assert out["loader"] == "SourceFileLoader"
 
@@ -132,14 +134,65 @@ def test_a_changed_module_past_the_hot_ones_runs_its_new_code_and_the_cache_is_r
     assert probe(pkg, read) == {"loader": FROM_CACHE, "v": 1}
 
 
-PLANTED = ("import ociruntime.create\n"
+# What a process has loaded when it runs a block: for the child, create's block (inherited from
+# the runtime that forked it) and what every child of the runtime loads first (spawn.py's
+# child_after_fork: linux/security.py, whose prctl loads the compiled shim).
+BEFORE_BLOCK = {"create": "",
+                "child": "ociruntime.load_block('create')\nimport ociruntime.linux.security\n"
+                         "ociruntime.linux.kernel.shim()\n"}
+
+
+@pytest.mark.parametrize("block", sorted(BLOCKS))
+def test_each_block_runs_in_an_order_that_imports_none_of_ours_from_one_open(pkg: Path, block: str) -> None:
+    """Each module of a block comes after the modules it imports at its top, a package before
+    its own modules (its body may import one of them before its turn, from the block): running
+    the block asks the import system for none of the package's other modules, opens the cache
+    once, and its modules have their sources as origins."""
+    probe(pkg, "")
+    out = probe(pkg, BEFORE_BLOCK[block] +
+                "import ociruntime.blocks, posix\n"
+                "opens, real_open = [], posix.open\n"
+                "posix.open = lambda p, *a: (p.endswith('.bin') and opens.append(p)) or real_open(p, *a)\n"
+                "asked.clear()\n"
+                "sys.meta_path.insert(0, Recorder)\n"
+                f"ociruntime.load_block({block!r})\n"
+                "sys.meta_path.remove(Recorder)\n"
+                "out['opens'] = len(opens)\n"
+                "out['asked'] = [n[len('ociruntime.'):] for n in asked if n.startswith('ociruntime.')]\n"
+                f"out['origins'] = {{n: sys.modules['ociruntime.' + n].__spec__.origin "
+                f"for n in {BLOCKS[block]!r}}}\n")
+    members = BLOCKS[block]
+    packages = [m for m in members if out["origins"][m].endswith("/__init__.py")]
+    own = [m for m in members if any(m.startswith(p + ".") and members.index(p) < members.index(m) for p in packages)]
+    assert set(out["asked"]) <= set(own), f"block {block} runs a module before what it imports: {out['asked']}"
+    assert out["opens"] == 1
+    for name, origin in out["origins"].items():
+        rel = name.replace(".", "/")
+        assert origin in (f"{pkg}/{rel}.py", f"{pkg}/{rel}/__init__.py"), (name, origin)
+
+
+def test_a_changed_module_of_a_block_runs_its_new_code(pkg: Path) -> None:
+    """The block is not run when one of its sources changed: each module is imported on its
+    own, the changed one from its source, and the stale cache is removed."""
+    probe(pkg, "")
+    semantics = pkg / "semantics.py"
+    semantics.write_text(semantics.read_text() + "\nCACHE_PROBE = 1\n")
+    out = probe(pkg, "ociruntime.load_block('create')\n"
+                     "out['ran'] = 'ociruntime.create' in sys.modules\n"
+                     "out['loader'] = loader('ociruntime.semantics'); out['v'] = ociruntime.semantics.CACHE_PROBE")
+    assert out == {"ran": False, "loader": "SourceFileLoader", "v": 1}
+    assert not (pkg / CACHE).exists()
+
+
+PLANTED = ("ociruntime.load_block('create')\n"
+           "import ociruntime.create\n"
            "out['planted'] = [hasattr(ociruntime.lean, 'PLANTED'), hasattr(ociruntime.create, 'PLANTED')]")
 
 
 def _plant(pkg: Path, tmp_path: Path) -> Path:
     """A cache that matches pkg's sources (mtime and size), built from sources whose lean.py (a
-    hot module) and create.py (a lazy one) also set PLANTED: what someone who can write the
-    cache file could make the runtime (root) run."""
+    hot module) and create.py (of the create block) also set PLANTED: what someone who can write
+    the cache file could make the runtime (root) run."""
     other = tmp_path / "other" / "ociruntime"
     shutil.rmtree(other.parent, ignore_errors=True)
     shutil.copytree(pkg, other, ignore=shutil.ignore_patterns("__pycache__"))
@@ -178,6 +231,7 @@ def test_without_a_cache_the_modules_are_imported(pkg: Path) -> None:
     """-B (no bytecode written), or a package directory we may not write: the usual imports."""
     out = probe(pkg, "out['loader'] = loader('ociruntime.cli')\n"
                      "out['loaded'] = [n for n in ociruntime.HOT_MODULES if 'ociruntime.' + n in sys.modules]\n"
+                     "ociruntime.load_block('create')\n"
                      "out['create'] = loader('ociruntime.create')", "-B")
     assert not (pkg / CACHE).exists()
     assert "errors" in out["loaded"] and "state" not in out["loaded"]  # cli.py's imports, as usual
@@ -203,17 +257,20 @@ def test_cached_modules_are_modules_as_imported(pkg: Path) -> None:
     assert f'File "{pkg}/state.py"' in out["tb"] and "raise UsageError" in out["tb"]
 
 
-def test_import_time_still_counts_the_hot_modules(pkg: Path) -> None:
-    """-X importtime (bench/run's import rows) sees them as lines of their own."""
+def test_import_time_still_counts_the_cached_modules(pkg: Path) -> None:
+    """-X importtime (bench/run's import rows) sees the hot modules, the blocks' and the others
+    as lines of their own."""
     probe(pkg, "")
     text = ("import sys\n"
             f"sys.path.insert(0, {str(pkg.parent)!r})\n"
             "import ociruntime\n"
             "ociruntime._load_from_cache()\n"
-            "import ociruntime.create\n")
+            "import ociruntime.check\n"
+            "ociruntime.load_block('create')\n")
     res = subprocess.run([sys.executable, "-X", "importtime", "-I", "-S", "-c", text], capture_output=True,
                          text=True, cwd="/", timeout=60, check=True)
     names = [line.rsplit("|", 1)[1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")]
     assert "ociruntime bytecode cache: read, checked" in names
-    for name in (*ociruntime.HOT_MODULES, "create"):  # create: the import system's own line
+    assert "ociruntime bytecode cache: block create, checked" in names  # its sources' stats
+    for name in (*ociruntime.HOT_MODULES, "check", *BLOCKS["create"]):  # check: the import system's
         assert f"ociruntime.{name}" in names, name
