@@ -92,7 +92,7 @@ _finder = None  # the _CacheFinder main() installed, if any
 
 
 def load_block(name: str) -> None:
-    """Run the modules of a block (ociruntime/blocks.py) from one read of the cache: where there
+    """Run the modules of a block (ociruntime/blocks.py) from one open of the cache: where there
     is no cache (the usual imports), or a source changed, they are imported when used."""
     if _finder is not None:
         from ociruntime import blocks
