@@ -169,9 +169,13 @@ class _CacheFinder:
         if fd < 0:
             return None
         try:
-            code = self.read(fd, entry)
+            return self.spec(name, fd, entry)
         finally:
             posix.close(fd)
+
+    def spec(self, name: str, fd: int, entry: tuple):
+        """The module's spec, its code read from `fd` (open()) for us to run, or None."""
+        code = self.read(fd, entry)
         if code is None:
             return None
         spec = _spec(name, self, f"{self.pkg}/{entry[1]}")
@@ -179,7 +183,8 @@ class _CacheFinder:
         return spec
 
     def fresh(self, entry: tuple) -> bool:
-        """Whether the module's source is the one compiled (mtime, size)."""
+        """Whether the module's source is the one compiled (mtime, size); if not, the cache is
+        stale and removed."""
         import posix
 
         _, rel, mtime_ns, size, _, _ = entry

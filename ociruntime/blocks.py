@@ -70,9 +70,4 @@ class _Nested:
 
     def find_spec(self, name: str, path=None, target=None):
         entry = self.entries.get(name)
-        code = None if entry is None else self.finder.read(self.fd, entry)
-        if code is None:
-            return None
-        spec = ociruntime._spec(name, self.finder, f"{self.finder.pkg}/{entry[1]}")
-        spec.loader_state = code  # what the finder, as its loader, runs
-        return spec
+        return None if entry is None else self.finder.spec(name, self.fd, entry)
