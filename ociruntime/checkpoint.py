@@ -426,7 +426,7 @@ def _restore_with_criu(c, config, binary: str, ropts: RestoreOptions) -> None:
     sd = c.sd
     bundle = os.path.abspath(c.opts.bundle)
     _make_mount_points(config, bundle)
-    pidfile = sd.file("criu.pid")
+    pidfile = sd.file(state.CRIU_PIDFILE)
     fds, inherit = _restore_fds(ropts.image_path, config)
     for n, key in _outside_tty_fds(ropts).items():
         fds[120 + n] = n

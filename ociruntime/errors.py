@@ -30,6 +30,14 @@ class ContainerNotFound(OciError):
         super().__init__(f"container {container_id!r} does not exist")
 
 
+class NotAContainer(OciError):
+    """<root>/<id> holds files the runtime never makes there (a mistyped --root): not ours."""
+
+    def __init__(self, path: str, name: str) -> None:
+        super().__init__(f"{path} is not a container's state directory: it holds {name!r}, which "
+                         "ociruntime never makes there (is --root right?); nothing in it was touched")
+
+
 class ContainerExists(OciError):
     def __init__(self, container_id: str) -> None:
         super().__init__(f"container {container_id!r} already exists")

@@ -20,12 +20,17 @@ import posix
 import time
 
 from ociruntime import jsonio, lean
-from ociruntime.errors import ContainerExists, ContainerNotFound, OciError, OptionError, UsageError
+from ociruntime.errors import ContainerExists, ContainerNotFound, NotAContainer, OciError, OptionError, UsageError
 
 DEFAULT_ROOT = "/run/ociruntime"
 STATE_FILE = "state.json"
 CONFIG_COPY = "config.json"
 EXEC_FIFO = "exec.fifo"
+CRIU_PIDFILE = "criu.pid"
+# Every name the runtime ever makes in a container's directory (write_atomic's temporaries are
+# "<one of these>.<pid>.tmp"). A directory holding anything else is not one we made (a mistyped
+# --root, say /var/lib, and an "ID" naming a directory of its own): delete removes nothing of it.
+OWN_FILES = frozenset((STATE_FILE, CONFIG_COPY, EXEC_FIFO, CRIU_PIDFILE))
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-.")
 MAX_ID_LEN = 255  # it names a directory: NAME_MAX
 SIGTERM = 15
@@ -98,6 +103,14 @@ def root_not_a_directory(root: str) -> OptionError:
 def io_error(what: str, path: str, err: OSError) -> OciError:
     """One line naming the operation, the path and the kernel's reason (EROFS, ENOSPC, EIO...)."""
     return OciError(f"{what} {path}: {err.strerror or err}")
+
+
+def is_own_file(name: str) -> bool:
+    if name.endswith(".tmp"):
+        name, _, pid = name[:-4].rpartition(".")
+        if not pid.isdigit():
+            return False
+    return name in OWN_FILES
 
 
 class StateDir:
@@ -247,6 +260,7 @@ class StateDir:
         """What create recorded, checked field by field; a directory without state.json is a
         container being created. A corrupt file raises OciError naming the file and the flaw."""
         path = self.file(STATE_FILE)
+        self.check_own()
         try:
             fd = posix.open(STATE_FILE if self._fd >= 0 else path,
                          posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK, dir_fd=self.dir_fd())
@@ -279,7 +293,7 @@ class StateDir:
         with a wrong type are dropped (a pid we cannot check is never signalled)."""
         try:
             return self.load(), None
-        except ContainerNotFound:
+        except (ContainerNotFound, NotAContainer):
             raise
         except OciError as e:
             problem = str(e)
@@ -296,20 +310,35 @@ class StateDir:
             data.pop("start_time", None)
         return data, problem + _what_is_lost(data)
 
-    def remove(self) -> None:
-        """Every file, state.json last (so a delete killed half-way leaves a directory that
-        still says what is left to undo), then the directory. Gone already is fine."""
+    def entries(self) -> list[str]:
         fd = self.dir_fd()
         try:
-            names = posix.listdir(fd if fd is not None else self.path)
-        except FileNotFoundError:
-            names = []
+            return posix.listdir(fd if fd is not None else self.path)
+        except (FileNotFoundError, NotADirectoryError):  # load() says which
+            return []
         except OSError as e:
             raise io_error("cannot list", self.path, e) from None
+
+    def check_own(self, names: list[str] | None = None) -> None:
+        """Raise NotAContainer unless every entry is a file the runtime makes (see OWN_FILES):
+        load() checks it, so no command reads, signals or removes what a foreign directory names."""
+        names = self.entries() if names is None else names
+        if OWN_FILES.issuperset(names):
+            return
+        foreign = sorted(n for n in names if not is_own_file(n))
+        if foreign:
+            raise NotAContainer(self.path, foreign[0])
+
+    def remove(self) -> None:
+        """Every file, state.json last (so a delete killed half-way leaves a directory that
+        still says what is left to undo), then the directory. Gone already is fine. Only our
+        own files are unlinked: a directory that holds anything else stays, with an error."""
+        names = self.entries()
+        self.check_own(names)
         names.sort(key=lambda n: n == STATE_FILE)
         for name in names:
             self._unlink(name)
-        if fd is not None and self.removed():
+        if self.dir_fd() is not None and self.removed():
             self.unlock()
             return
         for _ in range(20):
@@ -321,7 +350,9 @@ class StateDir:
             except OSError as e:
                 if e.errno != 39:  # ENOTEMPTY: a lock holder wrote a file meanwhile
                     raise io_error("cannot remove", self.path, e) from None
-                for name in posix.listdir(self.path):
+                names = self.entries()
+                self.check_own(names)
+                for name in names:
                     self._unlink(name)
         self.unlock()
 
@@ -331,10 +362,6 @@ class StateDir:
             posix.unlink(name if fd is not None else self.file(name), dir_fd=fd)
         except FileNotFoundError:
             pass
-        except IsADirectoryError:
-            import shutil
-
-            shutil.rmtree(self.file(name), ignore_errors=True)
         except OSError as e:
             raise io_error("cannot remove", self.file(name), e) from None
 

@@ -73,7 +73,7 @@ def test_a_directory_without_state_json_is_a_container_being_created(tmp_path: P
 
 def test_remove_unlinks_state_json_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sd = make(tmp_path, "c", {"pid": 1})
-    for name in ("a", "exec.fifo", "z", "config.json"):
+    for name in ("exec.fifo", "state.json.77.tmp", "criu.pid", "config.json"):
         (tmp_path / "c" / name).write_text("x")
     order: list[str] = []
     real = posix.unlink  # what state.py calls (see ociruntime/lean.py)
@@ -81,6 +81,35 @@ def test_remove_unlinks_state_json_last(tmp_path: Path, monkeypatch: pytest.Monk
     sd.remove()
     assert order[-1].endswith("state.json") and len(order) == 5
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize(("name", "own"), [
+    ("state.json", True), ("config.json", True), ("exec.fifo", True), ("criu.pid", True),
+    ("config.json.4242.tmp", True), ("state.json..tmp", False), ("state.json.x1.tmp", False),
+    ("notes.txt", False), ("state.json.bak", False), (".tmp", False), ("lib", False),
+])
+def test_only_the_runtimes_own_names_are_its_files(name: str, own: bool) -> None:
+    assert state.is_own_file(name) is own
+
+
+def test_a_directory_holding_anything_else_is_not_a_container(tmp_path: Path) -> None:
+    """A mistyped --root: a stateless directory with files of its own is not a container being
+    created, and remove() unlinks none of them."""
+    (tmp_path / "c" / "data").mkdir(parents=True)
+    (tmp_path / "c" / "data" / "keep").write_text("x")
+    (tmp_path / "c" / "exec.fifo").write_text("x")
+    sd = state.StateDir.open(str(tmp_path), "c")
+    try:
+        with pytest.raises(OciError, match=r"/c is not a container's state directory: it holds 'data'"):
+            sd.load()
+        with pytest.raises(OciError, match="it holds 'data'"):
+            sd.check_own()
+        with pytest.raises(OciError, match="it holds 'data'"):
+            sd.remove()
+    finally:
+        sd.unlock()
+    assert (tmp_path / "c" / "data" / "keep").read_text() == "x"
+    assert (tmp_path / "c" / "exec.fifo").exists(), "not even the names it shares with ours"
 
 
 def test_write_atomic_leaves_no_temporary_file_on_failure(tmp_path: Path) -> None:
