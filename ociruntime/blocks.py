@@ -20,6 +20,11 @@ BLOCKS = {
     "create": ("spawn", "create", "linux.cgroups", "linux.cgroups.fs", "linux.cgroups.layout",
                "linux.cgroups.warmup", "spectables", "resources", "config", "bundle", "schema", "_validators",
                "linux.caps", "semantics", "linux.rootless", "linux.namespaces", "linux.sync", "linux.initargs"),
+    # `exec`'s own process (cli.py): create's block without the config's validation and create.py,
+    # with `exec`'s own modules; linux/caps.py and rootless.py for the child it forks.
+    "exec": ("clicommands", "spawn", "spectables", "resources", "config", "bundle", "execute", "linux.cgroups",
+             "linux.cgroups.fs", "linux.cgroups.layout", "linux.cgroups.warmup", "linux.caps", "linux.rootless",
+             "linux.namespaces", "linux.sync", "linux.initargs"),
     # The child the runtime forks (spawn.py), after linux/security.py and kernel.py, which every
     # child of the runtime loads first; the rest of what it needs it inherits.
     "child": ("hooks", "linux.mountflags", "linux.mountapi", "linux.rootfs", "linux.devices", "linux.fork",

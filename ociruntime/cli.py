@@ -217,6 +217,10 @@ def _container_command(rt, command: str, opts: dict[str, object], positional: li
     if command in ("create", "run"):
         return _create_or_run(rt, command, opts, positional)
     if command in ("list", "exec", "ps", "events", "update"):
+        if command == "exec":
+            from ociruntime import load_block
+
+            load_block("exec")
         from ociruntime import clicommands
 
         return getattr(clicommands, f"{command}_command")(rt, opts, positional)

@@ -164,7 +164,7 @@ def test_the_child_side_never_imports_os(oci: Runtime, bundle, tmp_path) -> None
     assert oci.status(cid) == "created"
 
 
-# What create's path loads on its own, outside the blocks (ociruntime/blocks.py): what every
+# What create's and exec's paths load on their own, outside the blocks (ociruntime/blocks.py): what every
 # child of the runtime loads first (spawn.child_after_fork), and what only some hosts or configs
 # need (a cgroup driver, v2's device filter, clone3 into a v2 cgroup, a network namespace). The
 # cache's writer: only here, where -B leaves no cache.
@@ -173,34 +173,38 @@ ON_THEIR_OWN = {"bytecache", "linux.security", "linux.kernel", "_shim", "linux.c
                 "linux.cgroups.ebpf", "linux.fork", "linux.network"}
 
 
-def _create_imports(oci: Runtime, tmp_path: Path, bundle_dir: Path, *flags: str,
-                    package: Path | None = None) -> set[str]:
-    """The names -X importtime prints for one `create` (the runtime and its children), run by
+def _path_imports(oci: Runtime, tmp_path: Path, args: list[str], *flags: str,
+                  package: Path | None = None) -> set[str]:
+    """The names -X importtime prints for one command (the runtime and its children), run by
     the launcher, or from `package` through the same entry point."""
-    cid = oci.new_id()
     if package is None:
-        entry = oci.cmd("create", "--bundle", str(bundle_dir), cid)
+        entry = oci.cmd(*args)
     else:
         text = ("import sys\n"
                 f"sys.path.insert(0, {str(package.parent)!r}); sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
                 "from ociruntime import main\n"
                 "main()\n")
-        entry = ["-c", text, *oci.cmd("create", "--bundle", str(bundle_dir), cid)[1:]]
+        entry = ["-c", text, *oci.cmd(*args)[1:]]
     err = tmp_path / "importtime"
     with open(err, "wb") as f:  # a file: the container keeps the caller's stderr
         res = subprocess.run([launcher_interpreter(), "-I", "-S", *flags, "-X", "importtime", *entry],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, timeout=60)
     text = err.read_text(errors="replace")
     assert res.returncode == 0, text[-2000:]
-    assert oci.status(cid) == "created"
     return {line.rsplit("|", 1)[1].strip() for line in text.splitlines() if line.startswith("import time:")}
 
 
-def test_each_block_is_what_its_path_loads(oci: Runtime, bundle, tmp_path) -> None:
-    """ociruntime/blocks.py: create's process and its child each run one block of the cache. Loaded
-    the usual way (a copy of the package without its cache, -B), create imports every module of
-    both blocks (none is loaded for nothing) and, past the hot modules and the blocks, only what
-    is loaded on its own (ON_THEIR_OWN); through the launcher, both blocks are run."""
+# Each path and the blocks it runs: its own process's, then its child's.
+PATH_BLOCKS = {"create": ("create", "child"), "exec": ("exec", "child")}
+
+
+@pytest.mark.parametrize("path", sorted(PATH_BLOCKS))
+def test_each_block_is_what_its_path_loads(oci: Runtime, bundle, tmp_path, path: str) -> None:
+    """ociruntime/blocks.py: create's and exec's processes and their child each run one block
+    of the cache. Loaded the usual way (a copy of the package without its cache, -B), the path
+    imports every module of its blocks (none is loaded for nothing) and, past the hot modules
+    and its blocks, only what is loaded on its own (ON_THEIR_OWN); through the launcher, its
+    blocks are run."""
     import shutil
 
     import ociruntime
@@ -209,15 +213,25 @@ def test_each_block_is_what_its_path_loads(oci: Runtime, bundle, tmp_path) -> No
     b = bundle(["sleep", "60"])  # new namespaces, network among them
     copy = tmp_path / "pkg" / "ociruntime"
     shutil.copytree(runtime_package_dir(), copy, ignore=shutil.ignore_patterns("__pycache__"))
-    names = _create_imports(oci, tmp_path, b, "-B", package=copy)
-    assert "ociruntime bytecode cache: block create, checked" not in names, "the copy had a cache"
+    target = oci.new_id()
+    if path == "exec":
+        oci.run("run", "-d", "--bundle", str(b), target, check=True, stdin=subprocess.DEVNULL)
+
+    def call() -> list[str]:
+        if path == "exec":
+            return ["exec", target, "true"]
+        cid = oci.new_id()
+        return ["create", "--bundle", str(b), cid]
+
+    names = _path_imports(oci, tmp_path, call(), "-B", package=copy)
+    assert f"ociruntime bytecode cache: block {path}, checked" not in names, "the copy had a cache"
     ours = {n.removeprefix("ociruntime.") for n in names if n.startswith("ociruntime.")}
-    for block, members in BLOCKS.items():
-        assert sorted(set(members) - ours) == [], f"block {block} has modules create does not load"
-    blocks = {m for members in BLOCKS.values() for m in members}
+    for block in PATH_BLOCKS[path]:
+        assert sorted(set(BLOCKS[block]) - ours) == [], f"block {block} has modules {path} does not load"
+    blocks = {m for block in PATH_BLOCKS[path] for m in BLOCKS[block]}
     assert sorted(ours - set(ociruntime.HOT_MODULES) - blocks - ON_THEIR_OWN) == [], "a module missing from BLOCKS"
-    names = _create_imports(oci, tmp_path, b)
-    assert {f"ociruntime bytecode cache: block {b}, checked" for b in BLOCKS} <= names
+    names = _path_imports(oci, tmp_path, call())
+    assert {f"ociruntime bytecode cache: block {b}, checked" for b in PATH_BLOCKS[path]} <= names
 
 
 # Run before the launcher's own code: every collection the cyclic collector makes, in this process

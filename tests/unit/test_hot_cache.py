@@ -134,22 +134,24 @@ def test_a_changed_module_past_the_hot_ones_runs_its_new_code_and_the_cache_is_r
     assert probe(pkg, read) == {"loader": FROM_CACHE, "v": 1}
 
 
-# What a process has loaded when it runs a block: for the child, create's block (inherited from
-# the runtime that forked it) and what every child of the runtime loads first (spawn.py's
-# child_after_fork: linux/security.py, whose prctl loads the compiled shim).
-BEFORE_BLOCK = {"create": "",
-                "child": "ociruntime.load_block('create')\nimport ociruntime.linux.security\n"
-                         "ociruntime.linux.kernel.shim()\n"}
+# What a process has loaded when it runs a block: for the child, create's or exec's block
+# (inherited from the runtime that forked it) and what every child of the runtime loads first
+# (spawn.py's child_after_fork: linux/security.py, whose prctl loads the compiled shim).
+CHILD_START = "import ociruntime.linux.security\nociruntime.linux.kernel.shim()\n"
+BEFORE_BLOCK = {"create": "", "exec": "",
+                "child of create": f"ociruntime.load_block('create')\n{CHILD_START}",
+                "child of exec": f"ociruntime.load_block('exec')\n{CHILD_START}"}
 
 
-@pytest.mark.parametrize("block", sorted(BLOCKS))
-def test_each_block_runs_in_an_order_that_imports_none_of_ours_from_one_open(pkg: Path, block: str) -> None:
+@pytest.mark.parametrize("case", sorted(BEFORE_BLOCK))
+def test_each_block_runs_in_an_order_that_imports_none_of_ours_from_one_open(pkg: Path, case: str) -> None:
     """Each module of a block comes after the modules it imports at its top, a package before
     its own modules (its body may import one of them before its turn, from the block): running
     the block asks the import system for none of the package's other modules, opens the cache
     once, and its modules have their sources as origins."""
+    block = case.split()[0]
     probe(pkg, "")
-    out = probe(pkg, BEFORE_BLOCK[block] +
+    out = probe(pkg, BEFORE_BLOCK[case] +
                 "import ociruntime.blocks, posix\n"
                 "opens, real_open = [], posix.open\n"
                 "posix.open = lambda p, *a: (p.endswith('.bin') and opens.append(p)) or real_open(p, *a)\n"
