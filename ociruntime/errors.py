@@ -31,11 +31,12 @@ class ContainerNotFound(OciError):
 
 
 class NotAContainer(OciError):
-    """<root>/<id> holds files the runtime never makes there (a mistyped --root): not ours."""
+    """<root>/<id> is a symbolic link, or holds files the runtime never makes there (a mistyped
+    --root): not ours."""
 
-    def __init__(self, path: str, name: str) -> None:
-        super().__init__(f"{path} is not a container's state directory: it holds {name!r}, which "
-                         "ociruntime never makes there (is --root right?); nothing in it was touched")
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"{path} is not a container's state directory: {why} (is --root right?); "
+                         "nothing in it was touched")
 
 
 class ContainerExists(OciError):

@@ -6,7 +6,7 @@ delete) cost above the bare interpreter, and ~4% of a `create`, whose own proces
 
 import posix
 
-_S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, 0o040000, 0o100000
+_S_IFMT, _S_IFDIR, _S_IFREG, _S_IFLNK = 0o170000, 0o040000, 0o100000, 0o120000
 
 
 def join(directory: str, name: str) -> str:
@@ -48,6 +48,13 @@ def parent(path: str) -> str:
 def is_dir(path: str) -> bool:
     try:
         return posix.stat(path).st_mode & _S_IFMT == _S_IFDIR
+    except (OSError, ValueError):
+        return False
+
+
+def is_symlink(path: str) -> bool:
+    try:
+        return posix.lstat(path).st_mode & _S_IFMT == _S_IFLNK
     except (OSError, ValueError):
         return False
 

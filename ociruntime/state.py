@@ -180,10 +180,12 @@ class StateDir:
 
     def _open_fd(self) -> None:
         try:
-            self._fd = posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+            self._fd = posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
-        except NotADirectoryError:
+        except NotADirectoryError:  # O_NOFOLLOW's answer for a symbolic link too
+            if lean.is_symlink(self.path):  # --root / and the "ID" bin, say
+                raise NotAContainer(self.path, "it is a symbolic link") from None
             if lean.is_dir(self.root):
                 raise ContainerNotFound(self.id) from None  # a stray file of that name
             raise root_not_a_directory(self.root) from None
@@ -258,20 +260,27 @@ class StateDir:
 
     def load(self) -> dict:
         """What create recorded, checked field by field; a directory without state.json is a
-        container being created. A corrupt file raises OciError naming the file and the flaw."""
+        container being created. A corrupt file raises OciError naming the file and the flaw.
+        Read through the directory's fd (opened here if the command holds none), once the
+        directory is known to be one of ours (check_own)."""
+        if self._fd >= 0:
+            return self._load()
+        self._open_fd()
+        try:
+            return self._load()
+        finally:
+            posix.close(self._fd)
+            self._fd = -1
+
+    def _load(self) -> dict:
         path = self.file(STATE_FILE)
         self.check_own()
         try:
-            fd = posix.open(STATE_FILE if self._fd >= 0 else path,
-                         posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK, dir_fd=self.dir_fd())
+            fd = posix.open(STATE_FILE, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK, dir_fd=self._fd)
         except FileNotFoundError:
             if lean.is_dir(self.path):
                 return {"id": self.id, "creating": True}
             raise ContainerNotFound(self.id) from None
-        except NotADirectoryError:
-            if lean.is_dir(self.root):
-                raise ContainerNotFound(self.id) from None
-            raise root_not_a_directory(self.root) from None
         except OSError as e:
             raise io_error("cannot open", path, e) from None
         try:
@@ -327,7 +336,7 @@ class StateDir:
             return
         foreign = sorted(n for n in names if not is_own_file(n))
         if foreign:
-            raise NotAContainer(self.path, foreign[0])
+            raise NotAContainer(self.path, f"it holds {foreign[0]!r}, which ociruntime never makes there")
 
     def remove(self) -> None:
         """Every file, state.json last (so a delete killed half-way leaves a directory that

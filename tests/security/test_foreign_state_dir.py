@@ -1,9 +1,11 @@
-"""A mistyped --root: `ociruntime --root /var delete -f lib` must not remove /var/lib.
+"""A mistyped --root: `ociruntime --root /var delete -f lib` must not remove /var/lib, nor
+`--root / delete -f bin` what the symbolic link /bin leads to.
 
 runc removes <root>/<id> whole when it holds no state.json (it takes it for an aborted create).
-A container's directory only ever holds the runtime's own files (state.OWN_FILES), so a directory
-holding anything else is refused by every command before anything is signalled, killed or
-removed; a directory of our own files only (a create killed early) is still deleted."""
+A container's directory is never a symbolic link and only ever holds the runtime's own files
+(state.OWN_FILES), so anything else is refused by every command before anything is read,
+signalled, killed or removed; a directory of our own files only (a create killed early) is
+still deleted."""
 
 from __future__ import annotations
 
@@ -73,6 +75,20 @@ def test_a_state_json_among_foreign_files_kills_nothing(oci: Runtime, sleeper: s
         assert res.returncode != 0, f"{args} succeeded on a foreign directory"
     assert sleeper.poll() is None, "delete killed a process named by a directory it did not make"
     assert tree(d) == before
+
+
+@pytest.mark.parametrize("force", [True, False], ids=["delete-f", "delete"])
+def test_delete_refuses_a_symbolic_link(oci: Runtime, bundle, force: bool) -> None:
+    """<root>/alias -> <root>/real, a live container's directory, whose files are all ours: only
+    the link itself says it is not a container's directory. Neither it nor the container goes."""
+    real = oci.new_id()
+    oci.run("create", "--bundle", str(bundle(["sleep", "60"])), real, check=True, stdin=subprocess.DEVNULL)
+    (oci.root / "alias").symlink_to(real)
+    res = oci.run("delete", *(["-f"] if force else []), "alias")
+    assert_clean_error(res, str(oci.root / "alias"), REFUSAL, "symbolic link")
+    assert_clean_error(oci.run("state", "alias"), "symbolic link")
+    assert oci.status(real) == "created", "the container behind the link was deleted"
+    assert (oci.root / "alias").is_symlink()
 
 
 def test_state_and_list_do_not_take_it_for_a_container_being_created(oci: Runtime) -> None:
