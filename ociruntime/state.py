@@ -308,8 +308,14 @@ class StateDir:
             problem = str(e)
         data = {}
         try:
-            with open(self.file(STATE_FILE), "rb") as f:
-                doc = jsonio.loads(f.read(1 << 20), lenient=True)
+            # Non-blocking, as load(): a FIFO named state.json must not hang delete -f.
+            fd = posix.open(STATE_FILE if self._fd >= 0 else self.file(STATE_FILE),
+                            posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK, dir_fd=self.dir_fd())
+            try:
+                raw = posix.read(fd, 1 << 20)
+            finally:
+                posix.close(fd)
+            doc = jsonio.loads(raw, lenient=True)
             if isinstance(doc, dict):
                 data = {k: v for k, v in doc.items() if not _field_problem(k, v) and _encodable(v)}
         except (OSError, ValueError):

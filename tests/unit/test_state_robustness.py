@@ -59,6 +59,23 @@ def test_salvage_keeps_what_can_be_trusted(tmp_path: Path) -> None:
     assert data == {} and problem and "its init and its cgroups cannot be identified" in problem
 
 
+def test_a_fifo_for_a_state_file_does_not_block_salvage(tmp_path: Path) -> None:
+    """delete -f never hangs: a FIFO named state.json (no writer) reads as empty, not forever."""
+    import signal
+
+    (tmp_path / "c").mkdir()
+    os.mkfifo(tmp_path / "c" / "state.json")
+    sd = state.StateDir.open(str(tmp_path), "c")
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("load_salvage blocked on the FIFO"))
+    signal.alarm(5)
+    try:
+        data, problem = sd.load_salvage()
+    finally:
+        signal.alarm(0)
+        sd.unlock()
+    assert data == {} and problem and "corrupt state file" in problem
+
+
 def test_a_directory_without_state_json_is_a_container_being_created(tmp_path: Path) -> None:
     (tmp_path / "c").mkdir()
     sd = state.StateDir.open(str(tmp_path), "c")
