@@ -191,8 +191,19 @@ def manpage() -> str:
             descriptions = {**HELP["create"][1], **descriptions}
         out += [".SS " + f"{command} {positional}".strip(), summary.replace("-", "\\-")]
         out += _man_flags(table, descriptions)
+    out += _man_files()
     out += [".SH SEE ALSO", "runc(8), the OCI runtime-spec: https://github.com/opencontainers/runtime-spec"]
     return "\n".join(out) + "\n"
+
+
+def _man_files() -> list[str]:
+    from ociruntime.state import CONFIG_COPY, CRIU_PIDFILE, EXEC_FIFO, STATE_FILE
+
+    text = (f"a container's state: {STATE_FILE}, {CONFIG_COPY} (its config as created), {EXEC_FIFO} (until "
+            f"it is started), {CRIU_PIDFILE} (during a restore). A directory there that is a symbolic link, "
+            "holds anything else, or that another user made or may write into is not a container: every "
+            "command refuses it and leaves it as it is")
+    return [".SH FILES", ".TP", ".I <root>/<ID>/", text.replace("-", "\\-")]
 
 
 def _man_flags(table: dict[str, tuple[str, bool]], descriptions: dict[str, str]) -> list[str]:

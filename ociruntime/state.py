@@ -275,6 +275,7 @@ class StateDir:
     def _load(self) -> dict:
         path = self.file(STATE_FILE)
         self.check_own()
+        self._check_owner()
         try:
             fd = posix.open(STATE_FILE, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK, dir_fd=self._fd)
         except FileNotFoundError:
@@ -343,6 +344,15 @@ class StateDir:
         foreign = sorted(n for n in names if not is_own_file(n))
         if foreign:
             raise NotAContainer(self.path, f"it holds {foreign[0]!r}, which ociruntime never makes there")
+
+    def _check_owner(self) -> None:
+        """A record only its own user could have written: one that another user made (or may
+        rewrite) could name any process or cgroup for us to signal, kill or remove."""
+        st, uid = posix.fstat(self._fd), posix.geteuid()
+        if st.st_uid != uid:
+            raise NotAContainer(self.path, f"it belongs to uid {st.st_uid}, not to uid {uid} who runs this")
+        if st.st_mode & 0o022:
+            raise NotAContainer(self.path, f"others may write into it (mode {st.st_mode & 0o7777:o})")
 
     def remove(self) -> None:
         """Every file, state.json last (so a delete killed half-way leaves a directory that

@@ -91,6 +91,28 @@ def test_delete_refuses_a_symbolic_link(oci: Runtime, bundle, force: bool) -> No
     assert (oci.root / "alias").is_symlink()
 
 
+@pytest.mark.parametrize("planted", ["other-user", "others-may-write"])
+def test_a_record_another_user_could_write_kills_nothing(oci: Runtime, sleeper: subprocess.Popen,
+                                                         planted: str) -> None:
+    """A state directory of our files only, but one another user made (or may rewrite): its
+    record could name any process, so no command acts on it (a --root others may write into)."""
+    doc = {"id": "app", "pid": sleeper.pid, "start_time": start_time(sleeper.pid), "bundle": "/"}
+    d = oci.root / "app"
+    d.mkdir(parents=True)
+    (d / "state.json").write_text(json.dumps(doc))
+    if planted == "other-user":
+        os.chown(d, 65534, 65534)
+        os.chown(d / "state.json", 65534, 65534)
+        why = "belongs to uid 65534"
+    else:
+        d.chmod(0o777)
+        why = "others may write into it"
+    for args in (("delete", "-f", "app"), ("delete", "app"), ("kill", "app", "KILL"), ("state", "app")):
+        assert_clean_error(oci.run(*args), str(d), REFUSAL, why)
+    assert sleeper.poll() is None, "a command killed a process named by a record it did not write"
+    assert (d / "state.json").exists()
+
+
 def test_state_and_list_do_not_take_it_for_a_container_being_created(oci: Runtime) -> None:
     d = precious(oci, "lib")
     assert_clean_error(oci.run("state", "lib"), str(d), REFUSAL)

@@ -145,13 +145,13 @@ HOT_PATH = ("cli", "api", "container", "state", "signals", "linux.freezer")
 # finder's source check, open and read as methods of their own, which blocks.py calls, and
 # load_block: +1.4 kB on every path (callgrind: the hot modules' load the same, 21.84 Mi): create
 # 730,281, budget 731,000; the hot path 159,973, budget 160,500.
-# Round 9 (2026-12-03): every command refuses a state directory that is a symbolic link or holds
-# anything but the runtime's own files (state.OWN_FILES, errors.NotAContainer, lean.is_symlink;
-# tests/security/test_foreign_state_dir.py), and reads state.json through the directory's fd;
-# state.py is a hot module: create 734,613, budget 735,000; the hot path 164,305, budget 165,000
-# (callgrind: `state` 21.86 -> 21.99 Mi).
-CREATE_PATH_BUDGET = 735_000
-HOT_PATH_BUDGET = 165_000
+# Round 9 (2026-12-03): every command refuses a state directory that is a symbolic link, holds
+# anything but the runtime's own files (state.OWN_FILES), or that another user made or may write
+# (errors.NotAContainer, lean.is_symlink; tests/security/test_foreign_state_dir.py), and reads
+# state.json through the directory's fd; state.py is a hot module: create 735,817, budget
+# 736,500; the hot path 165,509, budget 166,000 (callgrind: `state` 21.86 -> 21.99 Mi).
+CREATE_PATH_BUDGET = 736_500
+HOT_PATH_BUDGET = 166_000
 HEAVY = {"jsonschema", "json", "re", "typing", "dataclasses", "argparse", "subprocess", "enum", "pathlib",
          "signal", "inspect", "pyroute2", "ctypes", "jeepney", "collections", "functools"}
 
