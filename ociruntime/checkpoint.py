@@ -156,10 +156,9 @@ def checkpoint(root: str, cid: str, opts: CheckpointOptions) -> None:
 
 def _saved_config(sd: state.StateDir, data: dict):
     """The config as it was at create (the state dir's copy), as the config model."""
-    from ociruntime import bundle
     from ociruntime.config import Config
 
-    raw = bundle.read_document(sd.file(state.CONFIG_COPY), sd.file(state.CONFIG_COPY))
+    raw = sd.saved_config()
     if not isinstance(raw, dict):
         raise OciError(f"{sd.file(state.CONFIG_COPY)}: not a JSON object")
     return Config(raw, str(data.get("bundle") or "/"))

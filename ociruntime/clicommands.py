@@ -151,7 +151,7 @@ def _update_value(dest: str, value: str, kind: str) -> object:
 
 
 def _resources_document(path: str) -> dict:
-    from ociruntime import bundle, jsonio, schema
+    from ociruntime import jsonfile, jsonio, schema
 
     if path == "-":  # go-runc (docker update, kubelet) writes the JSON to a pipe
         data = b""
@@ -164,7 +164,7 @@ def _resources_document(path: str) -> dict:
         except (UnicodeDecodeError, ValueError) as e:
             raise UsageError(f"--resources -: not valid JSON: {e}") from None
     else:
-        doc = bundle.read_document(path, "--resources")
+        doc = jsonfile.read_document(path, "--resources")
     problems = schema.validate({"ociVersion": "1.0.0", "linux": {"resources": doc}}, "config")
     if problems:
         from ociruntime.errors import ConfigError

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import posix
 
-from ociruntime import bundle, log, state, timing
+from ociruntime import jsonfile, log, state, timing
 from ociruntime.config import Config, Process
 from ociruntime.errors import ConfigError, InvalidState, NotRunning, OciError, OptionError, UsageError
 from ociruntime.spawn import NO_CONSOLE_SOCKET, UNUSED_CONSOLE_SOCKET, Spawn, become_subreaper, report_pid, wait_child
@@ -60,7 +60,7 @@ def process_document(base: dict, eo: ExecOptions) -> dict:
     """The process to run: process.json as given, or the container's process with flags on top."""
     doc = eo.process
     if doc is None and eo.process_file:
-        doc = bundle.read_document(eo.process_file, "process.json")
+        doc = jsonfile.read_document(eo.process_file, "process.json")
     if doc is not None:
         from ociruntime import schema, semantics
 
@@ -133,8 +133,7 @@ def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
             raise NotRunning(cid, "exec in")
         if status == "creating" or (status == "paused" and not eo.ignore_paused):
             raise InvalidState(f"cannot exec in container {cid!r}: it is {status}")
-        copy = held.sd.file(state.CONFIG_COPY)
-        raw = bundle.read_document(copy, copy)
+        raw = held.sd.saved_config()
     assert isinstance(raw, dict)
     doc = dict(raw)
     doc["process"] = process_document(raw.get("process") or {}, eo)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from ociruntime import jsonio, state
+from ociruntime import state
 from ociruntime.errors import OciError
 from ociruntime.linux import cgroups
 from ociruntime.linux import introspect as ki
@@ -64,15 +64,11 @@ def _gone_note(status: str) -> str:
 
 def _config_copy(sd: StateDir) -> tuple[dict | None, str | None]:
     """The config.json create kept in the state directory, as plain JSON."""
-    path = sd.file(state.CONFIG_COPY)
     try:
-        with open(path, "rb") as f:
-            doc = jsonio.loads(f.read(4 << 20))
-    except FileNotFoundError:
-        return None, f"{path} is missing: no comparison with the config"
-    except (OSError, ValueError) as e:
-        return None, f"{path} cannot be read ({e}): no comparison with the config"
-    return (doc, None) if isinstance(doc, dict) else (None, f"{path} is not a JSON object")
+        doc = sd.saved_config()
+    except OciError as e:
+        return None, f"{e}: no comparison with the config"
+    return (doc, None) if isinstance(doc, dict) else (None, f"{sd.file(state.CONFIG_COPY)} is not a JSON object")
 
 
 def _manager(data: dict):

@@ -260,14 +260,27 @@ class StateDir:
 
     def load(self) -> dict:
         """What create recorded, checked field by field; a directory without state.json is a
-        container being created. A corrupt file raises OciError naming the file and the flaw.
-        Read through the directory's fd (opened here if the command holds none), once the
-        directory is known to be one of ours (check_own)."""
+        container being created. A corrupt file raises OciError naming the file and the flaw."""
+        return self._through_fd(self._load)
+
+    def saved_config(self) -> object:
+        """The config.json create kept (`exec` runs with it, whatever became of the bundle's),
+        parsed, with jsonfile.read_document's checks."""
+        from ociruntime import jsonfile
+
+        def read() -> object:
+            return jsonfile.read_document(self.file(CONFIG_COPY), "create's copy of config.json", dir_fd=self._fd)
+
+        return self._through_fd(read)
+
+    def _through_fd(self, read):
+        """read() through the directory's fd, opened here (O_NOFOLLOW) if the command holds none:
+        the directory is resolved once, and known to be ours (load's checks) before it is read."""
         if self._fd >= 0:
-            return self._load()
+            return read()
         self._open_fd()
         try:
-            return self._load()
+            return read()
         finally:
             posix.close(self._fd)
             self._fd = -1

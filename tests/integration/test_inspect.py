@@ -261,3 +261,17 @@ def test_inspect_loads_neither_the_config_model_nor_the_schema(oci, bundle) -> N
     res = subprocess.run(["/opt/ociruntime/bin/python", "-X", "importtime", oci.binary, "--root", str(oci.root),
                           "state", cid], capture_output=True, timeout=30)
     assert "ociruntime.inspect" not in res.stderr.decode()
+
+
+def test_a_config_copy_that_is_not_a_file_is_a_note_not_a_hang(oci, bundle) -> None:
+    """The state directory's config.json replaced by a FIFO: inspect reads it non-blocking
+    through the directory's fd and says so in a note; exec refuses it in one line."""
+    cid = oci.new_id("fifo")
+    oci.run("run", "-d", "-b", str(bundle(["sleep", "1000"])), cid, check=True)
+    copy = oci.root / cid / "config.json"
+    copy.unlink()
+    os.mkfifo(copy)
+    doc = json.loads(oci.run("inspect", "-f", "json", cid, check=True, timeout=10).stdout)
+    assert any(f"{copy} is not a regular file" in note for note in doc["notes"]), doc["notes"]
+    assert_clean_error(oci.run("exec", cid, "true", timeout=10), str(copy), "not a regular file")
+    oci.run("delete", "-f", cid, check=True)
