@@ -500,14 +500,14 @@ def _descriptors(image_path: str) -> list[str]:
 
 
 def _read_image_json(image_path: str, name: str, missing: object) -> object:
+    """One of the stdio records checkpoint wrote among the images (absent: `missing`); read as
+    any document the caller hands us (a FIFO planted there must not hang restore)."""
+    from ociruntime import jsonfile
+
     path = os.path.join(image_path, name)
-    try:
-        with open(path, "rb") as f:
-            return jsonio.loads(f.read(1 << 16))
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return missing
-    except (OSError, ValueError) as e:
-        raise OciError(f"{path}: cannot read the checkpoint's stdio record: {e}") from None
+    return jsonfile.read_document(path, f"the checkpoint's {name}")
 
 
 def _outside_tty_fds(ropts: RestoreOptions) -> dict[int, str]:

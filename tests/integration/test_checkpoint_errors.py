@@ -313,3 +313,18 @@ def test_restore_strict_with_systemd_cgroup(oci: Runtime, bundle, tmp_path: Path
                   "--manage-cgroups-mode", "strict", "--image-path", str(fake_images(tmp_path / "img")), cid)
     assert_clean_error(res, "--manage-cgroups-mode", "strict", "--systemd-cgroup")
     assert leaks(oci.root, cid, b) == []
+
+
+@pytest.mark.parametrize("record", ["descriptors.json", "outside-ttys.json"])
+def test_restore_a_fifo_among_the_images_is_refused_not_waited_on(oci: Runtime, bundle, tmp_path: Path,
+                                                                  record: str) -> None:
+    """The images are the caller's: a FIFO named like one of checkpoint's stdio records gets one
+    line, at once, and nothing of the restore is left."""
+    b = bundle(LOOP)
+    cid = oci.new_id("ff")
+    images = fake_images(tmp_path / "img")
+    os.mkfifo(images / record)
+    res = oci.run("--criu", "/bin/true", "restore", "-d", "-b", str(b), "--image-path", str(images), cid,
+                  stdin=subprocess.DEVNULL, timeout=15)
+    assert_clean_error(res, str(images / record), "not a regular file")
+    assert leaks(oci.root, cid, b) == []
