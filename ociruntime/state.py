@@ -474,9 +474,17 @@ def check_state(data: object) -> str | None:
 def write_atomic(path: str, data: bytes, mode: int = 0o644, dir_fd: int | None = None) -> None:
     """Write to a temporary file in the same directory, fsync-free rename over the target.
     With dir_fd, `path` is relative to it. OSError (ENOSPC, EROFS...) is the caller's to word;
-    the temporary file never stays behind."""
+    the temporary file never stays behind. Its name is guessable (a pid), and the directory may be
+    one others write into (--pid-file in /tmp): O_EXCL never opens what is there, a link planted
+    to make root write through it included. What is there is removed (a link, not its target;
+    or what a process of the same pid left when it was killed) and the file made anew."""
     tmp = f"{path}.{posix.getpid()}.tmp"
-    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, mode, dir_fd=dir_fd)
+    flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC
+    try:
+        fd = posix.open(tmp, flags, mode, dir_fd=dir_fd)
+    except FileExistsError:
+        posix.unlink(tmp, dir_fd=dir_fd)
+        fd = posix.open(tmp, flags, mode, dir_fd=dir_fd)
     try:
         try:
             view = memoryview(data)
