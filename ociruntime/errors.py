@@ -31,8 +31,8 @@ class ContainerNotFound(OciError):
 
 
 class NotAContainer(OciError):
-    """<root>/<id> is a symbolic link, or holds files the runtime never makes there (a mistyped
-    --root): not ours."""
+    """<root>/<id> is a symbolic link, holds files the runtime never makes there (a mistyped
+    --root), or another user made it or may write into it: not ours (state.py says why)."""
 
     def __init__(self, path: str, why: str) -> None:
         super().__init__(f"{path} is not a container's state directory: {why} (is --root right?); "

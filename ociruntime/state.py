@@ -12,6 +12,10 @@ rewrites state.json at each step that makes something (cgroups planned, init pid
 making it. Files are written relative to the locked directory's fd, so a command whose
 directory was removed under it by `delete --force` fails with ENOENT instead of writing into a
 new container of the same ID.
+
+Only a directory the runtime made is a container (load() checks before anything is read): not
+a symbolic link, holding none but OWN_FILES, owned by the caller and writable by nobody else. A
+mistyped --root or a record another user planted is refused whole, never acted on.
 """
 
 import _signal  # the C module: `signal` would import enum (~3 ms)
