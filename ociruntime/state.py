@@ -269,7 +269,7 @@ class StateDir:
 
     def saved_config(self) -> object:
         """The config.json create kept (`exec` runs with it, whatever became of the bundle's),
-        parsed, with jsonfile.read_document's checks."""
+        parsed by jsonfile.read_document."""
         from ociruntime import jsonfile
 
         def read() -> object:
@@ -296,7 +296,7 @@ class StateDir:
         try:
             fd = posix.open(STATE_FILE, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK, dir_fd=self._fd)
         except FileNotFoundError:
-            if lean.is_dir(self.path):
+            if not self.removed():  # the directory we opened, still at its path
                 return {"id": self.id, "creating": True}
             raise ContainerNotFound(self.id) from None
         except OSError as e:
@@ -326,14 +326,7 @@ class StateDir:
             problem = str(e)
         data = {}
         try:
-            # Non-blocking, as load(): a FIFO named state.json must not hang delete -f.
-            fd = posix.open(STATE_FILE if self._fd >= 0 else self.file(STATE_FILE),
-                            posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK, dir_fd=self.dir_fd())
-            try:
-                raw = posix.read(fd, 1 << 20)
-            finally:
-                posix.close(fd)
-            doc = jsonio.loads(raw, lenient=True)
+            doc = jsonio.loads(self._through_fd(self._read_raw_state), lenient=True)
             if isinstance(doc, dict):
                 data = {k: v for k, v in doc.items() if not _field_problem(k, v) and _encodable(v)}
         except (OSError, ValueError):
@@ -342,6 +335,14 @@ class StateDir:
             data.pop("pid", None)
             data.pop("start_time", None)
         return data, problem + _what_is_lost(data)
+
+    def _read_raw_state(self) -> bytes:
+        # Non-blocking, as load(): a FIFO named state.json must not hang delete -f.
+        fd = posix.open(STATE_FILE, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK, dir_fd=self._fd)
+        try:
+            return posix.read(fd, 1 << 20)
+        finally:
+            posix.close(fd)
 
     def entries(self) -> list[str]:
         fd = self.dir_fd()

@@ -88,6 +88,20 @@ def test_a_directory_without_state_json_is_a_container_being_created(tmp_path: P
         state.StateDir.open(str(tmp_path), "missing")
 
 
+def test_a_directory_replaced_under_its_holder_is_not_taken_for_the_new_one(tmp_path: Path) -> None:
+    """The holder's directory removed (delete -f) and the ID made again (a new create): what the
+    holder reads is its own directory's, gone; never the new one's `creating`."""
+    (tmp_path / "c").mkdir()
+    sd = state.StateDir.open(str(tmp_path), "c")
+    try:
+        (tmp_path / "c").rename(tmp_path / "old")
+        (tmp_path / "c").mkdir()
+        with pytest.raises(ContainerNotFound):
+            sd.load()
+    finally:
+        sd.unlock()
+
+
 def test_remove_unlinks_state_json_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sd = make(tmp_path, "c", {"pid": 1})
     for name in ("exec.fifo", "state.json.77.tmp", "criu.pid", "config.json"):
