@@ -368,9 +368,10 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
     from ociruntime import container, create
 
     _refuse_terminal(config, f"cannot restore container {c.cid!r}")
+    create.save_config(c, config)
     if ropts.manage_cgroups_mode == "strict":
         _restore_strict(c, config, binary, ropts)
-        create.finish_create(c, config)
+        create.finish_create(c)
         return
     holder, release = _cgroup_holder()
     try:
@@ -383,7 +384,7 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
             os.waitpid(holder, 0)
         except ChildProcessError:
             pass
-    create.finish_create(c, config)
+    create.finish_create(c)
 
 
 def _restore_strict(c, config, binary: str, ropts: RestoreOptions) -> None:

@@ -96,9 +96,6 @@ class Creation:
 def create(root: str, cid: str, opts: CreateOptions, build=None) -> Creation:
     """build(c, config) makes the init (default: _build; restore: criu); everything before it
     (config, cgroup plan, state dir) and the undo on failure are the same for both."""
-    from ociruntime.linux.cgroups import warmup
-
-    warmup.start()  # on a v1 host: the cgroup lock's grace period, paid meanwhile
     from ociruntime import bundle
 
     config = bundle.load(opts.bundle, systemd_cgroup=opts.systemd_cgroup)
@@ -183,21 +180,27 @@ def _build(c: Creation, config) -> None:
         delegate_to_container(c.cgroup.paths()[""], config)
     sp.send("cgroup")
     timing.mark("cgroups")
+    save_config(c, config)  # while the child loads its side: off create's critical path
     _drive(c, config, sp)
     sp.close()
-    finish_create(c, config)
+    finish_create(c)
 
 
-def finish_create(c: Creation, config) -> None:
-    """The init exists and c.data records it: the state says so, the caller gets its pid."""
+def finish_create(c: Creation) -> None:
+    """The init exists and c.data records it (and the config copy is saved: save_config): the
+    state says so, the caller gets its pid."""
     sd = c.sd
     assert sd is not None
     c.data.pop("creating", None)
     sd.save(c.data)
-    # `exec` needs the config as it was at create: later edits of config.json MUST NOT matter.
-    sd.save_config(config.raw)
     report_pid(c.init_pid, c.opts.pid_file, c.opts.pidfd_socket)
     timing.mark("state")
+
+
+def save_config(c: Creation, config) -> None:
+    """`exec` needs the config as it was at create: later edits of config.json MUST NOT matter."""
+    assert c.sd is not None
+    c.sd.save_config(config.raw)
 
 
 def _make_fifo(sd: StateDir) -> int:

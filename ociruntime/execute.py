@@ -124,9 +124,6 @@ def namespaces_to_join(pid: int) -> list[tuple[str, str]]:
 
 
 def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
-    from ociruntime.linux.cgroups import warmup
-
-    warmup.start()  # on a v1 host: the cgroup lock's grace period, paid meanwhile
     with state.locked(root, cid) as held:
         data, status = held.data, held.status
         if status == "stopped":
@@ -219,22 +216,24 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
     from ociruntime.linux import cgroups
 
     assert config.process is not None
+    if eo.cgroups and not data.get("cgroup"):
+        raise OptionError("cgroups", "the container has no cgroup")
+    cg = cgroups.from_state(data["cgroup"]) if data.get("cgroup") else None
+    initial = config.process.exec_cpu_affinity.get("initial")
     sp = Spawn.join_container(config, data, joins, console_socket=eo.console_socket,
                               preserve_fds=eo.preserve_fds)
     try:
-        sp.fork()
-        initial = config.process.exec_cpu_affinity.get("initial")
+        # The child joins the cgroups itself, or is born in them (Spawn.fork), unless it must
+        # first run with the initial affinity, or go to sub-cgroups: then it is moved (join).
+        joined = sp.fork(cg if not (initial or eo.cgroups) else None)
         if initial:
             from ociruntime.linux.procattrs import set_initial_affinity
 
             set_initial_affinity(sp.pid, initial)  # before the cgroup move (the spec)
-        if data.get("cgroup"):
-            cg = cgroups.from_state(data["cgroup"])
+        if cg is not None and not joined:
             cg.join(sp.pid)
             if eo.cgroups:
                 join_sub_cgroups(cg.paths(), eo.cgroups, sp.pid)
-        elif eo.cgroups:
-            raise OptionError("cgroups", "the container has no cgroup")
         timing.mark("exec-cgroup")
         sp.send("go")
         for _ in sp.messages():

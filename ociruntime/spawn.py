@@ -84,11 +84,17 @@ class Spawn:
 
     def fork(self, cgroup=None) -> bool:
         """Fork the first child, which never returns here; close its ends of the fds. With
-        `cgroup`, the child may be born in it (clone3 CLONE_INTO_CGROUP, one cgroup v2
-        directory): True if it was, False if it must be moved there."""
+        `cgroup`, the child may be born in it (clone3 CLONE_INTO_CGROUP, a cgroup v2
+        directory): True if it was, False if the caller must move it (apply), but for the v1
+        hierarchies it joins itself (cgroup.self_join) on `go`."""
         parent = posix.getpid()
         joined = False
         target = cgroup.clone_target() if cgroup is not None else -1
+        try:
+            self.args.cgroup_joins = cgroup.self_join() if cgroup is not None else []
+        except BaseException:
+            _close(target)
+            raise
         if target < 0:
             self.pid = posix.fork()
         else:
@@ -103,7 +109,8 @@ class Spawn:
                 posix.close(target)  # the child closes its copy with every other inherited fd
         if self.pid == 0:
             self._run_child(parent)
-        _close(self.args.sync_fd, self.args.fifo_fd, self.args.console_fd, self.args.root_fd)
+        _close(self.args.sync_fd, self.args.fifo_fd, self.args.console_fd, self.args.root_fd,
+               *(fd for fd, _ in self.args.cgroup_joins))
         timing.mark(f"{self.label}clone")
         return joined
 
@@ -112,9 +119,8 @@ class Spawn:
         the runtime's code: an exception would run the runtime's cleanup of the half-made
         container in this child, which sits in the cgroup it would try to remove.
 
-        The child side (linux/init.py) is loaded here, still in the host's filesystem: on a v1
-        host the runtime meanwhile waits on the kernel to move us into the cgroup (an RCU
-        grace period), so these ~3 ms of imports are off its path."""
+        The child side (linux/init.py) is loaded here, still in the host's filesystem, while
+        the runtime sets the cgroup's limits: these ~3 ms of imports are off its path."""
         try:
             child_after_fork(parent)
             load_block("child")

@@ -69,6 +69,7 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
     try:
         close_inherited_fds(a)
         sync.expect(a.sync_fd, "go", "waiting for the runtime")
+        join_cgroups(a)
         security.set_dumpable(False)
         # Through the host's /proc while we still see it, inherited by the process we fork: as
         # the host's root, so a negative oomScoreAdj is allowed even in a user namespace.
@@ -113,6 +114,23 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
     except BaseException as err:
         _fail(a, err)
     posix._exit(code)
+
+
+def join_cgroups(a: InitArgs) -> None:
+    """Move ourselves into the container's v1 cgroups (cgroups.v1 self_join): still in the
+    host's namespaces, and before we fork what inherits them."""
+    from ociruntime.linux.cgroups import fs
+
+    joins, a.cgroup_joins = a.cgroup_joins, []
+    try:
+        for fd, path in joins:
+            try:
+                posix.write(fd, b"0")
+            except OSError as e:
+                raise fs.fail(f"write 0 to {path}", e) from None
+    finally:
+        for fd, _ in joins:
+            posix.close(fd)
 
 
 def load_what_the_namespaces_need(a: InitArgs) -> None:
@@ -169,7 +187,8 @@ def close_inherited_fds(a: InitArgs) -> None:
     flock would otherwise be held by the waiting init until `start`."""
     from ociruntime import log
 
-    keep = {a.sync_fd, a.fifo_fd, a.console_fd, a.root_fd, log.fd()} | set(range(3 + a.keep_fds))
+    keep = ({a.sync_fd, a.fifo_fd, a.console_fd, a.root_fd, log.fd()} | set(range(3 + a.keep_fds))
+            | {fd for fd, _ in a.cgroup_joins})
     for name in posix.listdir("/proc/self/fd"):
         fd = int(name)
         if fd not in keep:

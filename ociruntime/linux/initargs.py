@@ -14,6 +14,7 @@ class InitArgs:
 
     __slots__ = (
         "bundle",
+        "cgroup_joins",
         "cgroup_paths",
         "config",
         "console_fd",
@@ -56,6 +57,7 @@ class InitArgs:
         self.no_pivot = no_pivot
         self.new_keyring = new_keyring
         self.cgroup_paths = cgroup_paths
+        self.cgroup_joins: list[tuple[int, str]] = []  # set by Spawn.fork: (fd, path) to write "0" to
         self.root_fd = root_fd  # exec into a container without its own mount namespace: its root
         self.exec_path = ""
         self.idmapped: dict = {}  # Mount -> detached id-mapped tree (stage1, idmap.prepare)

@@ -95,6 +95,24 @@ def test_create_start_state_kill_delete(oci: Runtime, bundle, tmp_path: Path) ->
     assert host_cgroup_dirs(cid) == []
 
 
+def test_the_init_is_in_the_containers_cgroup_in_every_hierarchy(oci: Runtime, runc: Runtime, bundle) -> None:
+    """Every hierarchy the host mounts (v1 controllers, named ones, and cgroup2: the unified one
+    of a hybrid host), as runc: the init's line names the container's own cgroup in each, not
+    the runtime's. On v1 the runtime's child moves itself (cgroups.v1 self_join), on cgroup2
+    it is born there (CLONE_INTO_CGROUP)."""
+    own = Path("/proc/self/cgroup").read_text().splitlines()
+    b = bundle(["sleep", "1000"])
+    for rt in (oci, runc):
+        cid = rt.new_id()
+        rt.run("create", "-b", str(b), cid, check=True)
+        try:
+            lines = Path(f"/proc/{rt.state(cid)['pid']}/cgroup").read_text().splitlines()
+            assert len(lines) == len(own), (rt.binary, lines)
+            assert [ln for ln in lines if not ln.endswith("/" + cid)] == [], (rt.binary, lines, own)
+        finally:
+            rt.run("delete", "-f", cid)
+
+
 def test_start_runs_the_program_once_it_has_exited_state_is_stopped(oci: Runtime, bundle) -> None:
     cid = oci.new_id()
     oci.run("create", "-b", str(bundle(["sh", "-c", "echo started"])), cid, check=True)

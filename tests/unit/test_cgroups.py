@@ -337,6 +337,23 @@ def _v2_manager(cleanup: list[str], nested: bool = False) -> v2.V2Manager:
     return mgr
 
 
+def _forked(action) -> tuple[int, int]:
+    """A child that runs action(), writes "ok" (then "." whatever happened) and waits to be
+    killed: (its pid, the pipe's read end)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            action()
+            os.write(w, b"ok")
+        finally:
+            os.write(w, b".")
+            time.sleep(300)
+            os._exit(0)
+    os.close(w)
+    return pid, r
+
+
 def _proc_cgroups(pid: int) -> dict[str, str]:
     return cgroups.parse_self_cgroup(_read(f"/proc/{pid}/cgroup"))
 
@@ -373,6 +390,43 @@ def test_v1_apply_joins_every_hierarchy(child: int, cleanup: list[str]) -> None:
         assert point + where[ctrl][len(root.rstrip("/")):] == path, key
     assert mgr.pids() == [child]
     assert set(mgr.made.values()) == {2}
+
+
+@needs_v1
+def test_v1_self_join_lets_the_child_move_itself(cleanup: list[str]) -> None:
+    """self_join: the cgroups made and every v1 hierarchy's `tasks` opened; the forked child's
+    join_cgroups (linux/init.py) writes "0" to each, which moves it into all of them; apply()
+    then moves it only where self_join could not (the unified hierarchy of a hybrid host)."""
+    from types import SimpleNamespace
+
+    from ociruntime.linux.init import join_cgroups
+
+    mgr = _v1_manager(cleanup, nested=True)
+    joins = mgr.self_join()
+    assert sorted(path for _, path in joins) == sorted(d + "/tasks" for k, d in mgr.paths().items() if k)
+    pid, r = _forked(lambda: join_cgroups(SimpleNamespace(cgroup_joins=joins)))
+    try:
+        for fd, _ in joins:
+            os.close(fd)
+        assert os.read(r, 2) == b"ok"
+
+        def where() -> dict[str, str]:
+            at = _proc_cgroups(pid)
+            out = {}
+            for key in mgr.paths():
+                point, root = HOST.unified if key == "" else HOST.v1[key]
+                out[key] = point + at[key.split(",")[0]][len(root.rstrip("/")):]
+            return out
+
+        assert {k: d for k, d in where().items() if k} == {k: d for k, d in mgr.paths().items() if k}
+        if "" in mgr.paths():
+            assert where()[""] != mgr.paths()[""]  # the unified hierarchy: not by self_join
+        mgr.apply(pid)
+        assert where() == mgr.paths()
+    finally:
+        os.close(r)
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
 
 
 @needs_v1
@@ -417,22 +471,17 @@ def test_v1_join_self_and_check_before_update(cleanup: list[str]) -> None:
     usage is refused when checkBeforeUpdate asks for it."""
     mgr = _v1_manager(cleanup)
     mgr.create()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            for path in mgr.procs_files():
-                cgroups.write_file(path, "0")
-            ballast = bytearray(8 << 20)
-            for i in range(0, len(ballast), 4096):
-                ballast[i] = 1
-            os.write(w, b"ok")
-        finally:
-            os.write(w, b".")
-            time.sleep(300)
-            os._exit(0)
+    ballast: list[bytearray] = []  # kept while the child waits
+
+    def join_and_use_memory() -> None:
+        for path in mgr.procs_files():
+            cgroups.write_file(path, "0")
+        ballast.append(bytearray(8 << 20))
+        for i in range(0, len(ballast[0]), 4096):
+            ballast[0][i] = 1
+
+    pid, r = _forked(join_and_use_memory)
     try:
-        os.close(w)
         assert os.read(r, 2) == b"ok"
         assert mgr.pids() == [pid]
         with pytest.raises(CgroupError, match="below the current usage"):

@@ -98,8 +98,15 @@ class CgroupManager:
         raise NotImplementedError
 
     def apply(self, pid: int) -> None:
-        """create(), then move `pid` (cgroup.procs) into all of the cgroups."""
+        """create(), then move `pid` (cgroup.procs) into all of the cgroups that self_join()
+        did not hand to it."""
         raise NotImplementedError
+
+    def self_join(self) -> list[tuple[int, str]]:
+        """The cgroups created, files a child the runtime forks writes "0" to, to move itself
+        there on its own: (fd opened for writing, its path). [] for the drivers that move
+        processes otherwise (v2: the child is born in its cgroup, see clone_target; systemd)."""
+        return []
 
     # join(pid): move `pid` into the cgroups of a container that exists (`exec`); for the
     # filesystem drivers what apply() does, the systemd driver must not start its unit again.
@@ -191,9 +198,9 @@ class CgroupManager:
         """True while the container's cgroup directory is still there."""
         return any(lean.is_dir(p) for p in self.paths().values())
 
-    # clone_target(): an fd of the one directory a child can be cloned straight into
-    # (CLONE_INTO_CGROUP), the cgroup created; -1 when the container's cgroup is not a single v2
-    # directory (v1 or hybrid hierarchies, systemd's scope made from a pid): apply() moves it.
+    # clone_target(): an fd of the cgroup v2 directory a child can be cloned straight into
+    # (CLONE_INTO_CGROUP), the cgroup created; -1 when there is none (cgroup v1, systemd's scope
+    # made from a pid): self_join() or apply() moves it.
     def clone_target(self) -> int:
         return -1
 

@@ -33,6 +33,8 @@ class V1Manager(CgroupManager):
         self.rootless = rootless
         self.made = made or {}                # hierarchy key -> directories apply() created
         self.skipped: set[str] = set()        # rootless: hierarchies we could not create/join
+        self.joining: set[str] = set()        # hierarchies the child joins itself (self_join)
+        self.created = False                  # create() has run
 
     # ------------------------------------------------------------ state
 
@@ -76,6 +78,8 @@ class V1Manager(CgroupManager):
     def create(self) -> None:
         """Create the directories (no process moves). Idempotent; a later exec's apply()
         finds them existing and keeps the counts from the first call."""
+        if self.created:
+            return
         for key, path in self.dirs.items():
             if key in self.skipped:
                 continue
@@ -88,6 +92,7 @@ class V1Manager(CgroupManager):
                     _fill_cpuset(path, made)
             except CgroupError as e:
                 self._skip_or_raise(key, e, made)
+        self.created = True
 
     def plan(self) -> None:
         for key, path in self.paths().items():
@@ -104,14 +109,51 @@ class V1Manager(CgroupManager):
         return [path + "/cgroup.procs" for key, path in self.dirs.items()
                 if key not in self.skipped]
 
-    def apply(self, pid: int) -> None:
-        """create(), then write pid to cgroup.procs of every hierarchy.
+    def clone_target(self) -> int:
+        """Hybrid host: the unified hierarchy's directory, which the child is born in."""
+        if "" not in self.dirs:
+            return -1
+        self.create()
+        if "" in self.skipped:
+            return -1
+        try:
+            return posix.open(self.dirs[""], posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+        except OSError:
+            return -1  # apply() reports it
 
-        The first migration of a process costs one RCU grace period in the kernel (~10 ms here,
-        cgroup_threadgroup_rwsem), whatever the hierarchy; the others take microseconds."""
+    def self_join(self) -> list[tuple[int, str]]:
+        """`tasks` of every v1 hierarchy: "0" there moves the writing thread (the forked child
+        has one) without cgroup_threadgroup_rwsem, whose first write waits for an RCU grace
+        period (10-30 ms here) when cgroup.procs moves a process by its pid."""
+        self.create()
+        joins: list[tuple[int, str]] = []
+        try:
+            for key, path in self.dirs.items():
+                if key == "" or key in self.skipped:
+                    continue
+                tasks = path + "/tasks"
+                try:
+                    joins.append((posix.open(tasks, posix.O_WRONLY | posix.O_CLOEXEC), tasks))
+                except OSError as e:
+                    self._skip_or_raise(key, fs.fail(f"open {tasks}", e), self.made.get(key, 0))
+                    continue
+                self.joining.add(key)
+        except BaseException:
+            for fd, _ in joins:
+                posix.close(fd)
+            self.joining.clear()
+            raise
+        return joins
+
+    def apply(self, pid: int) -> None:
+        """create(), then write pid to cgroup.procs of every hierarchy the child does not join
+        itself (self_join): the first such move costs an RCU grace period (see there)."""
+        left = {key: path for key, path in self.dirs.items() if key not in self.joining}
+        if not left:
+            return  # self_join made them
         self.create()
         procs = str(pid)
-        for key, path in self.dirs.items():
+        for key, path in left.items():
             if key in self.skipped:
                 continue
             try:
