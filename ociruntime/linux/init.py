@@ -76,8 +76,8 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
         security.last_cap()
         if a.config.process is not None and a.config.process.oom_score_adj is not None:
             security.set_oom_score_adj(a.config.process.oom_score_adj)
-        # The runtime moves us into the container's cgroup meanwhile (the first move into a v1
-        # cgroup waits for an RCU grace period): namespaces need not wait for it, the init does.
+        # The runtime sets the cgroup's limits meanwhile (the systemd driver, or a move by pid,
+        # may take a while longer): namespaces need not wait for it, the init does.
         seen: set[str] = set()
         pid_w = -1
         if needs_host_view(a):

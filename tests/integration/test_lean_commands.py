@@ -157,8 +157,8 @@ def test_run_and_exec_leave_the_child_side_to_the_child(oci: Runtime, bundle, tm
 
 
 def test_the_child_side_never_imports_os(oci: Runtime, bundle, tmp_path) -> None:
-    """The child's imports are on create's critical path (on a v1 host once the cgroup lock's
-    grace period is paid, on v2 always): the child side runs on `posix` and lean.py, so `os`
+    """The child's imports are on create's critical path (nothing waits on a cgroup move: cgroups.v1
+    self_join, or born in it on v2): the child side runs on `posix` and lean.py, so `os`
     (~1.3 ms: os, posixpath, _collections_abc) is loaded by neither process. Both print under
     -X importtime (the child inherits stderr; through a file: the container keeps it open)."""
     cid = oci.new_id()
