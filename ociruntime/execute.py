@@ -223,9 +223,11 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
     sp = Spawn.join_container(config, data, joins, console_socket=eo.console_socket,
                               preserve_fds=eo.preserve_fds)
     try:
-        # The child joins the cgroups itself, or is born in them (Spawn.fork), unless it must
-        # first run with the initial affinity, or go to sub-cgroups: then it is moved (join).
-        joined = sp.fork(cg if not (initial or eo.cgroups) else None)
+        # The child joins the v1 cgroups itself, or is born in a hybrid host's unified one
+        # (Spawn.fork), unless it must first run with the initial affinity, or go to sub-cgroups:
+        # then it is moved (join). On cgroup v2 it is moved too: born there, its pages would be
+        # charged to the container's memory from the start, for no gain measured in the guest.
+        joined = sp.fork(cg if not (initial or eo.cgroups) else None, born_in=cg is not None and cg.driver == "v1")
         if initial:
             from ociruntime.linux.procattrs import set_initial_affinity
 

@@ -82,14 +82,14 @@ class Spawn:
                    "exec-", console_socket, container_id=str(data.get("id", "")), is_exec=True,
                    keep_fds=preserve_fds, new_keyring=False, root_fd=root_fd)
 
-    def fork(self, cgroup=None) -> bool:
+    def fork(self, cgroup=None, *, born_in: bool = True) -> bool:
         """Fork the first child, which never returns here; close its ends of the fds. With
         `cgroup`, the child may be born in it (clone3 CLONE_INTO_CGROUP, a cgroup v2
-        directory): True if it was, False if the caller must move it (apply), but for the v1
-        hierarchies it joins itself (cgroup.self_join) on `go`."""
+        directory; not without `born_in`): True if it was, False if the caller must move it
+        (apply), but for the v1 hierarchies it joins itself (cgroup.self_join) on `go`."""
         parent = posix.getpid()
         joined = False
-        target = cgroup.clone_target() if cgroup is not None else -1
+        target = cgroup.clone_target() if cgroup is not None and born_in else -1
         try:
             self.args.cgroup_joins = cgroup.self_join() if cgroup is not None else []
         except BaseException:
