@@ -368,7 +368,7 @@ def _restore_build(c, config, binary: str, ropts: RestoreOptions) -> None:
     from ociruntime import container, create
 
     _refuse_terminal(config, f"cannot restore container {c.cid!r}")
-    create.save_config(c, config)
+    c.sd.save_config(config.raw)
     if ropts.manage_cgroups_mode == "strict":
         _restore_strict(c, config, binary, ropts)
         create.finish_create(c)

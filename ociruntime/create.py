@@ -180,27 +180,21 @@ def _build(c: Creation, config) -> None:
         delegate_to_container(c.cgroup.paths()[""], config)
     sp.send("cgroup")
     timing.mark("cgroups")
-    save_config(c, config)  # while the child loads its side: off create's critical path
+    c.sd.save_config(config.raw)  # while the child loads its side: off create's critical path
     _drive(c, config, sp)
     sp.close()
     finish_create(c)
 
 
 def finish_create(c: Creation) -> None:
-    """The init exists and c.data records it (and the config copy is saved: save_config): the
-    state says so, the caller gets its pid."""
+    """The init exists and c.data records it (and the config copy is saved: StateDir.save_config):
+    the state says so, the caller gets its pid."""
     sd = c.sd
     assert sd is not None
     c.data.pop("creating", None)
     sd.save(c.data)
     report_pid(c.init_pid, c.opts.pid_file, c.opts.pidfd_socket)
     timing.mark("state")
-
-
-def save_config(c: Creation, config) -> None:
-    """`exec` needs the config as it was at create: later edits of config.json MUST NOT matter."""
-    assert c.sd is not None
-    c.sd.save_config(config.raw)
 
 
 def _make_fifo(sd: StateDir) -> int:

@@ -250,6 +250,7 @@ class StateDir:
     def save(self, data: dict) -> None:
         self.write(STATE_FILE, jsonio.dumps(data).encode())
 
+    # `exec` needs the config as it was at create: later edits of config.json MUST NOT matter.
     def save_config(self, raw: dict) -> None:
         self.write(CONFIG_COPY, jsonio.dumps(raw).encode())
 
