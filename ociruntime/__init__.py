@@ -133,13 +133,14 @@ def _open_cache(path: str, key: tuple, pkg: str) -> tuple | None:
     return identity, 16 + index_len, entries, hot_code
 
 
-def _trusted(fd: int) -> tuple:
-    """The cache file's identity, if it may be run: a regular file that only root or we own and
-    nobody else may write; ValueError otherwise."""
+def _trusted(fd: int, kind: int = 0o100000) -> tuple:
+    """The cache file's identity, if it may be run: a regular file (or `kind`, S_IFDIR: the
+    seccomp cache's directory, linux/bpfcache.py) that only root or we own and nobody else may
+    write; ValueError otherwise."""
     import posix
 
     st = posix.fstat(fd)
-    if (st.st_mode & 0o170022) != 0o100000 or st.st_uid not in (0, posix.geteuid()):
+    if (st.st_mode & 0o170022) != kind or st.st_uid not in (0, posix.geteuid()):
         raise ValueError("not a regular file, writable by others, or someone else's")
     return st.st_dev, st.st_ino, st.st_mode, st.st_uid
 

@@ -97,11 +97,15 @@ def compile_filter(spec: Seccomp) -> Filter:
                 raise SyscallError(-rc, f"seccomp: add architecture {arch}")
         for i, rule in enumerate(spec.syscalls):
             _add_rule(ctx, default, rule, i)
-        notify = any(r.action == "SCMP_ACT_NOTIFY" for r in spec.syscalls)
-        return Filter(_export(ctx), _flags(spec.flags), spec.listener_path if notify else "",
-                      spec.listener_metadata)
+        return filter_of(spec, _export(ctx))
     finally:
         lib.seccomp_release(ctx)
+
+
+def filter_of(spec: Seccomp, bpf: bytes) -> Filter:
+    # `bpf`: compiled now, or kept from an earlier compile (linux/bpfcache.py)
+    notify = any(r.action == "SCMP_ACT_NOTIFY" for r in spec.syscalls)
+    return Filter(bpf, _flags(spec.flags), spec.listener_path if notify else "", spec.listener_metadata)
 
 
 def _flags(names: list[str]) -> int:
