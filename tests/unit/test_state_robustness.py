@@ -208,3 +208,24 @@ def test_lone_surrogates_are_refused_but_pairs_accepted() -> None:
     with pytest.raises(ValueError, match="lone surrogate"):
         jsonio.loads('{"k": {"\\udfff": 1}}')
     assert jsonio.loads(b'["\xff"]', lenient=True) == ["\ufffd"]
+
+
+def test_a_process_is_read_from_proc_whatever_its_name(tmp_path: Path) -> None:
+    """/proc/PID/stat's second field is the command's name, which may hold spaces and
+    parentheses: the fields after it are found from the last ')'; a reaped process is gone."""
+    odd = tmp_path / "a) b (c) d"
+    odd.write_bytes(Path("/bin/sleep").read_bytes())
+    odd.chmod(0o755)
+    proc = subprocess.Popen([str(odd), "30"])
+    try:
+        deadline = time.monotonic() + 5
+        while state.process_state(proc.pid) != "S" and time.monotonic() < deadline:
+            time.sleep(0.01)  # forked, then exec'ing: its name is the child's until execve
+        assert Path(f"/proc/{proc.pid}/comm").read_text() == "a) b (c) d\n"
+        assert state.process_state(proc.pid) == "S"
+        want = int(Path(f"/proc/{proc.pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[19])
+        assert state.process_start_time(proc.pid) == want
+    finally:
+        proc.kill()
+        proc.wait()
+    assert state.process_start_time(proc.pid) is None and state.process_state(proc.pid) == ""
