@@ -94,19 +94,26 @@ def exists(path: str) -> bool:
     return True
 
 
-def read_text(path: str) -> str:
-    """A small kernel file's text (its first 4 kB: a cgroup's state), or "" if it cannot be
-    read."""
+def read_small(path: str) -> bytes:
+    """A small kernel file's first 4 kB (a cgroup's state, /proc/PID/stat: procfs and cgroupfs
+    return such a file whole in one read), or b"" if it cannot be read. posix, not open(): a
+    buffered file object, its 8 kB buffer and four more syscalls cost ~170 kB of peak RSS in a
+    small command (/usr/bin/time, interleaved)."""
     try:
         fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
-        return ""
+        return b""
     try:
-        return posix.read(fd, 4096).decode(errors="replace")
+        return posix.read(fd, 4096)
     except OSError:
-        return ""
+        return b""  # a process reaped since the open (ESRCH)
     finally:
         posix.close(fd)
+
+
+def read_text(path: str) -> str:
+    """read_small's text, "" if the file cannot be read."""
+    return read_small(path).decode(errors="replace")
 
 
 def rmdir_parents(path: str, count: int) -> None:

@@ -613,19 +613,7 @@ def reset_child_signals() -> None:
 # --- the kernel's view ---------------------------------------------------------------------
 def _stat_fields(pid: int) -> list[bytes] | None:
     """The fields of /proc/<pid>/stat from the third (state) on; None if it cannot be read."""
-    # posix, not open(): no buffered file object (its 8 kB buffer, four more syscalls) on every
-    # small command's path. One read: the file is ~0.3 kB, at most ~1 kB (52 numbers and a
-    # 16-byte name), and procfs returns it whole.
-    try:
-        fd = posix.open(f"/proc/{pid}/stat", posix.O_RDONLY | posix.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        stat = posix.read(fd, 4096)
-    except OSError:
-        return None  # reaped since the open (ESRCH)
-    finally:
-        posix.close(fd)
+    stat = lean.read_small(f"/proc/{pid}/stat")  # ~0.3 kB, at most ~1 kB: 52 numbers and a name
     # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     end = stat.rfind(b")")
     return stat[end + 2:].split() if end > 0 else None

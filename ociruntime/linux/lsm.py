@@ -12,11 +12,7 @@ from ociruntime.linux import procfs
 
 
 def apparmor_enabled() -> bool:
-    try:
-        with open("/sys/module/apparmor/parameters/enabled", "rb") as f:
-            return f.read(1) == b"Y"
-    except OSError:
-        return False
+    return lean.read_small("/sys/module/apparmor/parameters/enabled")[:1] == b"Y"
 
 
 def selinux_enabled() -> bool:

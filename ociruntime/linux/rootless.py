@@ -20,12 +20,8 @@ _INITIAL_UID_MAP = ("0", "0", "4294967295")
 
 def in_user_namespace() -> bool:
     """True inside any user namespace but the initial one (runc's userns.RunningInUserNS)."""
-    try:
-        with open("/proc/self/uid_map", "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return tuple(data.decode().split()) != _INITIAL_UID_MAP
+    data = lean.read_small("/proc/self/uid_map")  # more than 4 kB is many lines: not the initial map
+    return bool(data) and tuple(data.decode().split()) != _INITIAL_UID_MAP
 
 
 def unprivileged() -> bool:

@@ -6,7 +6,7 @@ import errno
 import posix
 import resource
 
-from ociruntime import log
+from ociruntime import lean, log
 from ociruntime.config import Capabilities, Process
 from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux.caps import CAPABILITIES
@@ -70,8 +70,10 @@ def last_cap() -> int:
     """The highest capability number this kernel knows (read once, from the host's procfs in
     stage1: the container may have no /proc of ours, or a chroot without one)."""
     if not _LAST_CAP:
-        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-            _LAST_CAP.append(int(f.read()))
+        text = lean.read_small("/proc/sys/kernel/cap_last_cap")
+        if not text:
+            raise SetupError("cannot read /proc/sys/kernel/cap_last_cap")
+        _LAST_CAP.append(int(text))
     return _LAST_CAP[0]
 
 
@@ -113,11 +115,7 @@ def _setgroups_failed(wanted: list[int], err: SetupError) -> None:
 
 
 def _setgroups_denied() -> bool:
-    try:
-        with open("/proc/self/setgroups", "rb") as f:
-            return f.read().strip() == b"deny"
-    except OSError:
-        return False
+    return lean.read_small("/proc/self/setgroups").strip() == b"deny"
 
 
 def set_capabilities(caps: Capabilities) -> None:
