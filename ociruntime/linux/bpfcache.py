@@ -41,8 +41,10 @@ def filter_for(spec, root: str | None) -> seccomp.Filter:
 
 
 def _sha256(data: bytes):
-    from _sha256 import sha256  # built in, where hashlib would load OpenSSL (~2 ms)
-
+    try:
+        from _sha256 import sha256  # built into 3.11, where hashlib would load OpenSSL (~2 ms)
+    except ImportError:  # 3.12 renamed it
+        from hashlib import sha256
     return sha256(data)
 
 

@@ -5,6 +5,7 @@ These compile real programs with libseccomp (no root needed, but for the chown).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,14 @@ def test_the_cache_stays_bounded(tmp_path: Path) -> None:
         (d / f"old{i}").write_bytes(b"")
     bpfcache.filter_for(spec(defaultErrnoRet=38), str(tmp_path))
     assert len(entries(tmp_path)) == 1
+
+
+def test_the_entry_is_named_alike_where_the_interpreter_has_no_sha256_module(tmp_path: Path, monkeypatch) -> None:
+    """3.12 has no `_sha256` (hashlib then): the same profile keeps the same name."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    bpfcache.filter_for(spec(), str(tmp_path / "a"))
+    monkeypatch.setitem(sys.modules, "_sha256", None)  # `import _sha256` raises ImportError
+    bpfcache.filter_for(spec(), str(tmp_path / "b"))
+    assert len(entries(tmp_path / "a")) == 1
+    assert list(entries(tmp_path / "a")) == list(entries(tmp_path / "b"))
