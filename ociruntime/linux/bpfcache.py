@@ -26,10 +26,8 @@ MAX_ENTRIES = 64
 MAX_FILE = 1 << 20
 
 
-def filter_for(spec, root: str | None) -> seccomp.Filter:
-    """The filter of `spec`: kept in `root`'s cache, or compiled (and kept, when root is given)."""
-    if root is None:
-        return seccomp.compile_filter(spec)
+def filter_for(spec, root: str) -> seccomp.Filter:
+    """The filter of `spec`: kept in `root`'s cache, or compiled (and kept there)."""
     source = _compiled_from(spec)
     name = _sha256(source).hexdigest()
     bpf = _read(f"{root}/{CACHE_DIR}", name, source)
