@@ -197,18 +197,18 @@ def manpage() -> str:
 
 
 def _man_files() -> list[str]:
-    from ociruntime.linux.bpfcache import CACHE_DIR
     from ociruntime.state import CONFIG_COPY, CRIU_PIDFILE, EXEC_FIFO, STATE_FILE
 
     text = (f"a container's state: {STATE_FILE}, {CONFIG_COPY} (its config as created), {EXEC_FIFO} (until "
             f"it is started), {CRIU_PIDFILE} (during a restore). A directory there that is a symbolic link, "
             "holds anything else, or that another user made or may write into is not a container: every "
             "command refuses it and leaves it as it is")
-    cache = ("compiled seccomp programs, one per profile, read back by a later create or exec that compiles the "
-             "same profile with the same libseccomp, kernel and runtime; a file is used only if root or the "
-             "caller owns it and nobody else may write it or its directory. Safe to remove at any time")
+    cache = ("beside the package's bytecode: compiled seccomp programs, one per profile, read back by a later "
+             "create or exec that compiles the same profile with the same libseccomp, kernel and runtime; a file "
+             "is used only if root or the caller owns it and nobody else may write it or its directory. Nothing "
+             "is kept under the state root. Safe to remove at any time")
     return [".SH FILES", ".TP", ".I <root>/<ID>/", text.replace("-", "\\-"),
-            ".TP", f".I <root>/{CACHE_DIR}/", cache.replace("-", "\\-")]
+            ".TP", ".I <site-packages>/ociruntime/__pycache__/seccomp/", cache.replace("-", "\\-")]
 
 
 def _man_flags(table: dict[str, tuple[str, bool]], descriptions: dict[str, str]) -> list[str]:

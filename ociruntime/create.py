@@ -163,7 +163,7 @@ def _build(c: Creation, config) -> None:
         # (the init unshares the namespace inside it), as a delegated subtree needs.
         cgroup_paths = {}
     sp = c.spawn = Spawn.new_container(
-        config, lean.abspath(c.opts.bundle), c.cid, root=c.root, console_socket=c.opts.console_socket,
+        config, lean.abspath(c.opts.bundle), c.cid, console_socket=c.opts.console_socket,
         preserve_fds=c.opts.preserve_fds, no_pivot=c.opts.no_pivot, new_keyring=not c.opts.no_new_keyring,
         fifo_fd=_make_fifo(c.sd), cgroup_paths=cgroup_paths)
     c.console_peer = sp.take_console_peer()

@@ -139,7 +139,7 @@ def exec_in(root: str, cid: str, eo: ExecOptions) -> int:
     pid = int(data["pid"])
     if not eo.detach:
         become_subreaper()
-    exec_pid, master = _spawn(root, config, data, namespaces_to_join(pid), eo)
+    exec_pid, master = _spawn(config, data, namespaces_to_join(pid), eo)
     if _needs_exec_record(data):
         _record_exec(root, cid, exec_pid)
     report_pid(exec_pid, eo.pid_file, eo.pidfd_socket)
@@ -210,8 +210,7 @@ def join_sub_cgroups(paths: dict[str, str], specs: list[str], pid: int) -> None:
                 raise OptionError("cgroups", f"{spec!r}: {e}") from None
 
 
-def _spawn(root: str, config: Config, data: dict, joins: list[tuple[str, str]],
-           eo: ExecOptions) -> tuple[int, int]:
+def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOptions) -> tuple[int, int]:
     """The process, started through exec_stage1 in the container's cgroup: (its pid, the pty
     master or -1)."""
     from ociruntime.linux import cgroups
@@ -221,7 +220,7 @@ def _spawn(root: str, config: Config, data: dict, joins: list[tuple[str, str]],
         raise OptionError("cgroups", "the container has no cgroup")
     cg = cgroups.from_state(data["cgroup"]) if data.get("cgroup") else None
     initial = config.process.exec_cpu_affinity.get("initial")
-    sp = Spawn.join_container(config, data, joins, root=root, console_socket=eo.console_socket,
+    sp = Spawn.join_container(config, data, joins, console_socket=eo.console_socket,
                               preserve_fds=eo.preserve_fds)
     try:
         # The child joins the v1 cgroups itself, or is born in a hybrid host's unified one

@@ -23,7 +23,7 @@ class Spawn:
 
     __slots__ = ("args", "child", "console_peer", "fd", "label", "pid", "stage")
 
-    def __init__(self, config, bundle: str, plan, stage, label: str, console_socket: str | None, root: str,
+    def __init__(self, config, bundle: str, plan, stage, label: str, console_socket: str | None,
                  **fields) -> None:
         from ociruntime.linux import sync
         from ociruntime.linux.initargs import InitArgs
@@ -35,9 +35,9 @@ class Spawn:
         seccomp = None
         try:
             if config.linux.seccomp:
-                from ociruntime.linux.bpfcache import filter_for
+                from ociruntime.linux import bpfcache
 
-                seccomp = filter_for(config.linux.seccomp, root)
+                seccomp = bpfcache.filter_for(config.linux.seccomp, bpfcache.directory())
                 timing.mark(f"{label}seccomp")
             if config.process is not None and config.process.terminal:
                 from ociruntime.linux import terminal
@@ -55,21 +55,21 @@ class Spawn:
                              **fields)
 
     @classmethod
-    def new_container(cls, config, bundle: str, container_id: str, *, root: str, console_socket: str | None,
+    def new_container(cls, config, bundle: str, container_id: str, *, console_socket: str | None,
                       preserve_fds: int, no_pivot: bool, new_keyring: bool, fifo_fd: int,
                       cgroup_paths: dict[str, str] | None) -> Spawn:
         """`create`: stage1 makes the namespaces and forks the init, which waits on exec.fifo."""
         from ociruntime.linux.namespaces import NamespacePlan
 
         listen = _listen_fds()
-        return cls(config, bundle, NamespacePlan(config.linux), "stage1", "", console_socket, root,
+        return cls(config, bundle, NamespacePlan(config.linux), "stage1", "", console_socket,
                    container_id=container_id, keep_fds=listen + preserve_fds, no_pivot=no_pivot,
                    extra_env=[f"LISTEN_FDS={listen}", "LISTEN_PID=1"] if listen else None,
                    new_keyring=new_keyring, fifo_fd=fifo_fd, cgroup_paths=cgroup_paths)
 
     @classmethod
-    def join_container(cls, config, data: dict, joins: list[tuple[str, str]], *, root: str,
-                       console_socket: str | None, preserve_fds: int) -> Spawn:
+    def join_container(cls, config, data: dict, joins: list[tuple[str, str]], *, console_socket: str | None,
+                       preserve_fds: int) -> Spawn:
         """`exec`: exec_stage1 enters the running container's namespaces (`joins`) and forks the
         process, which keeps the session keyring the init made."""
         from ociruntime.linux.namespaces import NamespacePlan
@@ -79,7 +79,7 @@ class Spawn:
         # chrooted: the process goes into the same root.
         root_fd = -1 if own_mount_ns else _open_root_of(int(data["pid"]))
         return cls(config, str(data.get("bundle", "/")), NamespacePlan(config.linux, joins), "exec_stage1",
-                   "exec-", console_socket, root, container_id=str(data.get("id", "")), is_exec=True,
+                   "exec-", console_socket, container_id=str(data.get("id", "")), is_exec=True,
                    keep_fds=preserve_fds, new_keyring=False, root_fd=root_fd)
 
     def fork(self, cgroup=None, *, born_in: bool = True) -> bool:

@@ -1,17 +1,19 @@
-"""Compiled seccomp programs, kept under the state root (--root) and reused.
+"""Compiled seccomp programs, kept beside the package's bytecode and reused.
 
 libseccomp takes ~12 ms to compile an engine's default profile (podman's: 22 rules naming 437
 syscalls for three architectures; ~3.5 ms adding the rules, ~7.5 ms generating the program),
 on every create and exec, and engines give almost every container the same profile. The
-program is kept in <root>/seccomp@cache (no container ID can take that name: `@`), a file per
-profile named by the SHA-256 of what it is compiled from, and read back when a create or exec
-compiles the same profile with the same libseccomp, kernel and code.
+program is kept in the package's __pycache__/seccomp/ (directory()), a file per profile named by
+the SHA-256 of what it is compiled from, and read back when a create or exec compiles the same
+profile with the same libseccomp, kernel and code. Like the bytecode cache beside it, it is a
+derived file of the install (an uninstall removes it), not host state: nothing is left in the
+state root (--root) or anywhere else on the host, and every --root shares it.
 
-What is read back is trusted as the state directories beside it are: a regular file that root
-or we own and nobody else may write, in a directory of the same kind, opened by fd. The file
-holds everything the program was compiled from, compared byte for byte, so that only equal
-inputs ever share a program (a hash collision included); anything else is compiled anew. A
-cache that cannot be written (a read-only root, a full disk) costs only the compile."""
+What is read back is trusted as the bytecode cache is: a regular file that root or we own and
+nobody else may write, in a directory of the same kind, opened by fd. The file holds everything
+the program was compiled from, compared byte for byte, so that only equal inputs ever share a
+program (a hash collision included); anything else is compiled anew. Where it cannot be written
+(an install the caller does not own, a read-only one, a full disk) it costs only the compile."""
 
 import posix
 
@@ -19,22 +21,26 @@ import ociruntime
 from ociruntime.linux import seccomp
 from ociruntime.spectables import SECCOMP_ACTIONS, SECCOMP_ERRNO_ACTIONS, SECCOMP_OPERATORS
 
-CACHE_DIR = "seccomp@cache"
 MAGIC = b"ociBPF01"
 # Engines use a handful of profiles; past this many the directory is emptied (on a compile).
 MAX_ENTRIES = 64
 MAX_FILE = 1 << 20
 
 
-def filter_for(spec, root: str) -> seccomp.Filter:
-    """The filter of `spec`: kept in `root`'s cache, or compiled (and kept there)."""
+def directory() -> str:
+    """Where the programs are kept: the package's __pycache__ (ociruntime/bytecache.py's too)."""
+    return f"{ociruntime.__path__[0]}/__pycache__/seccomp"
+
+
+def filter_for(spec, path: str) -> seccomp.Filter:
+    """The filter of `spec`: kept in the directory `path` (directory()), or compiled and kept."""
     source = _compiled_from(spec)
     name = _sha256(source).hexdigest()
-    bpf = _read(f"{root}/{CACHE_DIR}", name, source)
+    bpf = _read(path, name, source)
     if bpf is not None:
         return seccomp.filter_of(spec, bpf)
     compiled = seccomp.compile_filter(spec)
-    _keep(root, name, source, compiled.bpf)
+    _keep(path, name, source, compiled.bpf)
     return compiled
 
 
@@ -101,13 +107,14 @@ def _read(path: str, name: str, source: bytes) -> bytes | None:
     return bpf
 
 
-def _keep(root: str, name: str, source: bytes, bpf: bytes) -> None:
-    """Write the program for next time; a failure only means compiling it again then."""
+def _keep(path: str, name: str, source: bytes, bpf: bytes) -> None:
+    """Write the program for next time; a failure only means compiling it again then. Readable
+    by all, as the package's bytecode is: a program is no secret, and another user trusts a file
+    of root's."""
     from ociruntime.state import write_atomic
 
-    path = f"{root}/{CACHE_DIR}"
     try:
-        posix.mkdir(path, 0o700)
+        posix.mkdir(path, 0o755)
     except OSError:
         pass  # there already, or not to be made: _open_dir decides
     dir_fd = _open_dir(path)
@@ -118,7 +125,7 @@ def _keep(root: str, name: str, source: bytes, bpf: bytes) -> None:
         if len(names) >= MAX_ENTRIES:
             for old in names:
                 posix.unlink(old, dir_fd=dir_fd)
-        write_atomic(name, MAGIC + len(source).to_bytes(4, "little") + source + bpf, 0o600, dir_fd=dir_fd)
+        write_atomic(name, MAGIC + len(source).to_bytes(4, "little") + source + bpf, 0o644, dir_fd=dir_fd)
     except OSError:
         pass  # a read-only or full file system, or another create emptying it meanwhile
     finally:

@@ -245,8 +245,12 @@ class Terminal:
 
     def resize(self, rows: int, cols: int) -> None:
         set_winsize(self.master, rows, cols)
-        # The kernel signals the pty's foreground process group; send it to the command too in
-        # case it is not in the foreground (it is a session leader on this pty, so it is).
+        self.winch()
+
+    def winch(self) -> None:
+        """SIGWINCH to the command: "look at the window's size again". The kernel signals the
+        pty's foreground process group on a resize; this also reaches the command when it is not
+        in the foreground (it is a session leader on this pty, so it is)."""
         try:
             os.kill(self.proc.pid, signal.SIGWINCH)
         except ProcessLookupError:
@@ -254,7 +258,15 @@ class Terminal:
 
     def wait_size(self, rows: int, cols: int, timeout: float = 15) -> tuple[int, int]:
         """Poll `stty size` until it shows rows x cols (the engines pass a size on
-        asynchronously, the first one too); fails with the sizes seen."""
+        asynchronously, the first one too); fails with the sizes seen.
+
+        Each poll that does not show it signals the command again. A client may start watching
+        SIGWINCH only after the container's shell already answers at its first size (the API
+        lets an engine create an exec with its size, ConsoleSize, before its CLI asks for
+        SIGWINCH), and a SIGWINCH before that is lost, which nothing outside the client shows:
+        CI once saw `docker exec -it` stay at its first size for 15 s after one resize. The
+        window's size is state and the signal only says "read it again", as a terminal says on
+        each change: a client or runtime that never passes a size on still fails here."""
         deadline = time.monotonic() + timeout
         seen: list = []
         n = 0
@@ -264,6 +276,7 @@ class Terminal:
             seen.append(size)
             if size == (rows, cols):
                 return size
+            self.winch()
             if time.monotonic() > deadline:
                 state = "runs" if self.proc.poll() is None else f"exited {self.proc.returncode}"
                 raise AssertionError(f"the terminal inside never became {rows}x{cols} in {timeout} s: "

@@ -1,4 +1,4 @@
-"""linux/bpfcache.py: a compiled seccomp program is kept under --root and read back only for
+"""linux/bpfcache.py: a compiled seccomp program is kept (beside the package's bytecode) and read back only for
 exactly the profile it was compiled from, and only from a file nobody else could have written.
 These compile real programs with libseccomp (no root needed, but for the chown)."""
 
@@ -25,18 +25,24 @@ def spec(**changes: object) -> Seccomp:
     return Seccomp({**PROFILE, **changes})
 
 
-def entries(root: Path) -> dict[str, os.stat_result]:
-    d = root / bpfcache.CACHE_DIR
+def cache(base: Path) -> str:
+    """A cache directory below base (the runtime's is bpfcache.directory())."""
+    return str(base / "seccomp")
+
+
+def entries(base: Path) -> dict[str, os.stat_result]:
+    d = base / "seccomp"
     return {p.name: p.stat() for p in d.iterdir()} if d.is_dir() else {}
 
 
 def test_a_kept_program_is_read_back_not_compiled_again(tmp_path: Path) -> None:
-    first = bpfcache.filter_for(spec(), str(tmp_path))
+    first = bpfcache.filter_for(spec(), cache(tmp_path))
     kept = entries(tmp_path)
     assert len(kept) == 1
     (name, st), = kept.items()
-    assert st.st_mode & 0o777 == 0o600 and (tmp_path / bpfcache.CACHE_DIR).stat().st_mode & 0o777 == 0o700
-    again = bpfcache.filter_for(spec(), str(tmp_path))
+    # Readable by all, as the package's bytecode: another user trusts a file of root's.
+    assert st.st_mode & 0o777 == 0o644 and (tmp_path / "seccomp").stat().st_mode & 0o777 == 0o755
+    again = bpfcache.filter_for(spec(), cache(tmp_path))
     assert again.bpf == first.bpf == seccomp.compile_filter(spec()).bpf
     # Read back, not compiled and written anew (a write renames a new file into place).
     assert entries(tmp_path)[name].st_ino == st.st_ino
@@ -55,8 +61,8 @@ def test_a_kept_program_is_read_back_not_compiled_again(tmp_path: Path) -> None:
                    "args": [{"index": 0, "value": 4294967295, "op": "SCMP_CMP_NE"}]}]},
 ], ids=["default-action", "default-errno", "architectures", "errno", "names", "action", "arg-value", "arg-op"])
 def test_another_profile_never_gets_the_kept_program(tmp_path: Path, change: dict) -> None:
-    bpfcache.filter_for(spec(), str(tmp_path))
-    other = bpfcache.filter_for(spec(**change), str(tmp_path))
+    bpfcache.filter_for(spec(), cache(tmp_path))
+    other = bpfcache.filter_for(spec(**change), cache(tmp_path))
     assert other.bpf == seccomp.compile_filter(spec(**change)).bpf
     assert len(entries(tmp_path)) == 2
 
@@ -64,16 +70,16 @@ def test_another_profile_never_gets_the_kept_program(tmp_path: Path, change: dic
 def test_the_filter_keeps_the_profiles_flags_and_listener(tmp_path: Path) -> None:
     notify = {"listenerPath": "/run/listener.sock", "listenerMetadata": "m", "flags": ["SECCOMP_FILTER_FLAG_LOG"],
               "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
-    bpfcache.filter_for(spec(**notify), str(tmp_path))
-    kept = bpfcache.filter_for(spec(**notify), str(tmp_path))
+    bpfcache.filter_for(spec(**notify), cache(tmp_path))
+    kept = bpfcache.filter_for(spec(**notify), cache(tmp_path))
     assert (kept.flags, kept.listener_path, kept.listener_metadata) == (2, "/run/listener.sock", "m")
 
 
 def forge(tmp_path: Path) -> Path:
     """The profile's entry, its program replaced by one that denies nothing: only who may have
     written the file (and the directory) tells it from the real one."""
-    bpfcache.filter_for(spec(), str(tmp_path))
-    (entry,) = (tmp_path / bpfcache.CACHE_DIR).iterdir()
+    bpfcache.filter_for(spec(), cache(tmp_path))
+    (entry,) = (tmp_path / "seccomp").iterdir()
     real = seccomp.compile_filter(spec()).bpf
     data = entry.read_bytes()
     assert data.endswith(real)
@@ -84,7 +90,7 @@ def forge(tmp_path: Path) -> Path:
 def test_a_forged_program_from_a_trusted_file_is_used(tmp_path: Path) -> None:
     """The control for the next test: the forgery is well-formed, so only trust can stop it."""
     forge(tmp_path)
-    assert bpfcache.filter_for(spec(), str(tmp_path)).bpf == seccomp.compile_filter(Seccomp(ALLOW_ALL)).bpf
+    assert bpfcache.filter_for(spec(), cache(tmp_path)).bpf == seccomp.compile_filter(Seccomp(ALLOW_ALL)).bpf
 
 
 def _group_writable(entry: Path) -> None:
@@ -117,7 +123,7 @@ def _dir_a_symlink(entry: Path) -> None:
                          ids=["group-writable", "world-writable-dir", "someone-elses", "symlink", "dir-symlink"])
 def test_an_entry_others_could_write_is_compiled_anew(tmp_path: Path, untrust) -> None:
     untrust(forge(tmp_path))
-    assert bpfcache.filter_for(spec(), str(tmp_path)).bpf == seccomp.compile_filter(spec()).bpf
+    assert bpfcache.filter_for(spec(), cache(tmp_path)).bpf == seccomp.compile_filter(spec()).bpf
 
 
 @pytest.mark.parametrize("damage", [
@@ -128,28 +134,28 @@ def test_an_entry_others_could_write_is_compiled_anew(tmp_path: Path, untrust) -
     lambda head, prog: head[:20] + bytes([head[20] ^ 1]) + head[21:] + prog,
 ], ids=["torn-instruction", "no-program", "format", "source"])
 def test_a_damaged_entry_is_compiled_anew(tmp_path: Path, damage) -> None:
-    bpfcache.filter_for(spec(), str(tmp_path))
-    (entry,) = (tmp_path / bpfcache.CACHE_DIR).iterdir()
+    bpfcache.filter_for(spec(), cache(tmp_path))
+    (entry,) = (tmp_path / "seccomp").iterdir()
     real = seccomp.compile_filter(spec()).bpf
     head = entry.read_bytes()[:-len(real)]
     entry.write_bytes(damage(head, seccomp.compile_filter(Seccomp(ALLOW_ALL)).bpf))
-    assert bpfcache.filter_for(spec(), str(tmp_path)).bpf == real
+    assert bpfcache.filter_for(spec(), cache(tmp_path)).bpf == real
     assert entry.read_bytes().endswith(real), "the damaged entry is replaced"
 
 
 def test_a_cache_that_cannot_be_kept_costs_only_the_compile(tmp_path: Path) -> None:
-    (tmp_path / bpfcache.CACHE_DIR).write_bytes(b"not a directory")
-    assert bpfcache.filter_for(spec(), str(tmp_path)).bpf == seccomp.compile_filter(spec()).bpf
-    assert bpfcache.filter_for(spec(), str(tmp_path / "missing")).bpf == seccomp.compile_filter(spec()).bpf
-    assert (tmp_path / bpfcache.CACHE_DIR).read_bytes() == b"not a directory"
+    (tmp_path / "seccomp").write_bytes(b"not a directory")
+    assert bpfcache.filter_for(spec(), cache(tmp_path)).bpf == seccomp.compile_filter(spec()).bpf
+    assert bpfcache.filter_for(spec(), cache(tmp_path / "missing")).bpf == seccomp.compile_filter(spec()).bpf
+    assert (tmp_path / "seccomp").read_bytes() == b"not a directory"
 
 
 def test_the_cache_stays_bounded(tmp_path: Path) -> None:
-    d = tmp_path / bpfcache.CACHE_DIR
-    bpfcache.filter_for(spec(), str(tmp_path))
+    d = tmp_path / "seccomp"
+    bpfcache.filter_for(spec(), cache(tmp_path))
     for i in range(bpfcache.MAX_ENTRIES):
         (d / f"old{i}").write_bytes(b"")
-    bpfcache.filter_for(spec(defaultErrnoRet=38), str(tmp_path))
+    bpfcache.filter_for(spec(defaultErrnoRet=38), cache(tmp_path))
     assert len(entries(tmp_path)) == 1
 
 
@@ -157,8 +163,9 @@ def test_the_entry_is_named_alike_where_the_interpreter_has_no_sha256_module(tmp
     """3.12 has no `_sha256` (hashlib then): the same profile keeps the same name."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    bpfcache.filter_for(spec(), str(tmp_path / "a"))
+    bpfcache.filter_for(spec(), cache(tmp_path / "a"))
     monkeypatch.setitem(sys.modules, "_sha256", None)  # `import _sha256` raises ImportError
-    bpfcache.filter_for(spec(), str(tmp_path / "b"))
+    bpfcache.filter_for(spec(), cache(tmp_path / "b"))
     assert len(entries(tmp_path / "a")) == 1
     assert list(entries(tmp_path / "a")) == list(entries(tmp_path / "b"))
+
