@@ -6,8 +6,9 @@ on every create and exec, and engines give almost every container the same profi
 program is kept in the package's __pycache__/seccomp/ (directory()), a file per profile named by
 the SHA-256 of what it is compiled from, and read back when a create or exec compiles the same
 profile with the same libseccomp, kernel and code. Like the bytecode cache beside it, it is a
-derived file of the install (an uninstall removes it), not host state: nothing is left in the
-state root (--root) or anywhere else on the host, and every --root shares it.
+derived file that goes with the install (pip uninstall leaves both, as any file it did not
+install), not host state: nothing is left in the state root (--root) or elsewhere on the host,
+and every --root shares it.
 
 What is read back is trusted as the bytecode cache is: a regular file that root or we own and
 nobody else may write, in a directory of the same kind, opened by fd. The file holds everything
