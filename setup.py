@@ -35,7 +35,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["ociruntime", "ociruntime.*"]),
     setup_requires=["cffi>=1.15"],
-    install_requires=["cffi>=1.15", "jsonschema>=4.17", "pyroute2>=0.7", "jeepney>=0.8"],
+    install_requires=["cffi>=1.15", "jsonschema>=4.17", "pyroute2>=0.7"],
     cffi_modules=["csrc/build_shim.py:ffibuilder"],
     cmdclass={"build_py": BuildPyWithSchemas},
     # Not a console_scripts entry point: pip's wrapper for one starts Python with site and imports

@@ -33,7 +33,7 @@ step() {
     fi
 }
 
-PKGS="python3 python3-venv python3-dev gcc libc6-dev libseccomp-dev busybox-static runc crun containerd iproute2 util-linux uidmap"
+PKGS="python3 python3-venv python3-dev gcc libc6-dev libseccomp-dev busybox-static runc crun containerd iproute2 util-linux uidmap dbus-daemon"
 missing=""
 for p in $PKGS ${OCIRUNTIME_EXTRA_PKGS:-}; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -16,7 +16,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import OCIRUNTIME, RUNC
+from tests.dbusd import private_bus
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -459,12 +459,6 @@ def test_systemd_cgroup_without_delegation_runs_without_a_cgroup(runtimes, rootl
     assert runtimes["runc"]("--systemd-cgroup", "run", "-b", str(b), runtimes["runc"].new_id()).returncode != 0
 
 
-DBUS_CONF = (
-    "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\" "
-    "\"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-    "<busconfig><type>session</type><listen>unix:path={sock}</listen><auth>EXTERNAL</auth>"
-    "<policy context=\"default\"><allow send_destination=\"*\"/><allow receive_sender=\"*\"/><allow own=\"*\"/>"
-    "</policy></busconfig>\n")
 CONNECT = ("from ociruntime.linux.cgroups.systemd import Systemd\n"
            "try:\n    Systemd('user')\nexcept Exception as e:\n    print(e)\n")
 
@@ -475,21 +469,8 @@ def test_user_bus_authentication_from_podmans_user_namespace(user: User, workspa
     its own user namespace. As root of a user namespace the user made (podman's rootless mode)
     the driver must claim the user's uid, not 0: it is accepted and gets as far as asking for
     systemd, from outside and from inside the namespace."""
-    daemon = shutil.which("dbus-daemon")
-    if daemon is None:
-        pytest.fail("dbus-daemon is not installed (Debian package dbus)")
-    sock = workspace / "bus"
-    conf = workspace / "bus.conf"
-    conf.write_text(DBUS_CONF.format(sock=sock))
     base = ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups"]
-    proc = subprocess.Popen([*base, daemon, f"--config-file={conf}", "--nofork", "--nopidfile"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(500):
-            if sock.exists():
-                break
-            time.sleep(0.02)
-        assert sock.exists(), "dbus-daemon did not start"
+    with private_bus(workspace, base) as sock:
         root = Path(__file__).resolve().parent.parent.parent
         env = {"DBUS_SESSION_BUS_ADDRESS": f"unix:path={sock}", "PYTHONPATH": str(root)}
         for userns in ([], ["unshare", "--user", "--map-root-user"]):
@@ -498,6 +479,3 @@ def test_user_bus_authentication_from_podmans_user_namespace(user: User, workspa
             assert "cannot reach systemd on the user bus" in r.stdout, r.stdout
             # Past authentication and Hello: the bus answered that nobody provides systemd.
             assert "org.freedesktop.systemd1" in r.stdout and "ServiceUnknown" in r.stdout, (userns, r.stdout)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

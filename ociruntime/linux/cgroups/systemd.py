@@ -16,8 +16,8 @@ user@UID.service/user.slice/, and the controllers user@UID.service was delegated
 cpu, memory, pids) can be used in it. Without that bus, or on cgroup v1, there is no cgroup
 (see SystemdManager._connect_or_skip).
 
-The D-Bus client (jeepney) is imported only here, only when systemd has to be asked: `state`,
-`kill`, `ps` and `events` read the unit's cgroup through the filesystem driver.
+The D-Bus client (linux/cgroups/dbus.py) is imported only here, only when systemd has to be
+asked: `state`, `kill`, `ps` and `events` read the unit's cgroup through the filesystem driver.
 """
 
 from __future__ import annotations
