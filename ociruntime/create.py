@@ -169,11 +169,12 @@ def _build(c: Creation, config) -> None:
     c.console_peer = sp.take_console_peer()
     joined = sp.fork(c.cgroup)
     sp.send("go")
-    if not joined:
-        c.cgroup.apply(sp.pid)
     # stage1 forks the init inside the cgroup: the pids limit waits until the init exists
     # (_drive), so that a limit of 0 or 1 does not forbid that very fork.
-    set_resources(c.cgroup, _resources_before_init(config))
+    before_init = _resources_before_init(config)
+    if not joined:
+        c.cgroup.apply(sp.pid, before_init)
+    set_resources(c.cgroup, before_init)
     if _new_cgroupns(config) and list(c.cgroup.paths()) == [""]:
         from ociruntime.linux.cgroups.v2 import delegate_to_container
 

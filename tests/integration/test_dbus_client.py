@@ -95,7 +95,7 @@ def test_a_closed_bus_is_said_in_one_line(bus: tuple[dbus.Bus, str]) -> None:
 
 
 def test_asking_systemd_loads_no_library(tmp_path: Path) -> None:
-    """Connecting, authenticating, Hello, AddMatch and Subscribe (the driver's way to systemd, to
+    """Connecting, authenticating, Hello, AddMatch and GetNameOwner (the driver's way to systemd, to
     a bus without it here) load nothing but our modules and the interpreter's builtin ones:
     before, the client library's imports cost ~10 ms in every `create --systemd-cgroup`."""
     root = Path(__file__).resolve().parent.parent.parent
@@ -111,5 +111,5 @@ def test_asking_systemd_loads_no_library(tmp_path: Path) -> None:
                            env={"DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={sock}"})
     assert r.returncode == 0, r.stderr
     said, loaded = r.stdout.splitlines()
-    assert "ServiceUnknown" in said and "org.freedesktop.systemd1" in said, said  # got as far as Subscribe
+    assert "NameHasNoOwner" in said and "org.freedesktop.systemd1" in said, said  # asked whether systemd is there
     assert loaded == "['__future__']", loaded

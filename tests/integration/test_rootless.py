@@ -478,4 +478,4 @@ def test_user_bus_authentication_from_podmans_user_namespace(user: User, workspa
             assert r.returncode == 0, r.stderr
             assert "cannot reach systemd on the user bus" in r.stdout, r.stdout
             # Past authentication and Hello: the bus answered that nobody provides systemd.
-            assert "org.freedesktop.systemd1" in r.stdout and "ServiceUnknown" in r.stdout, (userns, r.stdout)
+            assert "org.freedesktop.systemd1" in r.stdout and "NameHasNoOwner" in r.stdout, (userns, r.stdout)

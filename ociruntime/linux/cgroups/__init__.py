@@ -97,9 +97,10 @@ class CgroupManager:
         """cgroup.procs of every cgroup to join; writing "0" to one moves the writer itself."""
         raise NotImplementedError
 
-    def apply(self, pid: int) -> None:
+    def apply(self, pid: int, resources: "res.Resources | None" = None) -> None:
         """create(), then move `pid` (cgroup.procs) into all of the cgroups that self_join()
-        did not hand to it."""
+        did not hand to it. `resources`: what set() is given next; the systemd driver starts
+        its unit with them, the filesystem drivers write them in set()."""
         raise NotImplementedError
 
     def self_join(self) -> list[tuple[int, str]]:

@@ -22,6 +22,7 @@ asked: `state`, `kill`, `ps` and `events` read the unit's cgroup through the fil
 
 from __future__ import annotations
 
+from ociruntime import lean
 from ociruntime.linux.cgroups import CgroupError, CgroupManager, Layout, build
 from ociruntime.linux.cgroups import from_state as _fs
 
@@ -81,15 +82,18 @@ class Systemd:
     __slots__ = ("bus", "jobs")
 
     def __init__(self, bus: str) -> None:
-        from ociruntime.linux.cgroups.dbus import Bus, DBusError
+        from ociruntime.linux.cgroups.dbus import DAEMON, Bus, DBusError
 
         self.bus = Bus(bus)
         try:
-            # JobRemoved is what a job's end is learnt from; systemd emits the Manager's signals
-            # only to subscribed clients. Subscribe is also the check that systemd is there.
+            # JobRemoved is what a job's end is learnt from. systemd sends a job's signals out
+            # when its requester is still connected, without Subscribe (which makes it send
+            # every change of every unit while we are connected, as runc does not ask either).
             self.jobs = self.bus.watch(type="signal", interface=MANAGER, member="JobRemoved",
                                        path=MANAGER_PATH)
-            self.call("Subscribe")
+            # Whether systemd is there, asked of the bus daemon: systemd may be busy (it was
+            # for 270-330 ms in the guest, after a container's processes were killed).
+            self.bus.call(*DAEMON, "GetNameOwner", "s", (SYSTEMD,))
         except DBusError as e:
             self.bus.close()
             raise self.bus.unreachable(e) from None
@@ -317,6 +321,7 @@ class SystemdManager(CgroupManager):
         self.skipped = skipped
         self.warnings = inner.warnings
         self._systemd: Systemd | None = None
+        self._started_with: Resources | None = None  # the resources the unit's start set
 
     @property
     def v2(self) -> bool:
@@ -376,11 +381,13 @@ class SystemdManager(CgroupManager):
     def procs_files(self) -> list[str]:
         return self.inner.procs_files()
 
-    def apply(self, pid: int) -> None:
+    def apply(self, pid: int, resources: Resources | None = None) -> None:
         """Start the unit with `pid` in it (the runtime's child, which forks the container's init
-        there), wait until systemd has made its cgroup, then let the filesystem driver join the
-        hierarchies systemd does not manage (v1) and enable the controllers systemd does not
-        know (hugetlb, rdma, misc on v2) for it."""
+        there) and the properties of `resources`, wait until systemd has made its cgroup, then
+        let the filesystem driver join the hierarchies systemd does not manage (v1) and enable
+        the controllers systemd does not know (hugetlb, rdma, misc on v2) for it. set() of the
+        same resources then writes them through cgroupfs only: a SetUnitProperties right after
+        the start waited 60-110 ms in the guest for systemd to finish starting the unit."""
         if self.skipped:
             return
         name = self.unit.rsplit(".", 1)[0]
@@ -394,12 +401,20 @@ class SystemdManager(CgroupManager):
         props += [(p, ("b", True)) for p in ("MemoryAccounting", "CPUAccounting",
                                               "IOAccounting", "TasksAccounting")]
         props.append(("DefaultDependencies", ("b", False)))
-        self._start(props, existing_ok=is_slice)
+        given = self._properties(resources) if resources is not None else []
+        self._start(props + given, existing_ok=is_slice)
+        if self.started and given:  # not an existing slice shared with others: it took them
+            self._started_with = resources
         if self.v2:
             from ociruntime.linux.cgroups.controllers import enable_controllers
 
-            path = self._use_unit_cgroup()
+            placed = "" if is_slice else self._cgroup_of(pid)
+            path = self._use_unit_cgroup(placed)
             enable_controllers(self.inner.mount, path, None)  # type: ignore[attr-defined]
+            if placed:
+                # systemd moved pid there (PIDs=): moving it again would take the kernel's
+                # cgroup_threadgroup_rwsem, an RCU grace period, for nothing.
+                return
         self.inner.apply(pid)
 
     def join(self, pid: int) -> None:
@@ -434,14 +449,25 @@ class SystemdManager(CgroupManager):
                 except CgroupError as reset:
                     _ignore(reset, *NO_SUCH_UNIT)
 
-    def _use_unit_cgroup(self) -> str:
-        """cgroup v2: the directory systemd made for the unit, as its ControlGroup property
-        says (the path from cgroupsPath is right on the system bus, but a user's systemd nests
-        it under user@UID.service/); the filesystem driver works there from now on."""
-        cgroup = self.systemd().unit_cgroup(self.unit)
+    def _use_unit_cgroup(self, cgroup: str) -> str:
+        """cgroup v2: the directory systemd made for the unit (the path from cgroupsPath is right
+        on the system bus, but a user's systemd nests it under user@UID.service/); the
+        filesystem driver works there from now on. A scope's is `cgroup`, where systemd put our
+        child (PIDs=), as the kernel says (_cgroup_of): asking systemd (GetUnit, then the unit's
+        ControlGroup property) took two round trips, which in the guest waited 70-125 ms for
+        systemd to finish the start. A slice holds no process of ours: systemd is asked."""
+        if not cgroup:
+            cgroup = self.systemd().unit_cgroup(self.unit)
         if cgroup.startswith("/"):
             self.inner.path = self.inner.mount.rstrip("/") + cgroup  # type: ignore[attr-defined]
         return self.inner.path  # type: ignore[attr-defined]
+
+    def _cgroup_of(self, pid: int) -> str:
+        """The cgroup v2 path of `pid` (/proc/PID/cgroup), if it is this unit's; else ""."""
+        for line in lean.read_text(f"/proc/{pid}/cgroup").splitlines():
+            if line.startswith("0::") and line.endswith(f"/{self.unit}"):
+                return line[3:]
+        return ""
 
     def set(self, resources: Resources | None) -> None:
         if resources is None:
@@ -454,17 +480,22 @@ class SystemdManager(CgroupManager):
             return
         from ociruntime.linux.cgroups.dbus import DBusError
 
-        props = resource_properties(resources, self.v2, self._current_quota)
-        if self.bus == "user":
-            # A user's systemd cannot attach a device filter (BPF needs privileges no
-            # delegation gives): rootless device rules are best effort (CgroupManager.set_devices).
-            props = [p for p in props if p[0] not in ("DevicePolicy", "DeviceAllow")]
-        if props:
+        props = self._properties(resources, self._current_quota)
+        started_with, self._started_with = self._started_with, None
+        if props and resources is not started_with:
             try:
                 self.systemd().call("SetUnitProperties", "sba(sv)", (self.unit, True, props))
             except DBusError as e:
                 raise CgroupError(f"cgroup: systemd: set properties of {self.unit}: {e}") from None
         self.inner.set(resources)
+
+    def _properties(self, resources: Resources, current_quota=None) -> list:
+        props = resource_properties(resources, self.v2, current_quota)
+        if self.bus == "user":
+            # A user's systemd cannot attach a device filter (BPF needs privileges no
+            # delegation gives): rootless device rules are best effort (CgroupManager.set_devices).
+            props = [p for p in props if p[0] not in ("DevicePolicy", "DeviceAllow")]
+        return props
 
     def _current_quota(self) -> int:
         from ociruntime.linux.cgroups import read_file

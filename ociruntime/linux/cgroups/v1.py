@@ -14,7 +14,15 @@ from ociruntime.linux.cgroups import CgroupManager, controllers, fs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ociruntime.resources import BlockIO, CpuResources, DeviceRule, HugepageLimit, MemoryResources, NetworkResources
+    from ociruntime.resources import (
+        BlockIO,
+        CpuResources,
+        DeviceRule,
+        HugepageLimit,
+        MemoryResources,
+        NetworkResources,
+        Resources,
+    )
 
 EINVAL = 22
 
@@ -145,7 +153,7 @@ class V1Manager(CgroupManager):
             raise
         return joins
 
-    def apply(self, pid: int) -> None:
+    def apply(self, pid: int, resources: "Resources | None" = None) -> None:
         """create(), then write pid to cgroup.procs of every hierarchy the child does not join
         itself (self_join): the first such move costs an RCU grace period (see there)."""
         left = {key: path for key, path in self.dirs.items() if key not in self.joining}

@@ -19,7 +19,15 @@ from ociruntime.linux.cgroups import CgroupManager, controllers, fs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ociruntime.resources import BlockIO, CpuResources, DeviceRule, HugepageLimit, MemoryResources, NetworkResources
+    from ociruntime.resources import (
+        BlockIO,
+        CpuResources,
+        DeviceRule,
+        HugepageLimit,
+        MemoryResources,
+        NetworkResources,
+        Resources,
+    )
 
 
 class V2Manager(CgroupManager):
@@ -92,7 +100,7 @@ class V2Manager(CgroupManager):
     def procs_files(self) -> list[str]:
         return [] if self.skipped else [self.path + "/cgroup.procs"]
 
-    def apply(self, pid: int) -> None:
+    def apply(self, pid: int, resources: "Resources | None" = None) -> None:
         self.create()
         if self.skipped:
             return
