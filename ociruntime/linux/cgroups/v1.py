@@ -14,15 +14,8 @@ from ociruntime.linux.cgroups import CgroupManager, controllers, fs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ociruntime.resources import (
-        BlockIO,
-        CpuResources,
-        DeviceRule,
-        HugepageLimit,
-        MemoryResources,
-        NetworkResources,
-        Resources,
-    )
+    from ociruntime import resources as res
+    from ociruntime.resources import BlockIO, CpuResources, DeviceRule, HugepageLimit, MemoryResources, NetworkResources
 
 EINVAL = 22
 
@@ -153,7 +146,7 @@ class V1Manager(CgroupManager):
             raise
         return joins
 
-    def apply(self, pid: int, resources: "Resources | None" = None) -> None:
+    def apply(self, pid: int, resources: "res.Resources | None" = None) -> None:
         """create(), then write pid to cgroup.procs of every hierarchy the child does not join
         itself (self_join): the first such move costs an RCU grace period (see there)."""
         left = {key: path for key, path in self.dirs.items() if key not in self.joining}

@@ -19,15 +19,8 @@ from ociruntime.linux.cgroups import CgroupManager, controllers, fs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ociruntime.resources import (
-        BlockIO,
-        CpuResources,
-        DeviceRule,
-        HugepageLimit,
-        MemoryResources,
-        NetworkResources,
-        Resources,
-    )
+    from ociruntime import resources as res
+    from ociruntime.resources import BlockIO, CpuResources, DeviceRule, HugepageLimit, MemoryResources, NetworkResources
 
 
 class V2Manager(CgroupManager):
@@ -100,7 +93,7 @@ class V2Manager(CgroupManager):
     def procs_files(self) -> list[str]:
         return [] if self.skipped else [self.path + "/cgroup.procs"]
 
-    def apply(self, pid: int, resources: "Resources | None" = None) -> None:
+    def apply(self, pid: int, resources: "res.Resources | None" = None) -> None:
         self.create()
         if self.skipped:
             return
