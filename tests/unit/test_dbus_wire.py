@@ -144,6 +144,28 @@ def test_a_message_cut_short_or_of_another_protocol_is_refused() -> None:
         dbus.frame_length(huge)
 
 
+def test_values_nested_past_the_limit_are_refused() -> None:
+    """Variants nest in the data, not the signature: a message can ask for any depth. The
+    specification's limit, 64, is kept; past it, one clear error instead of a RecursionError."""
+    def nested(depth: int) -> tuple:
+        value: tuple = ("u", 7)
+        for _ in range(depth - 1):
+            value = ("v", value)
+        return value
+
+    ok = dbus.parse(dbus.method_call(1, *ADDRESS, "v", (nested(64),)))
+    assert ok.body == (nested(64),)
+    # 2000 variants, each a signature "v" and the next; the last holds a u (written by hand:
+    # our own marshal() is only ever given the driver's shallow values).
+    one = dbus.method_call(1, *ADDRESS, "v", (("u", 7),))
+    body = b"\1v\0" * 1999 + b"\1u\0"
+    body += bytes(-len(body) % 4) + (7).to_bytes(4, "little")
+    head = one[:len(one) - 8]  # the one-level body: b"\1u\0" + padding + u32
+    deep = head[:4] + len(body).to_bytes(4, "little") + head[8:] + body
+    with pytest.raises(dbus.Malformed, match="nested deeper than 64"):
+        dbus.parse(deep)
+
+
 @pytest.mark.parametrize(("address", "path"), [
     ("unix:path=/run/dbus/system_bus_socket", "/run/dbus/system_bus_socket"),
     ("unix:abstract=/tmp/dbus-x,guid=00ff", "\0/tmp/dbus-x"),

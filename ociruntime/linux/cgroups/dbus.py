@@ -26,6 +26,7 @@ BUS_NAMES = {"system": "system bus", "user": "user bus"}
 CALL_TIMEOUT = 30.0  # seconds; systemd answers in milliseconds unless it is stuck
 DAEMON = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
 MAX_MESSAGE = 1 << 27  # the specification's limit: 128 MiB
+MAX_DEPTH = 64  # of nested containers (arrays, structs, variants), as the specification says
 
 # Message types, and the header fields (code: what it holds).
 METHOD_CALL, METHOD_RETURN, ERROR, SIGNAL = 1, 2, 3, 4
@@ -144,10 +145,14 @@ def marshal(buf: bytearray, sig: str, value) -> None:
         buf[at:at + 4] = (len(buf) - start).to_bytes(4, "little")
 
 
-def unmarshal(data: bytes, pos: int, sig: str, order: str) -> tuple:
+def unmarshal(data: bytes, pos: int, sig: str, order: str, depth: int = 0) -> tuple:
     """(the value of the single complete type `sig` at `pos`, the position after it). A variant
-    is (signature, value), a struct a tuple, a{..} a dict, ay bytes, other arrays lists."""
+    is (signature, value), a struct a tuple, a{..} a dict, ay bytes, other arrays lists.
+    `depth`: of the containers around it, at most MAX_DEPTH (variants nest without limit in
+    the data)."""
     code = sig[0]
+    if depth > MAX_DEPTH:
+        raise Malformed(f"values nested deeper than {MAX_DEPTH}")
     pos += -pos % ALIGN[code]
     if code in INTEGERS:
         size, signed = INTEGERS[code]
@@ -163,15 +168,15 @@ def unmarshal(data: bytes, pos: int, sig: str, order: str) -> tuple:
         size = _take(data, pos, 1)[0]
         return _take(data, pos + 1, size).decode(), pos + 2 + size
     if code == "v":
-        inner, pos = unmarshal(data, pos, "g", order)
+        inner, pos = unmarshal(data, pos, "g", order, depth)
         if len(split(inner)) != 1:
             raise Malformed(f"a variant holds one complete type, not {inner!r}")
-        value, pos = unmarshal(data, pos, inner, order)
+        value, pos = unmarshal(data, pos, inner, order, depth + 1)
         return (inner, value), pos
     if code in "({":
         values = []
         for field in split(sig[1:-1]):
-            value, pos = unmarshal(data, pos, field, order)
+            value, pos = unmarshal(data, pos, field, order, depth + 1)
             values.append(value)
         return tuple(values), pos
     size = int.from_bytes(_take(data, pos, 4), order)
@@ -183,7 +188,7 @@ def unmarshal(data: bytes, pos: int, sig: str, order: str) -> tuple:
         return bytes(_take(data, pos, size)), end
     items = []
     while pos < end:
-        item, pos = unmarshal(data, pos, element, order)
+        item, pos = unmarshal(data, pos, element, order, depth + 1)
         items.append(item)
     if pos != end:
         raise Malformed("an array's elements overrun its length")
