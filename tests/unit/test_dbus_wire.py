@@ -139,6 +139,15 @@ def test_a_message_cut_short_or_of_another_protocol_is_refused() -> None:
         dbus.frame_length(b"l\x01\x00\x02" + data[4:])  # protocol version 2
     with pytest.raises(dbus.Malformed):
         dbus.frame_length(b"x" + data[1:])  # neither byte order
+    not_utf8 = dbus.method_call(3, *ADDRESS, "s", ("zz",)).replace(b"zz\0", b"\xff\xfe\0")
+    with pytest.raises(dbus.Malformed, match="malformed message"):
+        dbus.parse(not_utf8)
+    # the signature header field (8) holding a number, not a signature
+    odd = bytearray(b"l\1\0\1") + bytes(4) + (3).to_bytes(4, "little")
+    dbus.marshal(odd, "a(yv)", [(dbus.PATH, ("o", "/a")), (dbus.MEMBER, ("s", "M")), (dbus.SIGNATURE, ("u", 7))])
+    odd += bytes(-len(odd) % 8)
+    with pytest.raises(dbus.Malformed, match="malformed message"):
+        dbus.parse(bytes(odd))
     huge = data[:4] + (1 << 28).to_bytes(4, "little") + data[8:]
     with pytest.raises(dbus.Malformed):
         dbus.frame_length(huge)

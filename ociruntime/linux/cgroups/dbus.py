@@ -250,13 +250,16 @@ def frame_length(data: bytes | bytearray) -> int:
 def parse(data: bytes) -> Message:
     """The whole message `data` (frame_length(data) bytes)."""
     order = ORDERS[data[0]]
-    fields, pos = unmarshal(data, 12, "a(yv)", order)
-    header = {code: value for code, (_, value) in fields}
-    pos += -pos % 8
-    values, body_pos = [], pos
-    for sig in split(header.get(SIGNATURE, "")):
-        value, body_pos = unmarshal(data, body_pos, sig, order)
-        values.append(value)
+    try:
+        fields, pos = unmarshal(data, 12, "a(yv)", order)
+        header = {code: value for code, (_, value) in fields}
+        pos += -pos % 8
+        values, body_pos = [], pos
+        for sig in split(header.get(SIGNATURE, "")):
+            value, body_pos = unmarshal(data, body_pos, sig, order)
+            values.append(value)
+    except (UnicodeDecodeError, TypeError) as e:  # a string not UTF-8, a header field of another type
+        raise Malformed(f"a malformed message: {e}") from None
     if body_pos != len(data):
         raise Malformed("a message's body does not match its signature")
     return Message(data[1], int.from_bytes(data[8:12], order), header, tuple(values))
