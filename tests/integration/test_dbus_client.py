@@ -74,7 +74,7 @@ def test_watched_signals_are_queued_also_while_a_call_waits(bus: tuple[dbus.Bus,
     """As the driver waits for systemd's JobRemoved: a signal that matches the rule is queued,
     also one that arrives before the reply to a call; one that does not match is dropped."""
     client, address = bus
-    jobs = client.watch(type="signal", interface=TEST_INTERFACE, member="JobRemoved", path=TEST_PATH)
+    jobs = client.watch(interface=TEST_INTERFACE, member="JobRemoved", path=TEST_PATH)
     send_signal(address, "Other", "string:not-this")
     send_signal(address, "JobRemoved", "uint32:7", "objpath:/job/7", "string:x.scope", "string:done")
     client.call(*dbus.DAEMON, "GetId")  # reads both signals before its reply

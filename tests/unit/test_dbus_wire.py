@@ -15,6 +15,7 @@ from ociruntime.errors import CgroupError
 from ociruntime.linux.cgroups import dbus
 from ociruntime.linux.cgroups.systemd import resource_properties
 from ociruntime.resources import Resources
+from ociruntime.spectables import DEFAULT_DEVICE_RULES
 
 BASIC = {
     "y": st.integers(0, 255), "b": st.booleans(), "n": st.integers(-(1 << 15), (1 << 15) - 1),
@@ -101,7 +102,7 @@ def test_systemds_calls_as_the_driver_sends_them() -> None:
     """StartTransientUnit's and SetUnitProperties' bodies, made of the driver's real properties."""
     props = resource_properties(Resources({
         "memory": {"limit": 1 << 26}, "cpu": {"shares": 512, "quota": 20000, "period": 100000, "cpus": "0-1"},
-        "pids": {"limit": 32}, "devices": [{"allow": False, "access": "rwm"},
+        "pids": {"limit": 32}, "devices": [{"allow": False, "access": "rwm"}, *DEFAULT_DEVICE_RULES,
                                            {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"}]}),
         True)
     calls = [("StartTransientUnit", "ssa(sv)a(sa(sv))",

@@ -1,11 +1,11 @@
-"""linux.resources -> systemd unit properties (the systemd cgroup driver), and that they marshal
-as the D-Bus signatures systemd's StartTransientUnit/SetUnitProperties take. The driver itself
-runs against a real systemd in the guest (tests/guest/test_systemd_driver.py)."""
+"""linux.resources -> systemd unit properties (the systemd cgroup driver). That they marshal as
+the signatures systemd's StartTransientUnit/SetUnitProperties take: tests/unit/test_dbus_wire.py
+and tests/integration/test_dbus_client.py. The driver itself runs against a real systemd in the
+guest (tests/guest/test_systemd_driver.py)."""
 
 from __future__ import annotations
 
 import pytest
-from jeepney import DBusAddress, new_method_call
 
 from ociruntime.errors import CgroupError
 from ociruntime.linux.cgroups.systemd import (
@@ -95,16 +95,3 @@ def test_devices_systemd_cannot_express_leave_it_to_the_bpf_program() -> None:
                    {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}]):
         assert device_props(rules) == {"DevicePolicy": ("s", "auto"),
                                                   "DeviceAllow": ("a(ss)", [])}
-
-
-def test_properties_marshal_as_systemd_signatures() -> None:
-    resources = {"memory": {"limit": 1 << 26}, "cpu": {"cpus": "0-1", "quota": 1000},
-                 "devices": [{"allow": False, "access": "rwm"}, *DEFAULT_DEVICE_RULES]}
-    manager = DBusAddress("/org/freedesktop/systemd1", "org.freedesktop.systemd1",
-                          "org.freedesktop.systemd1.Manager")
-    body = resource_properties(Resources(resources), True)
-    start = [("Delegate", ("b", True)), ("PIDs", ("au", [1234])), *body]
-    assert new_method_call(manager, "StartTransientUnit", "ssa(sv)a(sa(sv))",
-                           ("x.scope", "replace", start, [])).serialise(serial=1)
-    assert new_method_call(manager, "SetUnitProperties", "sba(sv)",
-                           ("x.scope", True, body)).serialise(serial=2)

@@ -31,9 +31,8 @@ MAX_DEPTH = 64  # of nested containers (arrays, structs, variants), as the speci
 # Message types, and the header fields (code: what it holds).
 METHOD_CALL, METHOD_RETURN, ERROR, SIGNAL = 1, 2, 3, 4
 PATH, INTERFACE, MEMBER, ERROR_NAME, REPLY_SERIAL, DESTINATION, SENDER, SIGNATURE = 1, 2, 3, 4, 5, 6, 7, 8
-# A watch() rule's keys, as header fields; its "type" as a message type.
+# A watch() rule's keys, as header fields.
 RULE_FIELDS = {"path": PATH, "interface": INTERFACE, "member": MEMBER, "sender": SENDER}
-RULE_TYPES = {"signal": SIGNAL, "method_call": METHOD_CALL, "method_return": METHOD_RETURN, "error": ERROR}
 
 # Each type code's alignment; the integers' (size, signed).
 ALIGN = {"y": 1, "b": 4, "n": 2, "q": 2, "i": 4, "u": 4, "x": 8, "t": 8, "d": 8, "h": 4,
@@ -368,7 +367,7 @@ class Bus:
         self.path = socket_path(kind, bus_address(kind))
         self.serial = 0
         self.pending = bytearray()  # received bytes not yet a whole message
-        self.watches: list[tuple[int, dict, deque]] = []
+        self.watches: list[tuple[dict, deque]] = []
         self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC, 0)
         try:
             self.sock.settimeout(CALL_TIMEOUT)
@@ -414,13 +413,11 @@ class Bus:
         return reply.body
 
     def watch(self, **rule: str) -> deque:
-        """Queue from now on the messages matching `rule` (keys of a D-Bus match rule: type,
-        interface, member, path, sender); AddMatch asks the bus to route them to us."""
+        """Queue from now on the signals matching `rule` (keys of a D-Bus match rule: interface,
+        member, path, sender); AddMatch asks the bus to route them to us."""
         queue: deque = deque()
-        kind = RULE_TYPES[rule.get("type", "signal")]
-        fields = {RULE_FIELDS[key]: value for key, value in rule.items() if key != "type"}
-        self.watches.append((kind, fields, queue))
-        text = ",".join(f"{key}='{value}'" for key, value in rule.items())
+        self.watches.append(({RULE_FIELDS[key]: value for key, value in rule.items()}, queue))
+        text = ",".join(["type='signal'", *(f"{key}='{value}'" for key, value in rule.items())])
         self.call(*DAEMON, "AddMatch", "s", (text,))
         return queue
 
@@ -438,8 +435,8 @@ class Bus:
 
     def _dispatch(self, msg: Message) -> None:
         """A message that is not the reply awaited: into each watch it matches, else dropped."""
-        for kind, fields, queue in self.watches:
-            if msg.kind == kind and all(msg.fields.get(code) == value for code, value in fields.items()):
+        for fields, queue in self.watches:
+            if msg.kind == SIGNAL and all(msg.fields.get(code) == value for code, value in fields.items()):
                 queue.append(msg)
 
     def _receive(self, deadline: float) -> Message:

@@ -89,8 +89,7 @@ class Systemd:
             # JobRemoved is what a job's end is learnt from. systemd sends a job's signals out
             # when its requester is still connected, without Subscribe (which makes it send
             # every change of every unit while we are connected, as runc does not ask either).
-            self.jobs = self.bus.watch(type="signal", interface=MANAGER, member="JobRemoved",
-                                       path=MANAGER_PATH)
+            self.jobs = self.bus.watch(interface=MANAGER, member="JobRemoved", path=MANAGER_PATH)
             # Whether systemd is there, asked of the bus daemon: systemd may be busy (it was
             # for 270-330 ms in the guest, after a container's processes were killed).
             self.bus.call(*DAEMON, "GetNameOwner", "s", (SYSTEMD,))
@@ -464,10 +463,10 @@ class SystemdManager(CgroupManager):
 
     def _cgroup_of(self, pid: int) -> str:
         """The cgroup v2 path of `pid` (/proc/PID/cgroup), if it is this unit's; else ""."""
-        for line in lean.read_text(f"/proc/{pid}/cgroup").splitlines():
-            if line.startswith("0::") and line.endswith(f"/{self.unit}"):
-                return line[3:]
-        return ""
+        from ociruntime.linux.cgroups.layout import parse_self_cgroup
+
+        path = parse_self_cgroup(lean.read_text(f"/proc/{pid}/cgroup")).get("", "")
+        return path if path.endswith(f"/{self.unit}") else ""
 
     def set(self, resources: Resources | None) -> None:
         if resources is None:
