@@ -1,10 +1,13 @@
 """cffi builder for ociruntime._shim (out-of-line API mode: compiled at install, never at run time)."""
 
+import sys
 from pathlib import Path
 
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from ociruntime.spectables import RLIMITS  # noqa: E402  (the tree's own table, as setup.py's schemas)
 
 ffibuilder = FFI()
 # The shim's own wrappers, plus the few libseccomp calls used to compile a filter to BPF.
@@ -27,10 +30,12 @@ int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall,
                            unsigned int arg_cnt, const struct scmp_arg_cmp *arg_array);
 int seccomp_export_bpf(const scmp_filter_ctx ctx, int fd);
 """
+    # The rlimit numbers of this architecture, from <sys/resource.h> at compile time.
+    + "".join(f"#define {name} ...\n" for name in RLIMITS)
 )
 ffibuilder.set_source(
     "ociruntime._shim",
-    '#include "shim.h"\n#include <seccomp.h>\n',
+    '#include "shim.h"\n#include <seccomp.h>\n#include <sys/resource.h>\n',
     sources=["csrc/shim.c", "csrc/waitexec.c"],
     include_dirs=["csrc"],
     libraries=["seccomp"],

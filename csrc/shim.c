@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <linux/capability.h>
@@ -181,6 +182,14 @@ int oci_ioprio_set(int which, int who, int ioprio)
 
 /* personality(2): the execution domain (LINUX32 makes uname report i686); not in Python. */
 int oci_personality(unsigned long persona) { return personality(persona); }
+
+/* setrlimit(2) of the caller. resource is an RLIMIT_* number as this architecture's headers
+ * define it (build_shim.py declares the constants, so Python never hard-codes them). */
+int oci_setrlimit(int resource, uint64_t soft, uint64_t hard)
+{
+    struct rlimit rl = {(rlim_t)soft, (rlim_t)hard};
+    return setrlimit(resource, &rl);
+}
 
 /* set_mempolicy(2): the NUMA memory policy of the caller (no glibc wrapper without libnuma). */
 int oci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode)

@@ -36,6 +36,7 @@ int oci_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice, ui
                       uint64_t runtime, uint64_t deadline, uint64_t period);
 int oci_ioprio_set(int which, int who, int ioprio);
 int oci_personality(unsigned long persona);
+int oci_setrlimit(int resource, uint64_t soft, uint64_t hard);
 int oci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
 int oci_fork3(uint64_t flags, int cgroup_fd);
 int oci_bpf(int cmd, void *attr, unsigned int size);

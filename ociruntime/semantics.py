@@ -14,7 +14,7 @@ import posix
 
 from ociruntime.linux.caps import CAPABILITIES
 from ociruntime.schema import format_path, show
-from ociruntime.spectables import CLONE_FLAGS, HOOK_KINDS, NS_LINK_NAMES, SECCOMP_ACTIONS, SECCOMP_FLAGS
+from ociruntime.spectables import CLONE_FLAGS, HOOK_KINDS, NS_LINK_NAMES, RLIMITS, SECCOMP_ACTIONS, SECCOMP_FLAGS
 from ociruntime.spectables import SECCOMP_ERRNO_ACTIONS as ERRNO_ACTIONS
 
 TYPE_CHECKING = False
@@ -27,11 +27,6 @@ if TYPE_CHECKING:  # typing imports re (~5 ms): annotations only
 SUPPORTED_MAJOR = 1
 SUPPORTED_MINOR = 3
 
-RLIMITS = frozenset(
-    "RLIMIT_" + n
-    for n in ("AS", "CORE", "CPU", "DATA", "FSIZE", "LOCKS", "MEMLOCK", "MSGQUEUE", "NICE", "NOFILE",
-              "NPROC", "RSS", "RTPRIO", "RTTIME", "SIGPENDING", "STACK")
-)
 CAPABILITY_SETS = ("effective", "bounding", "inheritable", "permitted", "ambient")
 CLOCKS = frozenset({"monotonic", "boottime"})  # the clocks time_namespaces(7) can offset
 # readlink(/proc/PID/ns/X) prefix -> spec namespace type

@@ -19,6 +19,12 @@ NS_LINK_NAMES = {"mount": "mnt", "uts": "uts", "ipc": "ipc", "user": "user", "pi
 # mount namespace last (joining it changes how every later path resolves).
 JOIN_ORDER = ("user", "pid", "uts", "ipc", "network", "cgroup", "time", "mount")
 
+# config.md "POSIX process": the rlimit types (getrlimit(2) names). Their numbers differ between
+# architectures: the shim takes them from the C headers (csrc/build_shim.py declares these).
+RLIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_LOCKS",
+           "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_RSS",
+           "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING", "RLIMIT_STACK")
+
 # config-linux.md "Seccomp": actions (SCMP_ACT_* values of libseccomp), comparison operators,
 # architectures and filter flags this runtime implements.
 SECCOMP_ACTIONS = {

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _stat as stat  # stat.py's built-in core: nothing to read from disk in the child
 import posix
-import stat
 
 from ociruntime import lean, spectables
 from ociruntime.config import Config, Device

@@ -174,6 +174,11 @@ class Kernel:
     def personality(self, persona: int, what: str) -> None:
         self._check(shim()[1].oci_personality(persona), what)
 
+    def setrlimit(self, resource: str, soft: int, hard: int, what: str) -> None:
+        """resource: an RLIMIT_* name (spectables.RLIMITS); its number is the shim's."""
+        lib = shim()[1]
+        self._check(lib.oci_setrlimit(getattr(lib, resource), soft, hard), what)
+
     def set_mempolicy(self, mode: int, nodemask: list[int], maxnode: int, what: str) -> None:
         """nodemask: the mask as unsigned longs, lowest first (empty: no mask)."""
         ffi, lib = shim()

@@ -7,8 +7,8 @@ Used where a redirected mount is a host escape: procfs/sysfs/cgroupfs, masks, re
 
 from __future__ import annotations
 
+import _stat as stat  # stat.py's built-in core: nothing to read from disk in the child
 import posix
-import stat
 
 from ociruntime.errors import SetupError
 from ociruntime.linux import mountflags as mf

@@ -4,9 +4,9 @@ and linux.netDevices (pyroute2, imported only then)."""
 from __future__ import annotations
 
 import _socket
+import _struct as struct  # built in: struct.py would be read from disk in the child
 import fcntl
 import posix
-import struct
 
 from ociruntime.errors import SetupError, SyscallError
 

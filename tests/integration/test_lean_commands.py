@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -174,6 +175,37 @@ def test_the_child_side_never_imports_os(oci: Runtime, bundle, tmp_path) -> None
              if line.startswith("import time:") and "|" in line}
     assert "ociruntime.linux.init" in names and "ociruntime.linux.network" in names, "the child's imports not seen"
     assert sorted(names & {"os", "posixpath", "_collections_abc"}) == []
+    assert oci.status(cid) == "created"
+
+
+# What create's two processes may load from disk besides the package and the interpreter's own
+# start-up: the JSON accelerator, cffi's backend (for the shim) and __future__.
+FROM_DISK = {"__future__", "_json", "_cffi_backend"}
+
+
+def test_create_loads_no_other_library_from_disk(oci: Runtime, bundle, tmp_path) -> None:
+    """Each stdlib module read from disk (struct.py, stat.py) or extension loaded (resource)
+    costs ~0.1-0.2 ms, most of it in the child, on create's critical path: the built-in cores
+    (_struct, _stat) and the shim (setrlimit) do the same work. Both processes print under
+    -X importtime (through a file: the container keeps the caller's stderr)."""
+    def names(argv: list[str]) -> set[str]:
+        err = tmp_path / "importtime"
+        with open(err, "wb") as f:
+            res = subprocess.run([launcher_interpreter(), "-I", "-S", "-X", "importtime", *argv],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, timeout=30)
+        text = err.read_text(errors="replace")
+        assert res.returncode == 0, text[-2000:]
+        return {line.rsplit("|", 1)[1].strip() for line in text.splitlines()
+                if line.startswith("import time:") and "self [us]" not in line}
+
+    def limits(c: dict) -> None:  # linux/security.py's set_rlimits, in the container's init
+        c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 300, "hard": 600}]
+
+    cid = oci.new_id()
+    loaded = names(oci.cmd("create", "--bundle", str(bundle(["sleep", "60"], edit=limits)), cid))
+    assert "ociruntime.linux.init" in loaded and "ociruntime.linux.network" in loaded, "the child's imports not seen"
+    others = loaded - names(["-c", "pass"]) - set(sys.builtin_module_names)
+    assert sorted(n for n in others if not n.startswith("ociruntime")) == sorted(FROM_DISK)
     assert oci.status(cid) == "created"
 
 

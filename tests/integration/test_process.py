@@ -101,6 +101,8 @@ def test_rlimits_are_applied(oci: Runtime, bundle) -> None:
             {"type": "RLIMIT_CORE", "soft": 0, "hard": 0},
             {"type": "RLIMIT_NPROC", "soft": 77, "hard": 88},
             {"type": "RLIMIT_MSGQUEUE", "soft": 4096, "hard": 8192},
+            {"type": "RLIMIT_LOCKS", "soft": 20, "hard": 30},  # not in Python's `resource`
+            {"type": "RLIMIT_RTTIME", "soft": 1000, "hard": 2**64 - 1},  # RLIM_INFINITY
         ]
     out = inside(oci, bundle(args=["cat", "/proc/self/limits"], edit=limits))
     rows = {m.group(1): (m.group(2), m.group(3))
@@ -109,6 +111,8 @@ def test_rlimits_are_applied(oci: Runtime, bundle) -> None:
     assert rows["core file size"] == ("0", "0")
     assert rows["processes"] == ("77", "88")
     assert rows["msgqueue size"] == ("4096", "8192")
+    assert rows["file locks"] == ("20", "30")
+    assert rows["realtime timeout"] == ("1000", "unlimited")
 
 
 def test_rlimit_above_the_hard_limit_fails_clearly(oci: Runtime, bundle) -> None:

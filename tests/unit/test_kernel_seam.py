@@ -210,3 +210,49 @@ def test_the_real_kernel_reports_errno_operation_and_path() -> None:
     assert exc.value.operation == "remount x"
     assert exc.value.path == "/nonexistent-target-for-a-test"
     assert str(exc.value) == f"remount x: {os.strerror(exc.value.errno)}"
+
+
+def test_rlimits_go_through_the_shim_by_name_in_config_order(tree) -> None:
+    _, fake, _ = tree
+    process = Process({"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 300, "hard": 600},
+                                   {"type": "RLIMIT_LOCKS", "soft": 5, "hard": 2**64 - 1}]})
+    security.set_rlimits(process)
+    assert fake.named("setrlimit") == [("setrlimit", "RLIMIT_NOFILE", 300, 600),
+                                       ("setrlimit", "RLIMIT_LOCKS", 5, 2**64 - 1)]
+
+
+def test_a_hard_limit_above_the_hosts_names_the_rlimit_and_the_capability(tree) -> None:
+    _, fake, _ = tree
+    fake.fail["setrlimit"] = errno.EPERM
+    with pytest.raises(SyscallError) as exc:
+        security.set_rlimits(Process({"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 9, "hard": 9}]}))
+    assert str(exc.value) == ("setrlimit RLIMIT_NOFILE soft=9 hard=9: raising a hard limit needs "
+                              "CAP_SYS_RESOURCE in the host's user namespace")
+    assert exc.value.errno == errno.EPERM
+
+
+def test_the_shim_knows_every_rlimit_the_spec_names_by_this_architectures_number() -> None:
+    """The numbers come from <sys/resource.h> at build time (RLIMIT_LOCKS among them, which
+    Python's `resource` module lacks); on x86-64 and the generic ABI they are 0..15."""
+    import resource
+
+    from ociruntime.spectables import RLIMITS
+
+    lib = kernel.shim()[1]
+    numbers = {name: getattr(lib, name) for name in RLIMITS}
+    assert sorted(numbers.values()) == list(range(len(RLIMITS)))
+    assert all(numbers[n] == getattr(resource, n) for n in RLIMITS if hasattr(resource, n))
+
+
+def test_the_real_setrlimit_lowers_a_limit_in_a_child() -> None:
+    import resource
+
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            kernel.Kernel().setrlimit("RLIMIT_NOFILE", 100, 200, "setrlimit")
+            code = 0 if resource.getrlimit(resource.RLIMIT_NOFILE) == (100, 200) else 2
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
