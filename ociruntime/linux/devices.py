@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import _stat as stat  # stat.py's built-in core: nothing to read from disk in the child
+import _stat as stat  # stat.py's built-in core: the frozen stat.py would still be unmarshalled and run
 import posix
 
 from ociruntime import lean, spectables

@@ -7,7 +7,7 @@ Used where a redirected mount is a host escape: procfs/sysfs/cgroupfs, masks, re
 
 from __future__ import annotations
 
-import _stat as stat  # stat.py's built-in core: nothing to read from disk in the child
+import _stat as stat  # stat.py's built-in core: the frozen stat.py would still be unmarshalled and run
 import posix
 
 from ociruntime.errors import SetupError

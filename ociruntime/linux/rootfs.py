@@ -7,7 +7,7 @@ nothing can swap the path between the check and the mount (the CVE-2021-30465 cl
 
 from __future__ import annotations
 
-import _stat as stat  # stat.py's built-in core: nothing to read from disk in the child
+import _stat as stat  # stat.py's built-in core: the frozen stat.py would still be unmarshalled and run
 import errno
 import posix
 

@@ -5,9 +5,9 @@ Like runc: one sendmsg on the unix socket, one fd in SCM_RIGHTS, the pty's name 
 from __future__ import annotations
 
 import _socket
+import _struct as struct  # built in: struct.py would be read from disk
 import fcntl
 import posix
-import struct
 
 from ociruntime import lean
 from ociruntime.errors import SetupError, SyscallError

@@ -14,8 +14,8 @@ catch-all, which in practice it always does (the default config starts with deny
 
 from __future__ import annotations
 
+import _struct as struct  # built in: struct.py would be read from disk
 import posix
-import struct
 
 from ociruntime.linux.cgroups import CgroupError
 
