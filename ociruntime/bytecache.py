@@ -3,16 +3,17 @@ install or an edit. Where it cannot be written (a read-only install, a user who 
 the package, -B), the modules are imported as usual.
 
 The file: CACHE_MAGIC, the index's length and the hot block's length (4 bytes each, little-
-endian); the index, marshalled: (interpreter key, entries), an entry (name, source path relative
-to the package, its mtime in ns, its size, offset of its code past the index, length), the hot
-modules' first, in HOT_MODULES order; the hot modules' code objects as one marshalled tuple;
-then every other module's code object, marshalled on its own."""
+endian); the index, marshalled: (interpreter key, entries, extensions), an entry (name, source
+path relative to the package, its mtime in ns, its size, offset of its code past the index,
+length), the hot modules' first, in HOT_MODULES order, and extensions the (name, path) of each
+of HOT_EXTENSIONS that is a file; the hot modules' code objects as one marshalled tuple; then
+every other module's code object, marshalled on its own."""
 
 import marshal
 import posix
 import sys
 
-from ociruntime import CACHE_MAGIC, HOT_MODULES
+from ociruntime import CACHE_MAGIC, HOT_EXTENSIONS, HOT_MODULES
 
 
 def rebuild(path: str, key: tuple, pkg: str) -> bool:
@@ -58,9 +59,20 @@ def _layout(key: tuple, pkg: str) -> memoryview:
         entries.append((name, rel, mtime_ns, size, offset, len(blob)))
         blobs.append(blob)
         offset += len(blob)
-    index = marshal.dumps((key, entries))
+    index = marshal.dumps((key, entries, _extension_paths()))
     head = CACHE_MAGIC + len(index).to_bytes(4, "little") + len(hot_block).to_bytes(4, "little")
     return memoryview(b"".join([head, index, hot_block, *blobs]))
+
+
+def _extension_paths() -> tuple:
+    """(name, path) of each hot extension module that is a file (not built in), as this
+    interpreter finds it."""
+    paths = []
+    for name in HOT_EXTENSIONS:
+        origin = getattr(__import__(name), "__file__", None)
+        if origin is not None:
+            paths.append((name, origin))
+    return tuple(paths)
 
 
 def _module_names(pkg: str, prefix: str) -> list[str]:

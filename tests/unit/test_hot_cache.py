@@ -7,7 +7,9 @@ Each test works on its own copy of the package, so that it can edit sources and 
 
 from __future__ import annotations
 
+import ast
 import json
+import marshal
 import os
 import shutil
 import subprocess
@@ -276,3 +278,42 @@ def test_import_time_still_counts_the_cached_modules(pkg: Path) -> None:
     assert "ociruntime bytecode cache: block create, checked" in names  # its sources' stats
     for name in (*ociruntime.HOT_MODULES, "check", *BLOCKS["create"]):  # check: the import system's
         assert f"ociruntime.{name}" in names, name
+    assert "_json" in names  # loaded by its path, reported by the loader
+
+
+def _listings(pkg: Path) -> tuple[str, list[str]]:
+    """In a fresh interpreter started as the launcher starts it, with nothing imported yet:
+    load the package as main() does; where `_json` came from, and every directory the import
+    system listed meanwhile (os.listdir audit events: a search of sys.path lists each directory
+    it tries for the first time)."""
+    text = ("import sys, posix\n"
+            f"sys.path.insert(0, {str(pkg.parent)!r})\n"
+            "import ociruntime\n"
+            "listed = []\n"
+            "sys.addaudithook(lambda event, args: event == 'os.listdir' and listed.append(args[0]))\n"
+            "ociruntime._load_from_cache()\n"
+            "posix.write(1, repr((sys.modules['_json'].__file__, listed)).encode())\n")
+    res = subprocess.run([sys.executable, "-I", "-S", "-c", text], capture_output=True, text=True, cwd="/",
+                         timeout=60, check=True)
+    return ast.literal_eval(res.stdout)
+
+
+def test_a_compiled_hot_module_loads_from_the_path_the_cache_recorded(pkg: Path) -> None:
+    """`_json` (a file, not built in) loads from where the cache's builder found it, with no
+    search of sys.path (which lists lib-dynload: ~0.1 ms a call); if that path no longer
+    loads (another build of the interpreter), the usual search finds it."""
+    import _json
+
+    _listings(pkg)  # writes the cache
+    origin, listed = _listings(pkg)
+    assert (origin, listed) == (_json.__file__, [])
+    cache = pkg / CACHE
+    data = cache.read_bytes()
+    index_len = int.from_bytes(data[8:12], "little")
+    key, entries, extensions = marshal.loads(data[16:16 + index_len])
+    assert dict(extensions) == {"_json": _json.__file__}
+    index = marshal.dumps((key, entries, (("_json", f"{pkg}/gone/_json.so"),)))
+    cache.write_bytes(data[:8] + len(index).to_bytes(4, "little") + data[12:16] + index + data[16 + index_len:])
+    origin, listed = _listings(pkg)
+    assert origin == _json.__file__
+    assert str(Path(_json.__file__).parent) in listed  # searched for
