@@ -104,9 +104,11 @@ if __name__ == '__main__':
 # scripts/install.sh's launcher, the reference every install path is compared with.
 INSTALL_SH_LAUNCHER = """#!{python} -IS
 import sys
+from _frozen_importlib import _load
+from _frozen_importlib_external import spec_from_file_location
+
 sys.path.append("{site}")
-from ociruntime import main
-main()
+_load(spec_from_file_location("ociruntime", "{site}/ociruntime/__init__.py")).main()
 """
 # A runtime wrapper for an engine's BinaryName: logs each call's argv and its wall time (bash's
 # $EPOCHREALTIME: no fork in the timed interval), the same wrapper for every runtime.
@@ -374,6 +376,10 @@ class Bench:
             # Memory of the init blocked on the exec fifo: what every created-but-not-started
             # container costs the host.
             hwm, pss = init_memory(pid)
+            if rt is self.runtimes[0] and self.python and not rss:
+                # The floor again, among the small commands it is the floor of: the baseline
+                # rounds run minutes apart from these, and the machine drifts meanwhile.
+                self.one_baseline(self.python, rt, record, key="cmds_floor_ms")
             timings = {"create": r}
             for cmd, argv in (
                 ("state", rt.argv("state", cid)),
@@ -521,14 +527,16 @@ class Bench:
             self.errors.append(f"{rt.name}: {failures[0]}/{n} lifecycles failed ({key} throughput)")
         rt.add(f"throughput_{key}_cps", (n - failures[0]) / wall)
 
-    def one_baseline(self, python: str, holder: Runtime, record: bool, rss: bool = False) -> None:
+    def one_baseline(self, python: str, holder: Runtime, record: bool, rss: bool = False,
+                     key: str = "bare_python_ms") -> None:
         # The interpreter our launcher runs, started the way the launcher starts it: the floor
-        # under every ociruntime CLI call (issue 4 asks for start/state/kill/delete within 3 ms).
+        # under every ociruntime CLI call (issue 14 asks for start/state/kill/delete within 1.5 ms
+        # of it).
         r = self.sp.call([python, "-I", "-S", "-c", "pass"], rss=rss)
         if r.rc == 0 and record and rss:
             holder.add("bare_python_rss_mib", r.maxrss_kib / 1024)
         elif r.rc == 0 and record:
-            holder.add("bare_python_ms", r.ns / 1e6)
+            holder.add(key, r.ns / 1e6)
 
     def one_rss(self, rt: Runtime, record: bool) -> None:
         if rt is self.runtimes[0] and self.python:
@@ -1209,6 +1217,8 @@ def distro() -> str:
 # (metric key, label, unit)
 ROWS: list[tuple[str, str, str]] = [
     ("bare_python_ms", "bare interpreter `python3 -I -S -c pass` (the floor of our CLI)", "ms"),
+    ("cmds_floor_ms", "... the same, in the rounds of the commands below (the floor their "
+     "`floor + 1.5 ms` targets are judged on)", "ms"),
     # Both processes print: the child imports the child side after the fork, in parallel.
     ("create_imports_ms", "`create`: import time above the bare interpreter (`-X importtime`, the runtime "
      "and its child)", "ms"),
@@ -1319,7 +1329,7 @@ def targets(bench: Bench, emulated: bool = False) -> dict[str, tuple[str, bool |
     for key in ("create_imports_ms", "run_imports_ms"):
         if o.get(key) is not None and not emulated:
             out[key] = ("≤ 2 ms", o[key] <= 2.0, f"{o[key]:.2f} ms")
-    bare = o.get("bare_python_ms") if not emulated else None
+    bare = o.get("cmds_floor_ms", o.get("bare_python_ms")) if not emulated else None
     for cmd in ("start", "state", "kill", "delete"):
         key = f"{cmd}_ms"
         if bare is not None and o.get(key) is not None:
