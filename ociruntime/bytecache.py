@@ -9,6 +9,9 @@ length), the hot modules' first, in HOT_MODULES order, and extensions the (name,
 of HOT_EXTENSIONS that is a file; the hot modules' code objects as one marshalled tuple; then
 every other module's code object, marshalled on its own."""
 
+import __future__
+
+import _ast
 import marshal
 import posix
 import sys
@@ -98,4 +101,23 @@ def _compile(pkg: str, name: str) -> tuple:
     with f:
         st = posix.fstat(f.fileno())
         source = f.read()
-    return name, rel, st.st_mtime_ns, st.st_size, compile(source, f"{pkg}/{rel}", "exec", dont_inherit=True)
+    return name, rel, st.st_mtime_ns, st.st_size, _compiled(source, f"{pkg}/{rel}")
+
+
+def _compiled(source: bytes, path: str):
+    """The module's code. `from __future__ import annotations` is a directive to the compiler
+    and an import of __future__.py when the module runs (~0.2 ms, the first time: create's,
+    run's and exec's modules have it); the cache compiles such a module with the directive's
+    flag and without the import statement, so the annotations are the same strings and
+    __future__.py is not loaded. Line numbers are the source's."""
+    tree = compile(source, path, "exec", _ast.PyCF_ONLY_AST, dont_inherit=True)
+    kept = [node for node in tree.body if not _imports_future_annotations(node)]
+    if len(kept) == len(tree.body):
+        return compile(tree, path, "exec", dont_inherit=True)
+    tree.body = kept
+    return compile(tree, path, "exec", __future__.annotations.compiler_flag, dont_inherit=True)
+
+
+def _imports_future_annotations(node: _ast.stmt) -> bool:
+    return (isinstance(node, _ast.ImportFrom) and node.module == "__future__"
+            and [a.name for a in node.names] == ["annotations"])

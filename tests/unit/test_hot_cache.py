@@ -71,7 +71,8 @@ LOADED = ("out['asked'] = asked\n"
 def test_the_hot_modules_run_from_the_cache_in_an_order_that_imports_nothing(pkg: Path) -> None:
     """Each hot module comes after those it imports: running them asks the import system for
     nothing but the listed extension modules, the first time (which writes the cache) and after."""
-    for attempt, builder in (("writes the cache", ["ociruntime.bytecache"]), ("reads it", [])):
+    # The builder's own imports: _ast and __future__ compile the modules (bytecache._compiled).
+    for attempt, builder in (("writes the cache", ["ociruntime.bytecache", "__future__", "_ast"]), ("reads it", [])):
         out = probe(pkg, LOADED)
         assert [n for n in out["asked"] if n not in ociruntime.HOT_EXTENSIONS] == builder, attempt
         for name, origin in out["origins"].items():
@@ -317,3 +318,22 @@ def test_a_compiled_hot_module_loads_from_the_path_the_cache_recorded(pkg: Path)
     origin, listed = _listings(pkg)
     assert origin == _json.__file__
     assert str(Path(_json.__file__).parent) in listed  # searched for
+
+
+def test_future_annotations_are_compiled_in_not_imported(pkg: Path) -> None:
+    """Modules with `from __future__ import annotations` (create's, the child's) run from the
+    cache without loading __future__.py (~0.2 ms), their annotations the same strings as when
+    imported as usual."""
+    body = ("ociruntime.load_block('create')\n"
+            "import ociruntime.spawn, ociruntime.linux.init, ociruntime.linux.rootfs\n"
+            "out['future'] = '__future__' in sys.modules\n"
+            "out['loader'] = type(ociruntime.linux.rootfs.__loader__).__name__\n"
+            "out['annotations'] = [ociruntime.spawn.Spawn.fork.__annotations__,\n"
+            "                      ociruntime.linux.rootfs.Rootfs.__init__.__annotations__]\n")
+    usual = probe(pkg, body, "-B")  # -B: no cache is written, the usual imports
+    probe(pkg, "")
+    cached = probe(pkg, body)
+    assert (usual["future"], cached["future"]) == (True, False)
+    assert cached["loader"] == FROM_CACHE and usual["loader"] == "SourceFileLoader"
+    assert cached["annotations"] == usual["annotations"]
+    assert all(isinstance(v, str) for a in cached["annotations"] for v in a.values())
