@@ -108,19 +108,18 @@ def _load_extension(name: str, origin: str | None) -> bool:
     """Import the compiled module `name`, from `origin` (its path when the cache was built) if
     that still loads, else as usual; True if it was loaded from `origin`."""
     import sys
-
-    if origin is None or name in sys.modules:
-        __import__(name)
-        return False
     from _frozen_importlib import _load
     from _frozen_importlib_external import spec_from_file_location
 
-    try:
-        _load(spec_from_file_location(name, origin))
-    except (ImportError, OSError):  # moved or gone since (another build of the interpreter): search for it
-        __import__(name)
-        return False
-    return True
+    spec = None if origin is None or name in sys.modules else spec_from_file_location(name, origin)
+    if spec is not None:
+        try:
+            _load(spec)
+            return True
+        except (ImportError, OSError):
+            pass  # moved or gone since (another build of the interpreter): search for it
+    __import__(name)
+    return False
 
 
 def _open_cache(path: str, key: tuple, pkg: str) -> tuple | None:
