@@ -168,7 +168,7 @@ HOT_PATH = ("cli", "api", "container", "state", "signals", "linux.freezer")
 # use _stat): create 744,779, budget 745,000; the `pid` phase of `--debug create` 5.25 -> 4.85 ms.
 # Round 16: the cache records the path of each hot extension that is a file and __init__.py loads
 # it from there (_load_extension, +1.26 kB on every path), and the launcher loads the package by
-# its path: no directory of sys.path is listed (callgrind, `state`: 20.95-21.02 -> 20.72-20.77 Mi).
+# its path: no directory of sys.path is listed (callgrind, `state`: 21.97-22.04 -> 21.73-21.78 Mi).
 # create 746,041, budget 746,500; the hot path 169,087, budget 169,500.
 CREATE_PATH_BUDGET = 746_500
 HOT_PATH_BUDGET = 169_500
