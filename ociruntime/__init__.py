@@ -15,6 +15,9 @@ HOT_MODULES = ("errors", "lean", "timing", "jsonio", "log", "cli", "state", "con
 # that are files (_json) load from the path the cache's builder found them at: a search of
 # sys.path would list the directories before theirs (~0.1 ms a call).
 HOT_EXTENSIONS = ("_json", "_signal", "fcntl", "select")
+# The compiled shim (linux/kernel.py) and cffi's backend, which it imports: loaded the same way
+# when a path is recorded (load_extension), so that create does not search sys.path for them.
+SHIM_EXTENSIONS = ("_cffi_backend", "ociruntime._shim")
 
 
 def __getattr__(name: str):
@@ -73,13 +76,12 @@ def _load_from_cache() -> None:
         if opened is None:
             return
     identity, base, entries, hot_code, extensions = opened
+    _extension_paths.update(extensions)
     timed = "importtime" in sys._xoptions
     if timed:
         _report_import_time("ociruntime bytecode cache: read, checked", time.perf_counter_ns() - began)
     for name in HOT_EXTENSIONS:
-        began = time.perf_counter_ns()
-        if _load_extension(name, extensions.get(name)) and timed:
-            _report_import_time(name, time.perf_counter_ns() - began)
+        load_extension(name)
     for (name, rel, *_), code in zip(entries[:len(hot_code)], hot_code, strict=True):
         began = time.perf_counter_ns()
         _run_module(sys.modules, f"ociruntime.{name}", f"{pkg}/{rel}", code)
@@ -93,6 +95,7 @@ def _load_from_cache() -> None:
 
 
 _finder = None  # the _CacheFinder main() installed, if any
+_extension_paths: dict = {}  # the paths of HOT_EXTENSIONS and SHIM_EXTENSIONS the cache recorded
 
 
 def load_block(name: str) -> None:
@@ -104,22 +107,29 @@ def load_block(name: str) -> None:
         blocks.run(_finder, name)
 
 
-def _load_extension(name: str, origin: str | None) -> bool:
-    """Import the compiled module `name`, from `origin` (its path when the cache was built) if
-    that still loads, else as usual; True if it was loaded from `origin`."""
+def load_extension(name: str):
+    """The compiled module `name` (of HOT_EXTENSIONS or SHIM_EXTENSIONS), from the path the
+    cache recorded if it still loads there, else imported as usual (ImportError if it cannot
+    be). A search of sys.path lists each directory it tries for the first time (~50 us each)."""
     import sys
+    import time
     from _frozen_importlib import _load
     from _frozen_importlib_external import spec_from_file_location
 
+    origin = _extension_paths.get(name)
     spec = None if origin is None or name in sys.modules else spec_from_file_location(name, origin)
     if spec is not None:
+        began = time.perf_counter_ns()
         try:
-            _load(spec)
-            return True
+            module = _load(spec)
         except (ImportError, OSError):
-            pass  # moved or gone since (another build of the interpreter): search for it
+            pass  # moved or gone since (another build of the interpreter, an uninstall): search
+        else:
+            if "importtime" in sys._xoptions:
+                _report_import_time(name, time.perf_counter_ns() - began)
+            return module
     __import__(name)
-    return False
+    return sys.modules[name]
 
 
 def _open_cache(path: str, key: tuple, pkg: str) -> tuple | None:

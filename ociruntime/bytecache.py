@@ -6,7 +6,7 @@ The file: CACHE_MAGIC, the index's length and the hot block's length (4 bytes ea
 endian); the index, marshalled: (interpreter key, entries, extensions), an entry (name, source
 path relative to the package, its mtime in ns, its size, offset of its code past the index,
 length), the hot modules' first, in HOT_MODULES order, and extensions the (name, path) of each
-of HOT_EXTENSIONS that is a file; the hot modules' code objects as one marshalled tuple; then
+of HOT_EXTENSIONS and SHIM_EXTENSIONS that is a file; the hot modules' code objects as one marshalled tuple; then
 every other module's code object, marshalled on its own."""
 
 import __future__
@@ -16,7 +16,7 @@ import marshal
 import posix
 import sys
 
-from ociruntime import CACHE_MAGIC, HOT_EXTENSIONS, HOT_MODULES
+from ociruntime import CACHE_MAGIC, HOT_EXTENSIONS, HOT_MODULES, SHIM_EXTENSIONS
 
 
 def rebuild(path: str, key: tuple, pkg: str) -> bool:
@@ -68,11 +68,15 @@ def _layout(key: tuple, pkg: str) -> memoryview:
 
 
 def _extension_paths() -> tuple:
-    """(name, path) of each hot extension module that is a file (not built in), as this
-    interpreter finds it."""
+    """(name, path) of each extension module of HOT_EXTENSIONS and SHIM_EXTENSIONS that is a
+    file (not built in) and imports here (an install whose shim cannot load records none)."""
     paths = []
-    for name in HOT_EXTENSIONS:
-        origin = getattr(__import__(name), "__file__", None)
+    for name in (*HOT_EXTENSIONS, *SHIM_EXTENSIONS):
+        try:
+            __import__(name)
+        except ImportError:
+            continue
+        origin = getattr(sys.modules[name], "__file__", None)
         if origin is not None:
             paths.append((name, origin))
     return tuple(paths)

@@ -26,11 +26,14 @@ def shim():
     this is for libseccomp, which only compiles a filter (no kernel call)."""
     global _shim
     if _shim is None:
+        from ociruntime import load_extension
+
         try:
-            from ociruntime._shim import ffi, lib
+            load_extension("_cffi_backend")  # by its path, as the shim's own import would search for it
+            module = load_extension("ociruntime._shim")
         except ImportError as e:  # a broken install (the .so or cffi missing): the host's doing
             raise SetupError(f"cannot load the runtime's compiled shim: {e} (reinstall ociruntime)") from None
-        _shim = (ffi, lib)
+        _shim = (module.ffi, module.lib)
     return _shim
 
 

@@ -71,8 +71,10 @@ LOADED = ("out['asked'] = asked\n"
 def test_the_hot_modules_run_from_the_cache_in_an_order_that_imports_nothing(pkg: Path) -> None:
     """Each hot module comes after those it imports: running them asks the import system for
     nothing but the listed extension modules, the first time (which writes the cache) and after."""
-    # The builder's own imports: _ast and __future__ compile the modules (bytecache._compiled).
-    for attempt, builder in (("writes the cache", ["ociruntime.bytecache", "__future__", "_ast"]), ("reads it", [])):
+    # The builder's own imports: _ast and __future__ compile the modules (bytecache._compiled),
+    # the shim and cffi's backend are imported for their paths.
+    builds = ["ociruntime.bytecache", "__future__", "_ast", "_cffi_backend", "ociruntime._shim"]
+    for attempt, builder in (("writes the cache", builds), ("reads it", [])):
         out = probe(pkg, LOADED)
         assert [n for n in out["asked"] if n not in ociruntime.HOT_EXTENSIONS] == builder, attempt
         for name, origin in out["origins"].items():
@@ -282,42 +284,48 @@ def test_import_time_still_counts_the_cached_modules(pkg: Path) -> None:
     assert "_json" in names  # loaded by its path, reported by the loader
 
 
-def _listings(pkg: Path) -> tuple[str, list[str]]:
+def _listings(pkg: Path) -> tuple[list[str], list[str]]:
     """In a fresh interpreter started as the launcher starts it, with nothing imported yet:
-    load the package as main() does; where `_json` came from, and every directory the import
-    system listed meanwhile (os.listdir audit events: a search of sys.path lists each directory
-    it tries for the first time)."""
+    load the package as main() does, then the shim as create does; where `_json`, cffi's
+    backend and the shim came from, and every directory the import system listed meanwhile
+    (os.listdir audit events: a search of sys.path lists each directory it tries first)."""
     text = ("import sys, posix\n"
-            f"sys.path.insert(0, {str(pkg.parent)!r})\n"
+            f"sys.path.insert(0, {str(pkg.parent)!r}); sys.path.append({PURELIB!r})\n"
             "import ociruntime\n"
             "listed = []\n"
             "sys.addaudithook(lambda event, args: event == 'os.listdir' and listed.append(args[0]))\n"
             "ociruntime._load_from_cache()\n"
-            "posix.write(1, repr((sys.modules['_json'].__file__, listed)).encode())\n")
+            "from ociruntime.linux.kernel import shim\n"
+            "shim()\n"
+            "files = [sys.modules[n].__file__ for n in ('_json', '_cffi_backend', 'ociruntime._shim')]\n"
+            "posix.write(1, repr((files, listed)).encode())\n")
     res = subprocess.run([sys.executable, "-I", "-S", "-c", text], capture_output=True, text=True, cwd="/",
                          timeout=60, check=True)
     return ast.literal_eval(res.stdout)
 
 
-def test_a_compiled_hot_module_loads_from_the_path_the_cache_recorded(pkg: Path) -> None:
-    """`_json` (a file, not built in) loads from where the cache's builder found it, with no
-    search of sys.path (which lists lib-dynload: ~0.1 ms a call); if that path no longer
-    loads (another build of the interpreter), the usual search finds it."""
+def test_compiled_modules_load_from_the_paths_the_cache_recorded(pkg: Path) -> None:
+    """`_json` (a file, not built in), cffi's backend and the shim load from where the cache's
+    builder found them, with no search of sys.path (which lists lib-dynload, site-packages and
+    the package's directory: ~50 us each); if a path no longer loads (another build of the
+    interpreter, an uninstall), the usual search finds the module."""
     import _json
 
+    import _cffi_backend
+
+    files = [_json.__file__, _cffi_backend.__file__, str(next(pkg.glob("_shim*.so")))]
     _listings(pkg)  # writes the cache
-    origin, listed = _listings(pkg)
-    assert (origin, listed) == (_json.__file__, [])
+    assert _listings(pkg) == (files, [])
     cache = pkg / CACHE
     data = cache.read_bytes()
     index_len = int.from_bytes(data[8:12], "little")
     key, entries, extensions = marshal.loads(data[16:16 + index_len])
-    assert dict(extensions) == {"_json": _json.__file__}
+    assert dict(extensions) == dict(zip(("_json", "_cffi_backend", "ociruntime._shim"), files, strict=True))
     index = marshal.dumps((key, entries, (("_json", f"{pkg}/gone/_json.so"),)))
     cache.write_bytes(data[:8] + len(index).to_bytes(4, "little") + data[12:16] + index + data[16 + index_len:])
-    origin, listed = _listings(pkg)
-    assert origin == _json.__file__
-    assert str(Path(_json.__file__).parent) in listed  # searched for
+    found, listed = _listings(pkg)
+    assert found == files
+    assert {str(Path(f).parent) for f in files} <= set(listed)  # searched for
 
 
 def test_future_annotations_are_compiled_in_not_imported(pkg: Path) -> None:
