@@ -66,21 +66,29 @@ def test_state_start_kill_and_pause_status_never_import_os(oci: Runtime, bundle)
     assert host_cgroup_dirs(cid) == []
 
 
-def test_the_launcher_searches_no_directory_for_what_a_small_command_loads(oci: Runtime, bundle) -> None:
-    """scripts/install.sh's launcher loads the package by its path, and main() `_json` by the
-    path the bytecode cache recorded: `state` lists none of sys.path's directories (a search
-    lists each directory it tries first: lib-dynload and site-packages, ~0.1 ms a call; `state`'s
-    own listing of the state directory is by descriptor). Run as the launcher runs, its text in
-    its interpreter, with an audit hook watching os.listdir."""
+# pip's launcher (setup.py scripts=), run as its sh part runs it: the venv's python3 -I -S.
+PIP_LAUNCHER = Path(__file__).resolve().parents[2] / "scripts" / "ociruntime"
+
+
+@pytest.mark.parametrize("which", ["install.sh", "pip"])
+def test_the_launcher_searches_no_directory_for_what_a_small_command_loads(oci: Runtime, bundle,
+                                                                            which: str) -> None:
+    """scripts/install.sh's launcher and pip's scripts/ociruntime load the package by its path,
+    and main() `_json` by the path the bytecode cache recorded: `state` lists none of sys.path's
+    directories (a search lists each directory it tries first: lib-dynload and site-packages,
+    ~0.1 ms a call; `state`'s own listing of the state directory is by descriptor). Run as the
+    launcher runs, its text in the installed interpreter (pip's finds the package beside it),
+    with an audit hook watching os.listdir."""
     cid = oci.new_id()
     oci.run("create", "--bundle", str(bundle(["sleep", "60"])), cid, check=True)
-    with open(oci.binary, encoding="utf-8") as f:
+    path = oci.binary if which == "install.sh" else str(PIP_LAUNCHER)
+    with open(path, encoding="utf-8") as f:
         launcher = f.read()
     probe = ("import sys, posix\n"
              "sys.addaudithook(lambda event, args: event == 'os.listdir' and isinstance(args[0], str) and "
              "posix.write(2, f'listed {args[0]}\\n'.encode()))\n"
-             f"sys.argv = {oci.cmd('state', cid)!r}\n"
-             f"exec(compile({launcher!r}, {oci.binary!r}, 'exec'))\n")
+             f"sys.argv = {[path, *oci.cmd('state', cid)[1:]]!r}\n"
+             f"exec(compile({launcher!r}, {path!r}, 'exec'))\n")
     res = subprocess.run([launcher_interpreter(), "-I", "-S", "-c", probe], capture_output=True, text=True,
                          timeout=30)
     assert res.returncode == 0, res.stderr[-2000:]
