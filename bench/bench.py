@@ -101,15 +101,16 @@ if __name__ == '__main__':
     sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
     sys.exit(main())
 """
-# scripts/install.sh's launcher, the reference every install path is compared with.
-INSTALL_SH_LAUNCHER = """#!{python} -IS
-import sys
-from _frozen_importlib import _load
-from _frozen_importlib_external import spec_from_file_location
 
-sys.path.append("{site}")
-_load(spec_from_file_location("ociruntime", "{site}/ociruntime/__init__.py")).main()
-"""
+
+def install_sh_launcher(python: Path, site: Path) -> str:
+    """scripts/install.sh's launcher (its heredoc), the reference every install path is compared
+    with, for this interpreter and site-packages: read from the script, so the two never drift."""
+    text = (REPO / "scripts" / "install.sh").read_text()
+    body = text.split("<<EOT\n", 1)[1].split("\nEOT\n", 1)[0] + "\n"
+    return body.replace("$PREFIX/bin/python3", str(python)).replace("$site", str(site))
+
+
 # A runtime wrapper for an engine's BinaryName: logs each call's argv and its wall time (bash's
 # $EPOCHREALTIME: no fork in the timed interval), the same wrapper for every runtime.
 CALLLOG = """#!/bin/bash
@@ -1075,7 +1076,7 @@ def build_install_venvs() -> str | None:
         pip_venv = venv_path("pip")
         python = pip_venv / "bin" / "python3"
         site = next((pip_venv / "lib").glob("python3*/site-packages"))
-        for name, text in (("ociruntime-install-sh", INSTALL_SH_LAUNCHER.format(python=python, site=site)),
+        for name, text in (("ociruntime-install-sh", install_sh_launcher(python, site)),
                            ("ociruntime-console-script", PIP_CONSOLE_WRAPPER.format(python=python))):
             (pip_venv / "bin" / name).write_text(text)
             (pip_venv / "bin" / name).chmod(0o755)

@@ -6,8 +6,8 @@ The file: CACHE_MAGIC, the index's length and the hot block's length (4 bytes ea
 endian); the index, marshalled: (interpreter key, entries, extensions), an entry (name, source
 path relative to the package, its mtime in ns, its size, offset of its code past the index,
 length), the hot modules' first, in HOT_MODULES order, and extensions the (name, path) of each
-of HOT_EXTENSIONS and SHIM_EXTENSIONS that is a file; the hot modules' code objects as one marshalled tuple; then
-every other module's code object, marshalled on its own."""
+of HOT_EXTENSIONS and SHIM_EXTENSIONS that is a file; the hot modules' code objects as one
+marshalled tuple; then every other module's code object, marshalled on its own."""
 
 import __future__
 
@@ -116,10 +116,9 @@ def _compiled(source: bytes, path: str):
     __future__.py is not loaded. Line numbers are the source's."""
     tree = compile(source, path, "exec", _ast.PyCF_ONLY_AST, dont_inherit=True)
     kept = [node for node in tree.body if not _imports_future_annotations(node)]
-    if len(kept) == len(tree.body):
-        return compile(tree, path, "exec", dont_inherit=True)
+    flags = __future__.annotations.compiler_flag if len(kept) < len(tree.body) else 0
     tree.body = kept
-    return compile(tree, path, "exec", __future__.annotations.compiler_flag, dont_inherit=True)
+    return compile(tree, path, "exec", flags, dont_inherit=True)
 
 
 def _imports_future_annotations(node: _ast.stmt) -> bool:
