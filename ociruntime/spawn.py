@@ -88,31 +88,37 @@ class Spawn:
         directory; not without `born_in`): True if it was, False if the caller must move it
         (apply), but for the v1 hierarchies it joins itself (cgroup.self_join) on `go`."""
         parent = posix.getpid()
-        joined = False
         target = cgroup.clone_target() if cgroup is not None and born_in else -1
         try:
             self.args.cgroup_joins = cgroup.self_join() if cgroup is not None else []
-        except BaseException:
+            joined = self._clone(target)
+        finally:
             _close(target)
-            raise
-        if target < 0:
-            self.pid = posix.fork()
-        else:
-            from ociruntime.linux import fork
-
-            try:
-                self.pid, joined = fork.fork_into_cgroup(target)
-            except BaseException:
-                posix.close(target)
-                raise
-            if self.pid:
-                posix.close(target)  # the child closes its copy with every other inherited fd
         if self.pid == 0:
             self._run_child(parent)
         _close(self.args.sync_fd, self.args.fifo_fd, self.args.console_fd, self.args.root_fd,
                *(fd for fd, _ in self.args.cgroup_joins))
         timing.mark(f"{self.label}clone")
         return joined
+
+    def _clone(self, target: int) -> bool:
+        """Fork the first child (self.pid), born in the cgroup v2 directory `target` if given
+        and the kernel takes it (True); `create`'s init itself, born in its namespaces, when
+        nothing has to happen between making them and forking it (stage becomes
+        init_in_namespaces: stage1 and its fork skipped)."""
+        flags = self.args.plan.born_in_flags() if self.stage == "stage1" and not self.args.needs_host_view() else 0
+        if flags or target >= 0:
+            from ociruntime.linux import fork
+
+            if flags and (born := fork.fork_into_namespaces(flags, target)) is not None:
+                self.pid, joined = born
+                self.stage = "init_in_namespaces"
+                return joined
+            if target >= 0:
+                self.pid, joined = fork.fork_into_cgroup(target)
+                return joined
+        self.pid = posix.fork()
+        return False
 
     def _run_child(self, parent: int) -> None:
         """The first child's whole life; it never returns. Nothing may escape from here into
@@ -157,6 +163,11 @@ class Spawn:
         (HookError for a failed hook); `pid` (the process that stays) reaps the first child."""
         from ociruntime.linux import sync
 
+        if self.stage == "init_in_namespaces" and self.pid:
+            # Born of us: we know its pid, and no stage1 is left to reap.
+            self.child, self.pid = self.pid, 0
+            timing.mark(f"{self.label}pid")
+            yield {"t": "pid", "pid": self.child}
         while (msg := sync.recv(self.fd)) is not None:
             kind = msg["t"]
             if kind == "error":
@@ -245,9 +256,11 @@ def child_after_fork(parent: int) -> None:
     state.reset_child_signals()
     from ociruntime.linux import security
 
-    security.prctl(1, 9, "prctl(PR_SET_PDEATHSIG)")  # PR_SET_PDEATHSIG, SIGKILL
-    if posix.getppid() != parent:
-        posix._exit(1)  # the runtime died before the prctl: nobody is left to talk to
+    security.prctl(security.PR_SET_PDEATHSIG, 9, "prctl(PR_SET_PDEATHSIG)")  # SIGKILL
+    # The runtime died before the prctl: nobody is left to talk to. (0: born in a new pid
+    # namespace, where the parent is not seen; the sync socket's end tells us then.)
+    if posix.getppid() not in (parent, 0):
+        posix._exit(1)
 
 
 def _listen_fds() -> int:

@@ -4,6 +4,8 @@
   (with or without --no-subreaper) and `exec` wait for it directly and get its exit status.
 - CLONE_INTO_CGROUP: the child is born in a cgroup v2 directory (by fd): no migration after the
   fork, and nothing of it ever runs in the runtime's cgroup.
+- CLONE_NEW*: `create`'s init is born in its new namespaces when nothing has to happen between
+  making them and forking it (NamespacePlan.born_in_flags): no stage1.
 
 Where the kernel lacks them (clone3 before 5.3, CLONE_INTO_CGROUP before 5.7) this is posix.fork;
 the callers then move the child themselves, and `run` waits as a subreaper."""
@@ -28,6 +30,22 @@ def fork_sibling() -> int:
         if e.errno not in _UNSUPPORTED:
             raise
     return posix.fork()
+
+
+def fork_into_namespaces(flags: int, cgroup_fd: int) -> tuple[int, bool] | None:
+    """(pid, joined): fork a child born in the new namespaces `flags` (CLONE_NEW*), and in the
+    cgroup v2 directory cgroup_fd when one is given and the kernel takes it (joined). None when
+    the kernel refused the namespaces: nothing was forked, and stage1 makes them the usual way,
+    which reports such an error in full."""
+    if cgroup_fd >= 0:
+        try:
+            return kernel().fork3(flags | CLONE_INTO_CGROUP, cgroup_fd, "clone3(CLONE_INTO_CGROUP)"), True
+        except SetupError:
+            pass
+    try:
+        return kernel().fork3(flags, -1, "clone3(namespaces)"), False
+    except SetupError:
+        return None
 
 
 def fork_into_cgroup(cgroup_fd: int) -> tuple[int, bool]:

@@ -67,20 +67,12 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
     namespace only applies to children), report its pid to the runtime, and exit."""
     code = 1
     try:
-        close_inherited_fds(a)
-        sync.expect(a.sync_fd, "go", "waiting for the runtime")
-        join_cgroups(a)
-        security.set_dumpable(False)
-        # Through the host's /proc while we still see it, inherited by the process we fork: as
-        # the host's root, so a negative oomScoreAdj is allowed even in a user namespace.
-        security.last_cap()
-        if a.config.process is not None and a.config.process.oom_score_adj is not None:
-            security.set_oom_score_adj(a.config.process.oom_score_adj)
+        enter_cgroup(a)
         # The runtime sets the cgroup's limits meanwhile (the systemd driver, or a move by pid,
         # may take a while longer): namespaces need not wait for it, the init does.
         seen: set[str] = set()
         pid_w = -1
-        if needs_host_view(a):
+        if a.needs_host_view():
             if own_cgroup:
                 # A failure here must reach the runtime, which is busy with the cgroup until then.
                 sync.expect(a.sync_fd, "cgroup", "waiting for the cgroup")
@@ -114,6 +106,39 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
     except BaseException as err:
         _fail(a, err)
     posix._exit(code)
+
+
+def init_in_namespaces(a: InitArgs) -> None:
+    """The init of `create`, born of the runtime in its new namespaces (Spawn.fork, when
+    NamespacePlan.born_in_flags allows): stage1's part without its unshare and fork, then
+    the init's. One process fewer on create's path: its fork, its copy-on-write faults and
+    its exit. Never returns."""
+    try:
+        enter_cgroup(a)
+        load_what_the_namespaces_need(a)
+        refuse_imports_from_disk()
+        sync.expect(a.sync_fd, "cgroup", "waiting for the cgroup")
+        if "cgroup" in a.plan.new_types:
+            # Once in the cgroup, so that it is the root of the container's cgroup view.
+            namespaces.unshare(namespaces.CLONE_FLAGS["cgroup"], "cgroup namespace")
+    except BaseException as err:
+        _fail(a, err)
+        posix._exit(1)
+    init(a)
+
+
+def enter_cgroup(a: InitArgs) -> None:
+    """The first child's start, in the host's view: our fds only, the runtime's go, the
+    container's v1 cgroups joined, non-dumpable, and what is read through the host's /proc."""
+    close_inherited_fds(a)
+    sync.expect(a.sync_fd, "go", "waiting for the runtime")
+    join_cgroups(a)
+    security.set_dumpable(False)
+    # Through the host's /proc while we still see it, inherited by the process we fork: as
+    # the host's root, so a negative oomScoreAdj is allowed even in a user namespace.
+    security.last_cap()
+    if a.config.process is not None and a.config.process.oom_score_adj is not None:
+        security.set_oom_score_adj(a.config.process.oom_score_adj)
 
 
 def join_cgroups(a: InitArgs) -> None:
@@ -154,11 +179,6 @@ def refuse_imports_from_disk() -> None:
     """Only built-in and frozen modules (inside the interpreter's binary) may still load."""
     keep = [f for f in sys.meta_path if getattr(f, "__name__", "") in ("BuiltinImporter", "FrozenImporter")]
     sys.meta_path[:] = [*keep, _NoImportFromDisk]
-
-
-def needs_host_view(a: InitArgs) -> bool:
-    return (any(m.idmap() for m in a.config.mounts) or bool(a.config.linux.net_devices)
-            or (a.seccomp is not None and bool(a.seccomp.listener_path)))
 
 
 def prepare_from_host(a: InitArgs) -> int:
@@ -260,6 +280,9 @@ def init(a: InitArgs) -> None:
         state = dict(a.state, pid=posix.getpid())
         prepare_container(a, state)
         hold_ending_signals()
+        # Born of the runtime itself (init_in_namespaces), we have its death signal, which
+        # kept a create killed half-way from leaving us behind; the container outlives create.
+        security.prctl(security.PR_SET_PDEATHSIG, 0, "prctl(PR_SET_PDEATHSIG)")
         sync.send(a.sync_fd, "ready", timings=timing.marks())
     except BaseException as err:
         _fail(a, err)

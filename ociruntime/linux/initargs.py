@@ -65,3 +65,11 @@ class InitArgs:
         self.pid_pipe = -1  # stage1 writes the child's host pid here (for the listener)
         self.state: dict | None = None  # the container state `create` sent the init
         self.net_mover = None  # network.DeviceMover for linux.netDevices (stage1 only)
+
+    def needs_host_view(self) -> bool:
+        """Whether the first child has work to do in the host's user and mount namespaces
+        before entering the container's (init.prepare_from_host): id-mapped mounts, devices
+        to move into the network namespace, the seccomp listener's socket."""
+        config = self.config
+        return (any(m.idmap() for m in config.mounts) or bool(config.linux.net_devices)
+                or (self.seccomp is not None and bool(self.seccomp.listener_path)))

@@ -30,6 +30,17 @@ class NamespacePlan:
         for t in self.new_types - {"user"}:
             self.unshare_flags |= CLONE_FLAGS[t]
 
+    def born_in_flags(self) -> int:
+        """The new namespaces a child can be born in (clone3), skipping stage1, when nothing
+        must happen between making them and forking the init: none joined (a pid namespace
+        must be joined before the fork), no user namespace (the runtime writes its id maps
+        in between), no time namespace (its offsets must be written before any process is in
+        it). The cgroup namespace is left out: the init unshares it once in its cgroup. 0:
+        none of these, or stage1's way."""
+        if self.join or self.new_user or "time" in self.new_types:
+            return 0
+        return self.unshare_flags & ~CLONE_FLAGS["cgroup"]
+
 
 def join_namespaces(joins: list[tuple[str, str]]) -> None:
     """Open every namespace first, then setns in order: once inside a joined user namespace,

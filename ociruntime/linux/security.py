@@ -11,6 +11,7 @@ from ociruntime.errors import SetupError, SyscallError
 from ociruntime.linux.caps import CAPABILITIES
 from ociruntime.linux.kernel import kernel
 
+PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24

@@ -1,0 +1,153 @@
+"""How `create` forks its first child (spawn.Spawn.fork), against a recording clone3 (no root,
+nothing forked): the init born in its new namespaces when nothing has to happen between
+making them and forking it, stage1 otherwise or when the kernel refuses."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from ociruntime.config import Config
+from ociruntime.errors import SyscallError
+from ociruntime.linux import fork, kernel
+from ociruntime.linux.namespaces import NamespacePlan
+from ociruntime.spawn import Spawn
+from ociruntime.spectables import CLONE_FLAGS
+
+PLAIN = ("pid", "network", "ipc", "uts", "mount")
+BORN_IN = CLONE_FLAGS["pid"] | CLONE_FLAGS["network"] | CLONE_FLAGS["ipc"] | CLONE_FLAGS["uts"] | CLONE_FLAGS["mount"]
+ANY_NEW = sum(CLONE_FLAGS.values())
+
+
+def config(*namespaces: dict, **extra: object) -> Config:
+    doc = {"ociVersion": "1.3.0", "root": {"path": "rootfs"}, "process": {"args": ["true"], "cwd": "/"},
+           "linux": {"namespaces": list(namespaces), **extra}}
+    return Config(doc, "/bundle")
+
+
+def new(*types: str) -> list[dict]:
+    return [{"type": t} for t in types]
+
+
+def plan(*namespaces: dict, **extra: object) -> NamespacePlan:
+    return NamespacePlan(config(*namespaces, **extra).linux)
+
+
+def test_an_init_can_be_born_in_new_namespaces_but_the_cgroup_one() -> None:
+    assert plan(*new(*PLAIN)).born_in_flags() == BORN_IN
+    # The cgroup namespace is unshared by the init once it is in its cgroup.
+    assert plan(*new(*PLAIN, "cgroup")).born_in_flags() == BORN_IN
+    assert plan(*new("mount")).born_in_flags() == CLONE_FLAGS["mount"]
+
+
+@pytest.mark.parametrize("why", ["user namespace", "joined namespace", "time namespace", "none new"])
+def test_stage1_when_something_happens_between_the_namespaces_and_the_fork(why: str) -> None:
+    namespaces = {
+        "user namespace": new(*PLAIN, "user"),
+        "joined namespace": [*new("pid", "mount", "ipc", "uts"), {"type": "network", "path": "/proc/1/ns/net"}],
+        "time namespace": new(*PLAIN, "time"),
+        "none new": new("cgroup"),
+    }[why]
+    assert plan(*namespaces).born_in_flags() == 0
+
+
+class Clone3:
+    """The recording kernel's clone3: records (flags, cgroup_fd), returns a made-up pid (so the
+    code under test takes the parent's side), or fails with EPERM for namespace flags when
+    `refuse_namespaces`."""
+
+    def __init__(self, refuse_namespaces: bool = False) -> None:
+        self.calls: list[tuple[int, bool]] = []
+        self.refuse_namespaces = refuse_namespaces
+
+    def fork3(self, flags: int, cgroup_fd: int, what: str) -> int:
+        self.calls.append((flags, cgroup_fd >= 0))
+        if self.refuse_namespaces and flags & ANY_NEW:
+            raise SyscallError(errno.EPERM, what)
+        return 4242
+
+
+class V2Cgroup:
+    """A cgroup manager whose child may be born in a cgroup v2 directory (any directory's fd)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def clone_target(self) -> int:
+        return os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def self_join(self) -> list:
+        return []
+
+
+@pytest.fixture
+def clone3():
+    """clone3(**kw): a Clone3 installed as the kernel for the test."""
+    prev: list = []
+
+    def install(**kw: bool) -> Clone3:
+        fake = Clone3(**kw)
+        prev.append(kernel.use(fake))
+        return fake
+
+    yield install
+    if prev:
+        kernel.use(prev[0])
+
+
+def spawn(cfg: Config) -> Spawn:
+    return Spawn.new_container(cfg, "/bundle", "c1", console_socket=None, preserve_fds=0, no_pivot=False,
+                               new_keyring=True, fifo_fd=-1, cgroup_paths=None)
+
+
+def test_create_forks_its_init_born_in_its_namespaces_and_reports_its_pid_itself(clone3, tmp_path: Path) -> None:
+    fake = clone3()
+    sp = spawn(config(*new(*PLAIN, "cgroup")))
+    try:
+        joined = sp.fork(V2Cgroup(tmp_path))
+        assert fake.calls == [(BORN_IN | fork.CLONE_INTO_CGROUP, True)]
+        assert joined and sp.stage == "init_in_namespaces"
+        # No stage1 reports the pid: the runtime knows it, and has no first child to reap.
+        assert next(sp.messages()) == {"t": "pid", "pid": 4242}
+        assert (sp.pid, sp.child) == (0, 4242)
+    finally:
+        sp.close()
+
+
+def test_a_kernel_refusing_the_namespaces_gets_stage1_which_reports_why(clone3, tmp_path: Path) -> None:
+    fake = clone3(refuse_namespaces=True)
+    sp = spawn(config(*new(*PLAIN)))
+    try:
+        assert sp.fork(V2Cgroup(tmp_path))
+        assert fake.calls == [(BORN_IN | fork.CLONE_INTO_CGROUP, True), (BORN_IN, False),
+                              (fork.CLONE_INTO_CGROUP, True)]
+        assert (sp.stage, sp.pid) == ("stage1", 4242)
+    finally:
+        sp.close()
+
+
+def test_a_user_namespace_is_made_by_stage1(clone3, tmp_path: Path) -> None:
+    fake = clone3()
+    sp = spawn(config(*new(*PLAIN, "user"), uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}],
+                      gidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}]))
+    try:
+        sp.fork(V2Cgroup(tmp_path))
+        assert fake.calls == [(fork.CLONE_INTO_CGROUP, True)]
+        assert sp.stage == "stage1"
+    finally:
+        sp.close()
+
+
+def test_work_in_the_hosts_view_is_done_by_stage1(clone3, tmp_path: Path) -> None:
+    """Devices to move into the network namespace are opened by stage1 in the host's."""
+    fake = clone3()
+    sp = spawn(config(*new(*PLAIN), netDevices={"eth9": {"name": "ceth0"}}))
+    try:
+        sp.fork(V2Cgroup(tmp_path))
+        assert fake.calls == [(fork.CLONE_INTO_CGROUP, True)]
+        assert sp.stage == "stage1"
+    finally:
+        sp.close()
