@@ -103,9 +103,9 @@ class Spawn:
 
     def _clone(self, target: int) -> bool:
         """Fork the first child (self.pid), born in the cgroup v2 directory `target` if given
-        and the kernel takes it (True); `create`'s init itself, born in its namespaces, when
-        nothing has to happen between making them and forking it (stage becomes
-        init_in_namespaces: stage1 and its fork skipped)."""
+        and the kernel takes it (True); `create`'s init itself, born in its new pid namespace,
+        when nothing has to happen before that is made (stage becomes init_in_namespaces:
+        stage1 and its fork skipped; the init makes the other namespaces, as stage1 did)."""
         flags = self.args.plan.born_in_flags() if self.stage == "stage1" and not self.args.needs_host_view() else 0
         if flags or target >= 0:
             from ociruntime.linux import fork

@@ -4,8 +4,8 @@
   (with or without --no-subreaper) and `exec` wait for it directly and get its exit status.
 - CLONE_INTO_CGROUP: the child is born in a cgroup v2 directory (by fd): no migration after the
   fork, and nothing of it ever runs in the runtime's cgroup.
-- CLONE_NEW*: `create`'s init is born in its new namespaces when nothing has to happen between
-  making them and forking it (NamespacePlan.born_in_flags): no stage1.
+- CLONE_NEWPID: `create`'s init is born in its new pid namespace when nothing has to happen
+  before it is made (NamespacePlan.born_in_flags): no stage1, whose fork is there for it.
 
 Where the kernel lacks them (clone3 before 5.3, CLONE_INTO_CGROUP before 5.7) this is posix.fork;
 the callers then move the child themselves, and `run` waits as a subreaper."""

@@ -62,9 +62,10 @@ def exec_stage1(a: InitArgs) -> None:
     _first_child(a, exec_child, own_cgroup=False)
 
 
-def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
+def _first_child(a: InitArgs, child_main, own_cgroup: bool, born_in: int = 0) -> None:
     """Enter the namespaces, then fork the process that will exec (a new or joined pid
-    namespace only applies to children), report its pid to the runtime, and exit."""
+    namespace only applies to children), report its pid to the runtime, and exit. born_in:
+    the namespaces we were born in (init_in_namespaces): we are that process, and go on."""
     code = 1
     try:
         enter_cgroup(a)
@@ -80,7 +81,7 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
             pid_w = prepare_from_host(a)
         load_what_the_namespaces_need(a)
         refuse_imports_from_disk()
-        enter_namespaces(a, seen)
+        enter_namespaces(a, seen, born_in)
         if a.root_fd >= 0:
             # Joining a mount namespace resets our root to its root: the container's own only
             # when it pivoted there. Without a mount namespace of its own, it chrooted.
@@ -94,6 +95,8 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
         if own_cgroup and "cgroup" in a.plan.new_types:
             # After joining the cgroup, so that it is the root of the container's cgroup view.
             namespaces.unshare(namespaces.CLONE_FLAGS["cgroup"], "cgroup namespace")
+        if born_in:
+            child_main(a)  # the runtime knows our pid: it forked us
         # The runtime's own child (CLONE_PARENT), as runc's: `run --no-subreaper` and `exec`
         # wait for it and get its status; stage1 exits next.
         pid = fork.fork_sibling()
@@ -109,22 +112,9 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool) -> None:
 
 
 def init_in_namespaces(a: InitArgs) -> None:
-    """The init of `create`, born of the runtime in its new namespaces (Spawn.fork, when
-    NamespacePlan.born_in_flags allows): stage1's part without its unshare and fork, then
-    the init's. One process fewer on create's path: its fork, its copy-on-write faults and
-    its exit. Never returns."""
-    try:
-        enter_cgroup(a)
-        load_what_the_namespaces_need(a)
-        refuse_imports_from_disk()
-        sync.expect(a.sync_fd, "cgroup", "waiting for the cgroup")
-        if "cgroup" in a.plan.new_types:
-            # Once in the cgroup, so that it is the root of the container's cgroup view.
-            namespaces.unshare(namespaces.CLONE_FLAGS["cgroup"], "cgroup namespace")
-    except BaseException as err:
-        _fail(a, err)
-        posix._exit(1)
-    init(a)
+    """The init of `create`, born of the runtime in its new pid namespace (Spawn._clone):
+    stage1's part without its fork, then the init's. Never returns."""
+    _first_child(a, init, own_cgroup=True, born_in=a.plan.born_in_flags())
 
 
 def enter_cgroup(a: InitArgs) -> None:
@@ -235,9 +225,10 @@ def exec_child(a: InitArgs) -> None:
     posix._exit(127)
 
 
-def enter_namespaces(a: InitArgs, seen: set[str]) -> None:
-    """Join, then create, every namespace but the cgroup one (see stage1). `seen` collects the
-    runtime's `cgroup` message if it arrives while we wait for the id maps."""
+def enter_namespaces(a: InitArgs, seen: set[str], born_in: int = 0) -> None:
+    """Join, then create, every namespace but the cgroup one (see stage1) and those we were
+    born in. `seen` collects the runtime's `cgroup` message if it arrives while we wait for
+    the id maps."""
     plan = a.plan
     namespaces.join_namespaces(plan.join)
     if any(ns_type == "user" for ns_type, _ in plan.join):
@@ -259,9 +250,9 @@ def enter_namespaces(a: InitArgs, seen: set[str]) -> None:
             security.set_dumpable(False)
         posix.setresgid(0, 0, 0)
         posix.setresuid(0, 0, 0)
-    flags = plan.unshare_flags & ~namespaces.CLONE_FLAGS["cgroup"]
+    flags = plan.unshare_flags & ~namespaces.CLONE_FLAGS["cgroup"] & ~born_in
     if flags:
-        names = ", ".join(sorted(plan.new_types - {"user", "cgroup"}))
+        names = ", ".join(t for t in sorted(plan.new_types) if namespaces.CLONE_FLAGS[t] & flags)
         namespaces.unshare(flags, f"namespaces ({names})")
     if "time" in plan.new_types and plan.time_offsets:
         namespaces.write_time_offsets(plan.time_offsets)

@@ -31,15 +31,15 @@ class NamespacePlan:
             self.unshare_flags |= CLONE_FLAGS[t]
 
     def born_in_flags(self) -> int:
-        """The new namespaces a child can be born in (clone3), skipping stage1, when nothing
-        must happen between making them and forking the init: none joined (a pid namespace
-        must be joined before the fork), no user namespace (the runtime writes its id maps
-        in between), no time namespace (its offsets must be written before any process is in
-        it). The cgroup namespace is left out: the init unshares it once in its cgroup. 0:
-        none of these, or stage1's way."""
-        if self.join or self.new_user or "time" in self.new_types:
+        """CLONE_NEWPID when `create`'s init can be born in its new pid namespace (clone3):
+        stage1 forks only because a pid namespace applies to children; the init makes or
+        joins the others itself. 0 (stage1) with a user namespace (made: its id maps are
+        written in between; joined: it must own the pid namespace) or a time namespace (it
+        too applies to children, its offsets set before any process is in it)."""
+        if ("pid" not in self.new_types or self.new_user or "time" in self.new_types
+                or any(t in ("user", "time") for t, _ in self.join)):
             return 0
-        return self.unshare_flags & ~CLONE_FLAGS["cgroup"]
+        return CLONE_FLAGS["pid"]
 
 
 def join_namespaces(joins: list[tuple[str, str]]) -> None:

@@ -172,10 +172,10 @@ HOT_PATH = ("cli", "api", "container", "state", "signals", "linux.freezer")
 # create 746,041, budget 746,500; the hot path 169,087, budget 169,500. Then the shim and cffi's
 # backend load by the paths the cache recorded too (ociruntime.load_extension, +0.4 kB; create
 # -0.5 M instructions, ~0.2 ms): create 746,587, budget 747,000; the hot path 169,498, budget 170,000.
-# Round 17: `create`'s init is born of the runtime in its new namespaces when nothing has to
-# happen between making them and forking it (NamespacePlan.born_in_flags, Spawn._clone,
-# init.init_in_namespaces; +5.2 kB): no stage1, its fork, faults and exit (`--debug create`,
-# 60 interleaved: 25.9 -> 23.7 ms). create 751,791, budget 752,000.
+# Round 17: `create`'s init is born of the runtime in its new pid namespace when no user or
+# time namespace comes first (NamespacePlan.born_in_flags, Spawn._clone, init.init_in_namespaces;
+# +5.4 kB): no stage1, its fork, faults and exit (`--debug create`, 60 interleaved: 21.7 ->
+# 20.0 ms). create 751,948, budget 752,000.
 CREATE_PATH_BUDGET = 752_000
 HOT_PATH_BUDGET = 170_000
 HEAVY = {"jsonschema", "json", "re", "typing", "dataclasses", "argparse", "subprocess", "enum", "pathlib",

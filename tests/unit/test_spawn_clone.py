@@ -1,6 +1,6 @@
 """How `create` forks its first child (spawn.Spawn.fork), against a recording clone3 (no root,
-nothing forked): the init born in its new namespaces when nothing has to happen between
-making them and forking it, stage1 otherwise or when the kernel refuses."""
+nothing forked): the init born in its new pid namespace when nothing has to happen before that
+is made, stage1 otherwise or when the kernel refuses."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ociruntime.spawn import Spawn
 from ociruntime.spectables import CLONE_FLAGS
 
 PLAIN = ("pid", "network", "ipc", "uts", "mount")
-BORN_IN = CLONE_FLAGS["pid"] | CLONE_FLAGS["network"] | CLONE_FLAGS["ipc"] | CLONE_FLAGS["uts"] | CLONE_FLAGS["mount"]
+NEWPID = CLONE_FLAGS["pid"]
 ANY_NEW = sum(CLONE_FLAGS.values())
 
 
@@ -36,20 +36,23 @@ def plan(*namespaces: dict, **extra: object) -> NamespacePlan:
     return NamespacePlan(config(*namespaces, **extra).linux)
 
 
-def test_an_init_can_be_born_in_new_namespaces_but_the_cgroup_one() -> None:
-    assert plan(*new(*PLAIN)).born_in_flags() == BORN_IN
-    # The cgroup namespace is unshared by the init once it is in its cgroup.
-    assert plan(*new(*PLAIN, "cgroup")).born_in_flags() == BORN_IN
-    assert plan(*new("mount")).born_in_flags() == CLONE_FLAGS["mount"]
+def test_an_init_is_born_in_its_pid_namespace_and_makes_or_joins_the_others() -> None:
+    assert plan(*new(*PLAIN)).born_in_flags() == NEWPID
+    assert plan(*new(*PLAIN, "cgroup")).born_in_flags() == NEWPID
+    joined_net = [*new("pid", "mount", "ipc", "uts"), {"type": "network", "path": "/proc/1/ns/net"}]
+    assert plan(*joined_net).born_in_flags() == NEWPID
 
 
-@pytest.mark.parametrize("why", ["user namespace", "joined namespace", "time namespace", "none new"])
-def test_stage1_when_something_happens_between_the_namespaces_and_the_fork(why: str) -> None:
+@pytest.mark.parametrize("why", ["user namespace", "joined user namespace", "time namespace",
+                                 "joined time namespace", "joined pid namespace", "no pid namespace"])
+def test_stage1_when_something_happens_before_the_pid_namespace_is_made(why: str) -> None:
     namespaces = {
         "user namespace": new(*PLAIN, "user"),
-        "joined namespace": [*new("pid", "mount", "ipc", "uts"), {"type": "network", "path": "/proc/1/ns/net"}],
+        "joined user namespace": [*new(*PLAIN), {"type": "user", "path": "/proc/1/ns/user"}],
         "time namespace": new(*PLAIN, "time"),
-        "none new": new("cgroup"),
+        "joined time namespace": [*new(*PLAIN), {"type": "time", "path": "/proc/1/ns/time"}],
+        "joined pid namespace": [*new("mount", "network"), {"type": "pid", "path": "/proc/1/ns/pid"}],
+        "no pid namespace": new("mount", "network", "ipc", "uts"),
     }[why]
     assert plan(*namespaces).born_in_flags() == 0
 
@@ -103,12 +106,12 @@ def spawn(cfg: Config) -> Spawn:
                                new_keyring=True, fifo_fd=-1, cgroup_paths=None)
 
 
-def test_create_forks_its_init_born_in_its_namespaces_and_reports_its_pid_itself(clone3, tmp_path: Path) -> None:
+def test_create_forks_its_init_born_in_its_pid_namespace_and_reports_its_pid_itself(clone3, tmp_path: Path) -> None:
     fake = clone3()
     sp = spawn(config(*new(*PLAIN, "cgroup")))
     try:
         joined = sp.fork(V2Cgroup(tmp_path))
-        assert fake.calls == [(BORN_IN | fork.CLONE_INTO_CGROUP, True)]
+        assert fake.calls == [(NEWPID | fork.CLONE_INTO_CGROUP, True)]
         assert joined and sp.stage == "init_in_namespaces"
         # No stage1 reports the pid: the runtime knows it, and has no first child to reap.
         assert next(sp.messages()) == {"t": "pid", "pid": 4242}
@@ -117,12 +120,12 @@ def test_create_forks_its_init_born_in_its_namespaces_and_reports_its_pid_itself
         sp.close()
 
 
-def test_a_kernel_refusing_the_namespaces_gets_stage1_which_reports_why(clone3, tmp_path: Path) -> None:
+def test_a_kernel_refusing_the_pid_namespace_gets_stage1_which_reports_why(clone3, tmp_path: Path) -> None:
     fake = clone3(refuse_namespaces=True)
     sp = spawn(config(*new(*PLAIN)))
     try:
         assert sp.fork(V2Cgroup(tmp_path))
-        assert fake.calls == [(BORN_IN | fork.CLONE_INTO_CGROUP, True), (BORN_IN, False),
+        assert fake.calls == [(NEWPID | fork.CLONE_INTO_CGROUP, True), (NEWPID, False),
                               (fork.CLONE_INTO_CGROUP, True)]
         assert (sp.stage, sp.pid) == ("stage1", 4242)
     finally:
