@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <grp.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mount.h>
@@ -23,6 +24,12 @@ int oci_unshare(int flags) { return unshare(flags); }
 
 /* setns(2): join a namespace by fd (os.setns only from 3.12). */
 int oci_setns(int fd, int nstype) { return setns(fd, nstype); }
+
+/* renameat2(2): os.rename cannot pass RENAME_EXCHANGE. */
+int oci_renameat2(int olddfd, const char *oldpath, int newdfd, const char *newpath, unsigned int flags)
+{
+    return renameat2(olddfd, oldpath, newdfd, newpath, flags);
+}
 
 /* mount(2): the classic mount call, with raw flags and data string. */
 int oci_mount(const char *source, const char *target, const char *fstype,

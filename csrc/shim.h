@@ -37,6 +37,7 @@ int oci_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice, ui
 int oci_ioprio_set(int which, int who, int ioprio);
 int oci_personality(unsigned long persona);
 int oci_setrlimit(int resource, uint64_t soft, uint64_t hard);
+int oci_renameat2(int olddfd, const char *oldpath, int newdfd, const char *newpath, unsigned int flags);
 int oci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
 int oci_fork3(uint64_t flags, int cgroup_fd);
 int oci_bpf(int cmd, void *attr, unsigned int size);

@@ -193,7 +193,7 @@ def finish_create(c: Creation) -> None:
     sd = c.sd
     assert sd is not None
     c.data.pop("creating", None)
-    sd.save(c.data)
+    sd.update(c.data)
     report_pid(c.init_pid, c.opts.pid_file, c.opts.pidfd_socket)
     timing.mark("state")
 
@@ -268,7 +268,7 @@ def _drive(c: Creation, config, sp: Spawn) -> None:
             set_resources(c.cgroup, _pids_resources(config))
             c.data = state_data(c, config)
             # Saved now so that even a create killed half-way can be cleaned up by delete -f.
-            c.sd.save(c.data)
+            c.sd.update(c.data)
             sp.send("state", state=hook_state(c.cid, c.data, "creating"), **_rootless_view(c, config))
         elif kind == "createRuntime":
             _run_create_hooks(c, config)

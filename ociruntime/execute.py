@@ -174,7 +174,7 @@ def _record_exec(root: str, cid: str, exec_pid: int) -> None:
         if start_time is not None:
             alive.append([exec_pid, start_time])
         data["exec_pids"] = alive
-        held.sd.save(data)
+        held.sd.update(data)
 
 
 def _check_terminal(process: Process | None, eo: ExecOptions) -> None:

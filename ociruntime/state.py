@@ -250,13 +250,19 @@ class StateDir:
     def save(self, data: dict) -> None:
         self.write(STATE_FILE, jsonio.dumps(data).encode())
 
+    def update(self, data: dict) -> None:
+        """save() over create's state.json: swapped with it (linux/kernel.py swap_names)."""
+        from ociruntime.linux.kernel import swap_names
+
+        self.write(STATE_FILE, jsonio.dumps(data).encode(), swap_names)
+
     # `exec` needs the config as it was at create: later edits of config.json MUST NOT matter.
     def save_config(self, raw: dict) -> None:
         self.write(CONFIG_COPY, jsonio.dumps(raw).encode())
 
-    def write(self, name: str, data: bytes) -> None:
+    def write(self, name: str, data: bytes, swap=None) -> None:
         try:
-            write_atomic(name if self._fd >= 0 else self.file(name), data, 0o600, self.dir_fd())
+            write_atomic(name if self._fd >= 0 else self.file(name), data, 0o600, self.dir_fd(), swap)
         except FileNotFoundError:
             raise OciError(f"container {self.id!r} was deleted meanwhile (a forced delete): "
                            f"cannot write {self.file(name)}") from None
@@ -477,13 +483,14 @@ def check_state(data: object) -> str | None:
     return None
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o644, dir_fd: int | None = None) -> None:
+def write_atomic(path: str, data: bytes, mode: int = 0o644, dir_fd: int | None = None, swap=None) -> None:
     """Write to a temporary file in the same directory, fsync-free rename over the target.
     With dir_fd, `path` is relative to it. OSError (ENOSPC, EROFS...) is the caller's to word;
     the temporary file never stays behind. Its name is guessable (a pid), and the directory may be
     one others write into (--pid-file in /tmp): O_EXCL never opens what is there, a link planted
     to make root write through it included. What is there is removed (a link, not its target;
-    or what a process of the same pid left when it was killed) and the file made anew."""
+    or what a process of the same pid left when it was killed) and the file made anew. swap(tmp,
+    path, dir_fd) -> True: the names were swapped instead (the old file is removed by tmp)."""
     tmp = f"{path}.{posix.getpid()}.tmp"
     flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC
     try:
@@ -498,7 +505,10 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644, dir_fd: int | None =
                 view = view[posix.write(fd, view):]
         finally:
             posix.close(fd)
-        posix.rename(tmp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        if swap is not None and swap(tmp, path, dir_fd):
+            posix.unlink(tmp, dir_fd=dir_fd)
+        else:
+            posix.rename(tmp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         try:
             posix.unlink(tmp, dir_fd=dir_fd)

@@ -229,3 +229,44 @@ def test_a_process_is_read_from_proc_whatever_its_name(tmp_path: Path) -> None:
         proc.kill()
         proc.wait()
     assert state.process_start_time(proc.pid) is None and state.process_state(proc.pid) == ""
+
+
+class Exchanges:
+    """The real kernel's exchange (renameat2 RENAME_EXCHANGE), recorded; or refused with an
+    errno, as a filesystem without it (EINVAL) would."""
+
+    def __init__(self, refuse: int = 0) -> None:
+        from ociruntime.linux.kernel import Kernel
+
+        self.real, self.refuse, self.calls = Kernel(), refuse, []
+
+    def exchange(self, dir_fd: int, a: str, b: str, what: str) -> None:
+        from ociruntime.errors import SyscallError
+
+        self.calls.append((a, b))
+        if self.refuse:
+            raise SyscallError(self.refuse, what)
+        self.real.exchange(dir_fd, a, b, what)
+
+
+@pytest.mark.parametrize("refuse", [0, 22], ids=["exchanged", "EINVAL: renamed"])
+def test_an_update_of_the_state_replaces_it_whole_and_leaves_nothing_else(tmp_path: Path, refuse: int) -> None:
+    """create's later steps and exec swap the new state.json with the old one (on ext4 a rename
+    over it would write the new file's blocks at once, and delete would free them); where the
+    kernel or filesystem cannot, a rename. Either way: the new document, no temporary file."""
+    from ociruntime.linux import kernel
+
+    sd = state.StateDir.create(str(tmp_path), "c1")
+    fake = Exchanges(refuse)
+    prev = kernel.use(fake)
+    try:
+        sd.save({"id": "c1", "pid": 1, "creating": True})
+        old = os.stat(tmp_path / "c1" / "state.json").st_ino
+        sd.update({"id": "c1", "pid": 2})
+    finally:
+        kernel.use(prev)
+        sd.unlock()
+    assert fake.calls == [(f"state.json.{os.getpid()}.tmp", "state.json")]
+    assert json.loads((tmp_path / "c1" / "state.json").read_bytes()) == {"id": "c1", "pid": 2}
+    assert os.stat(tmp_path / "c1" / "state.json").st_ino != old
+    assert sorted(os.listdir(tmp_path / "c1")) == ["state.json"]
