@@ -62,9 +62,9 @@ def exec_stage1(a: InitArgs) -> None:
     _first_child(a, exec_child, own_cgroup=False)
 
 
-def _first_child(a: InitArgs, child_main, own_cgroup: bool, born_in: int = 0) -> None:
+def _first_child(a: InitArgs, child_main, own_cgroup: bool, born_with: int = 0) -> None:
     """Enter the namespaces, then fork the process that will exec (a new or joined pid
-    namespace only applies to children), report its pid to the runtime, and exit. born_in:
+    namespace only applies to children), report its pid to the runtime, and exit. born_with:
     the namespaces we were born in (init_in_namespaces): we are that process, and go on."""
     code = 1
     try:
@@ -81,7 +81,7 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool, born_in: int = 0) ->
             pid_w = prepare_from_host(a)
         load_what_the_namespaces_need(a)
         refuse_imports_from_disk()
-        enter_namespaces(a, seen, born_in)
+        enter_namespaces(a, seen, born_with)
         if a.root_fd >= 0:
             # Joining a mount namespace resets our root to its root: the container's own only
             # when it pivoted there. Without a mount namespace of its own, it chrooted.
@@ -95,7 +95,7 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool, born_in: int = 0) ->
         if own_cgroup and "cgroup" in a.plan.new_types:
             # After joining the cgroup, so that it is the root of the container's cgroup view.
             namespaces.unshare(namespaces.CLONE_FLAGS["cgroup"], "cgroup namespace")
-        if born_in:
+        if born_with:
             child_main(a)  # the runtime knows our pid: it forked us
         # The runtime's own child (CLONE_PARENT), as runc's: `run --no-subreaper` and `exec`
         # wait for it and get its status; stage1 exits next.
@@ -114,7 +114,7 @@ def _first_child(a: InitArgs, child_main, own_cgroup: bool, born_in: int = 0) ->
 def init_in_namespaces(a: InitArgs) -> None:
     """The init of `create`, born of the runtime in its new pid namespace (Spawn._clone):
     stage1's part without its fork, then the init's. Never returns."""
-    _first_child(a, init, own_cgroup=True, born_in=a.plan.born_in_flags())
+    _first_child(a, init, own_cgroup=True, born_with=a.plan.born_in_flags())
 
 
 def enter_cgroup(a: InitArgs) -> None:
@@ -225,7 +225,7 @@ def exec_child(a: InitArgs) -> None:
     posix._exit(127)
 
 
-def enter_namespaces(a: InitArgs, seen: set[str], born_in: int = 0) -> None:
+def enter_namespaces(a: InitArgs, seen: set[str], born_with: int = 0) -> None:
     """Join, then create, every namespace but the cgroup one (see stage1) and those we were
     born in. `seen` collects the runtime's `cgroup` message if it arrives while we wait for
     the id maps."""
@@ -250,7 +250,7 @@ def enter_namespaces(a: InitArgs, seen: set[str], born_in: int = 0) -> None:
             security.set_dumpable(False)
         posix.setresgid(0, 0, 0)
         posix.setresuid(0, 0, 0)
-    flags = plan.unshare_flags & ~namespaces.CLONE_FLAGS["cgroup"] & ~born_in
+    flags = plan.unshare_flags & ~namespaces.CLONE_FLAGS["cgroup"] & ~born_with
     if flags:
         names = ", ".join(t for t in sorted(plan.new_types) if namespaces.CLONE_FLAGS[t] & flags)
         namespaces.unshare(flags, f"namespaces ({names})")

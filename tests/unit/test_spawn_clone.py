@@ -132,22 +132,19 @@ def test_a_kernel_refusing_the_pid_namespace_gets_stage1_which_reports_why(clone
         sp.close()
 
 
-def test_a_user_namespace_is_made_by_stage1(clone3, tmp_path: Path) -> None:
-    fake = clone3()
-    sp = spawn(config(*new(*PLAIN, "user"), uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}],
-                      gidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}]))
-    try:
-        sp.fork(V2Cgroup(tmp_path))
-        assert fake.calls == [(fork.CLONE_INTO_CGROUP, True)]
-        assert sp.stage == "stage1"
-    finally:
-        sp.close()
+IDMAP = [{"containerID": 0, "hostID": 1000, "size": 1}]
 
 
-def test_work_in_the_hosts_view_is_done_by_stage1(clone3, tmp_path: Path) -> None:
-    """Devices to move into the network namespace are opened by stage1 in the host's."""
+@pytest.mark.parametrize(("namespaces", "extra"), [
+    # A user namespace: the runtime writes its id maps between making it and forking the init.
+    (new(*PLAIN, "user"), {"uidMappings": IDMAP, "gidMappings": IDMAP}),
+    # Devices to move into the network namespace are opened by stage1 in the host's.
+    (new(*PLAIN), {"netDevices": {"eth9": {"name": "ceth0"}}}),
+], ids=["user namespace", "work in the host's view"])
+def test_these_configs_fork_stage1_into_the_cgroup_only(clone3, tmp_path: Path, namespaces: list,
+                                                         extra: dict) -> None:
     fake = clone3()
-    sp = spawn(config(*new(*PLAIN), netDevices={"eth9": {"name": "ceth0"}}))
+    sp = spawn(config(*namespaces, **extra))
     try:
         sp.fork(V2Cgroup(tmp_path))
         assert fake.calls == [(fork.CLONE_INTO_CGROUP, True)]
