@@ -28,8 +28,8 @@ BLOCKS = {
              "linux.namespaces", "linux.sync", "linux.initargs"),
     # The child the runtime forks (spawn.py), after linux/security.py and kernel.py, which every
     # child of the runtime loads first; the rest of what it needs it inherits.
-    "child": ("hooks", "linux.mountflags", "linux.mountapi", "linux.rootfs", "linux.devices", "linux.fork",
-              "linux.procfs", "linux.lsm", "linux.procattrs", "linux.seccomp", "linux.waitexec", "linux.init"),
+    "child": ("linux.mountflags", "linux.mountapi", "linux.rootfs", "linux.devices", "linux.fork",
+              "linux.procfs", "linux.lsm", "linux.waitexec", "linux.init"),
 }
 
 

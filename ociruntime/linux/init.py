@@ -13,23 +13,10 @@ from __future__ import annotations
 import posix
 import sys
 
-from ociruntime import hooks, lean, signals, timing
+from ociruntime import lean, signals, timing
 from ociruntime.config import Config
 from ociruntime.errors import OciError, SetupError, SyscallError
-from ociruntime.linux import (
-    devices,
-    fork,
-    lsm,
-    namespaces,
-    procattrs,
-    procfs,
-    rootfs,
-    rootless,
-    seccomp,
-    security,
-    sync,
-    waitexec,
-)
+from ociruntime.linux import devices, fork, lsm, namespaces, procfs, rootfs, rootless, security, sync, waitexec
 from ociruntime.linux.initargs import InitArgs
 from ociruntime.linux.kernel import kernel, shim
 
@@ -149,9 +136,16 @@ def join_cgroups(a: InitArgs) -> None:
 
 
 def load_what_the_namespaces_need(a: InitArgs) -> None:
-    """The modules used only once we are inside the container's namespaces, loaded now."""
+    """The modules used only once we are inside the container's namespaces, and only for some
+    configs, loaded now (or never: each is ~0.1 ms of imports on create's critical path). A
+    seccomp filter's module (connect_listener, send_listener_state) came with the filter:
+    the runtime compiled it (linux/bpfcache.py)."""
     if "network" in a.plan.new_types and not a.is_exec:
         from ociruntime.linux import network  # noqa: F401  (loopback_up)
+    if not a.is_exec and (a.config.hooks["createContainer"] or a.config.hooks["startContainer"]):
+        from ociruntime import hooks  # noqa: F401
+    if a.config.process is not None and wants_task_attributes(a):
+        from ociruntime.linux import procattrs  # noqa: F401
 
 
 class _NoImportFromDisk:
@@ -187,6 +181,8 @@ def prepare_from_host(a: InitArgs) -> int:
         a.net_mover.start()
     if a.seccomp is None or not a.seccomp.listener_path:
         return -1
+    from ociruntime.linux import seccomp
+
     a.listener_fd = seccomp.connect_listener(a.seccomp.listener_path)
     a.pid_pipe, pid_w = posix.pipe2(posix.O_CLOEXEC)
     return pid_w
@@ -289,7 +285,10 @@ def init(a: InitArgs) -> None:
             # namespaces and mounts used by others), never started.
             raise SetupError("config.json has no process: there is no program to start")
         state["status"] = "created"
-        hooks.run_hooks("startContainer", a.config.hooks["startContainer"], state)
+        if a.config.hooks["startContainer"]:
+            from ociruntime import hooks
+
+            hooks.run_hooks("startContainer", a.config.hooks["startContainer"], state)
         exec_process(a)
     except BaseException as err:
         # `start` is waiting on the fifo: what we write there is the error it reports.
@@ -357,7 +356,10 @@ def _run_create_container_hooks(a: InitArgs, state: dict) -> None:
     if any(config.hooks[k] for k in ("prestart", "createRuntime", "createContainer")):
         sync.send(a.sync_fd, "createRuntime")
         sync.expect(a.sync_fd, "createContainer", "waiting for createRuntime hooks")
-        hooks.run_hooks("createContainer", config.hooks["createContainer"], state)
+        if config.hooks["createContainer"]:
+            from ociruntime import hooks
+
+            hooks.run_hooks("createContainer", config.hooks["createContainer"], state)
         timing.mark("hooks")
 
 
@@ -455,6 +457,10 @@ def set_task_attributes(a: InitArgs) -> None:
     they may need and before a seccomp filter could refuse the syscalls. Not in the runtime's
     stages before this: a SCHED_DEADLINE task cannot fork, nor should a memory policy or a
     low priority slow the set-up down."""
+    if not wants_task_attributes(a):
+        return
+    from ociruntime.linux import procattrs
+
     process = a.config.process
     assert process is not None
     linux = a.config.linux
@@ -469,6 +475,13 @@ def set_task_attributes(a: InitArgs) -> None:
         procattrs.set_io_priority(process.io_priority)
     if process.scheduler:
         procattrs.set_scheduler(process.scheduler)
+
+
+def wants_task_attributes(a: InitArgs) -> bool:
+    """Whether set_task_attributes has anything to set (a process is configured)."""
+    process, linux = a.config.process, a.config.linux
+    return bool((process.exec_cpu_affinity.get("final") and a.is_exec) or linux.personality
+                or linux.memory_policy or process.io_priority or process.scheduler)
 
 
 MAX_PASSWD_BYTES = 4 << 20
@@ -506,6 +519,8 @@ def load_seccomp(a: InitArgs) -> None:
     notify_fd = a.seccomp.load()
     if notify_fd < 0:
         return
+    from ociruntime.linux import seccomp
+
     try:
         seccomp.send_listener_state(a.listener_fd, notify_fd, listener_state(a), _host_pid(a),
                                     a.seccomp.listener_metadata)

@@ -187,6 +187,19 @@ def test_run_and_exec_leave_the_child_side_to_the_child(oci: Runtime, bundle, tm
     assert _loaded_by(oci, tmp_path, call, CHILD_SIDE + OS) == []
 
 
+def _imported_by(tmp_path: Path, argv: list[str]) -> set[str]:
+    """The names -X importtime prints for one call of the launcher's interpreter (the runtime and
+    its children, through a file: the container keeps the caller's stderr); it must exit 0."""
+    err = tmp_path / "importtime"
+    with open(err, "wb") as f:
+        res = subprocess.run([launcher_interpreter(), "-I", "-S", "-X", "importtime", *argv],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, timeout=30)
+    text = err.read_text(errors="replace")
+    assert res.returncode == 0, text[-2000:]
+    return {line.rsplit("|", 1)[1].strip() for line in text.splitlines()
+            if line.startswith("import time:") and "self [us]" not in line}
+
+
 def test_the_child_side_never_imports_os(oci: Runtime, bundle, tmp_path) -> None:
     """The child's imports are on create's critical path (nothing waits on a cgroup move: cgroups.v1
     self_join, or born in it on v2): the child side runs on `posix` and lean.py, so `os`
@@ -194,18 +207,35 @@ def test_the_child_side_never_imports_os(oci: Runtime, bundle, tmp_path) -> None
     -X importtime (the child inherits stderr; through a file: the container keeps it open)."""
     cid = oci.new_id()
     b = bundle(["sleep", "60"])  # new namespaces, network among them: linux/network.py too
-    err = tmp_path / "importtime"
-    with open(err, "wb") as f:
-        res = subprocess.run([launcher_interpreter(), "-I", "-S", "-X", "importtime",
-                              *oci.cmd("create", "--bundle", str(b), cid)],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, timeout=30)
-    text = err.read_text(errors="replace")
-    assert res.returncode == 0, text[-2000:]
-    names = {line.rsplit("|", 1)[1].strip() for line in text.splitlines()
-             if line.startswith("import time:") and "|" in line}
+    names = _imported_by(tmp_path, oci.cmd("create", "--bundle", str(b), cid))
     assert "ociruntime.linux.init" in names and "ociruntime.linux.network" in names, "the child's imports not seen"
     assert sorted(names & {"os", "posixpath", "_collections_abc"}) == []
     assert oci.status(cid) == "created"
+
+
+# Loaded by the child only for configs that use them (linux/init.py, load_what_the_namespaces_need),
+# before it enters the container's namespaces, where no import may be read.
+FOR_SOME_CONFIGS = ("ociruntime.hooks", "ociruntime.linux.procattrs", "ociruntime.linux.seccomp")
+
+
+def test_the_child_loads_hooks_and_task_attributes_only_for_configs_that_have_them(oci: Runtime, bundle,
+                                                                                  tmp_path) -> None:
+    """hooks.py, linux/procattrs.py and linux/seccomp.py are ~0.1 ms of imports each in the
+    child, on create's critical path: a plain config's child loads none of them. With
+    createContainer and startContainer hooks and a personality, the child loads the first two
+    before it enters the container, and the container runs: the startContainer hook, which runs
+    after `start`, and the personality, set after pivot_root, find their modules loaded."""
+    names = _imported_by(tmp_path, oci.cmd("run", "--bundle", str(bundle(["true"])), oci.new_id()))
+    assert "ociruntime.linux.init" in names, "the child's imports not seen"
+    assert sorted(names & set(FOR_SOME_CONFIGS)) == []
+
+    def uses_them(c: dict) -> None:
+        c["hooks"] = {"createContainer": [{"path": "/bin/true"}], "startContainer": [{"path": "/bin/true"}]}
+        c["linux"]["personality"] = {"domain": "LINUX"}
+
+    b = bundle(["true"], edit=uses_them)
+    names = _imported_by(tmp_path, oci.cmd("run", "--bundle", str(b), oci.new_id()))
+    assert sorted(names & set(FOR_SOME_CONFIGS)) == ["ociruntime.hooks", "ociruntime.linux.procattrs"]
 
 
 # What create's two processes may load from disk besides the package and the interpreter's own
@@ -220,34 +250,25 @@ def test_create_loads_no_other_library_from_disk(oci: Runtime, bundle, tmp_path)
     in the child, on create's critical path: the built-in cores (_struct, _stat) and the shim
     (setrlimit) do the same work; on cgroup v2, the device filter (ebpf.py) too. Both processes
     print under -X importtime (through a file: the container keeps the caller's stderr)."""
-    def names(argv: list[str]) -> set[str]:
-        err = tmp_path / "importtime"
-        with open(err, "wb") as f:
-            res = subprocess.run([launcher_interpreter(), "-I", "-S", "-X", "importtime", *argv],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, timeout=30)
-        text = err.read_text(errors="replace")
-        assert res.returncode == 0, text[-2000:]
-        return {line.rsplit("|", 1)[1].strip() for line in text.splitlines()
-                if line.startswith("import time:") and "self [us]" not in line}
-
     def limits(c: dict) -> None:  # linux/security.py's set_rlimits, in the container's init
         c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 300, "hard": 600}]
 
     cid = oci.new_id()
-    loaded = names(oci.cmd("create", "--bundle", str(bundle(["sleep", "60"], edit=limits)), cid))
+    loaded = _imported_by(tmp_path, oci.cmd("create", "--bundle", str(bundle(["sleep", "60"], edit=limits)), cid))
     assert "ociruntime.linux.init" in loaded and "ociruntime.linux.network" in loaded, "the child's imports not seen"
-    others = loaded - names(["-c", "pass"]) - set(sys.builtin_module_names)
+    others = loaded - _imported_by(tmp_path, ["-c", "pass"]) - set(sys.builtin_module_names)
     assert sorted(n for n in others if not n.startswith("ociruntime")) == sorted(FROM_DISK)
     assert oci.status(cid) == "created"
 
 
 # What create's and exec's paths load on their own, outside the blocks (ociruntime/blocks.py): what every
 # child of the runtime loads first (spawn.child_after_fork), and what only some hosts or configs
-# need (a cgroup driver, v2's device filter, clone3 into a v2 cgroup, a network namespace). The
-# cache's writer: only here, where -B leaves no cache.
+# need (a cgroup driver, v2's device filter, clone3 into a v2 cgroup, a network namespace, hooks,
+# task attributes, a seccomp filter). The cache's writer: only here, where -B leaves no cache.
 ON_THEIR_OWN = {"bytecache", "linux.security", "linux.kernel", "_shim", "linux.cgroups.v1",
                 "linux.cgroups.v2", "linux.cgroups.controllers", "linux.cgroups.systemd", "linux.cgroups.dbus",
-                "linux.cgroups.ebpf", "linux.fork", "linux.network"}
+                "linux.cgroups.ebpf", "linux.fork", "linux.network",
+                *(m.removeprefix("ociruntime.") for m in FOR_SOME_CONFIGS)}
 
 
 def _path_imports(oci: Runtime, tmp_path: Path, args: list[str], *flags: str,
