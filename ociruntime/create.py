@@ -168,7 +168,7 @@ def _build(c: Creation, config) -> None:
         fifo_fd=_make_fifo(c.sd), cgroup_paths=cgroup_paths)
     c.console_peer = sp.take_console_peer()
     joined = sp.fork(c.cgroup)
-    sp.send("go")
+    sp.go()
     # stage1 forks the init inside the cgroup: the pids limit waits until the init exists
     # (_drive), so that a limit of 0 or 1 does not forbid that very fork.
     before_init = _resources_before_init(config)

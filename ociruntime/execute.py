@@ -237,7 +237,7 @@ def _spawn(config: Config, data: dict, joins: list[tuple[str, str]], eo: ExecOpt
             if eo.cgroups:
                 join_sub_cgroups(cg.paths(), eo.cgroups, sp.pid)
         timing.mark("exec-cgroup")
-        sp.send("go")
+        sp.go()
         for _ in sp.messages():
             pass
         if not sp.child:

@@ -86,20 +86,29 @@ class Spawn:
         """Fork the first child, which never returns here; close its ends of the fds. With
         `cgroup`, the child may be born in it (clone3 CLONE_INTO_CGROUP, a cgroup v2
         directory; not without `born_in`): True if it was, False if the caller must move it
-        (apply), but for the v1 hierarchies it joins itself (cgroup.self_join) on `go`."""
+        (apply), but for the v1 hierarchies, which it joins itself (cgroup.self_join): their
+        directories are made and their `tasks` opened after the fork, while the child loads
+        its side, and go to it with `go` (go())."""
         parent = posix.getpid()
         target = cgroup.clone_target() if cgroup is not None and born_in else -1
         try:
-            self.args.cgroup_joins = cgroup.self_join() if cgroup is not None else []
             joined = self._clone(target)
         finally:
             _close(target)
         if self.pid == 0:
             self._run_child(parent)
-        _close(self.args.sync_fd, self.args.fifo_fd, self.args.console_fd, self.args.root_fd,
-               *(fd for fd, _ in self.args.cgroup_joins))
+        _close(self.args.sync_fd, self.args.fifo_fd, self.args.console_fd, self.args.root_fd)
+        self.args.cgroup_joins = cgroup.self_join() if cgroup is not None else []
         timing.mark(f"{self.label}clone")
         return joined
+
+    def go(self) -> None:
+        """Let the first child go on, with the `tasks` files fork() opened (SCM_RIGHTS)."""
+        joins, self.args.cgroup_joins = self.args.cgroup_joins, []
+        try:
+            self.send("go", fds=[fd for fd, _ in joins], tasks=[path for _, path in joins])
+        finally:
+            _close(*(fd for fd, _ in joins))
 
     def _clone(self, target: int) -> bool:
         """Fork the first child (self.pid), born in the cgroup v2 directory `target` if given
@@ -142,12 +151,13 @@ class Spawn:
         finally:
             posix._exit(1)
 
-    def send(self, kind: str, **fields) -> None:
-        """Tell the children `kind`; if they have gone, raise the error they reported first."""
+    def send(self, kind: str, fds: list[int] | None = None, **fields) -> None:
+        """Tell the children `kind` (with `fds`); if they have gone, raise the error they
+        reported first."""
         from ociruntime.linux import sync
 
         try:
-            sync.send(self.fd, kind, **fields)
+            sync.send(self.fd, kind, fds, **fields)
         except (BrokenPipeError, ConnectionResetError):
             for _ in self.messages():  # an "error" among them raises
                 pass
@@ -195,9 +205,13 @@ class Spawn:
         return peer
 
     def close(self) -> None:
-        """Our fds: the sync socket, and the console peer unless it was taken."""
+        """Our fds: the sync socket, the console peer unless it was taken, and the `tasks`
+        files if `go` never took them."""
         _close(self.fd, self.console_peer)
         self.fd = self.console_peer = -1
+        if hasattr(self, "args"):  # not when __init__ failed before making them
+            _close(*(fd for fd, _ in self.args.cgroup_joins))
+            self.args.cgroup_joins = []
 
 
 def report_pid(pid: int, pid_file: str | None, pidfd_socket: str | None) -> None:

@@ -108,7 +108,8 @@ def enter_cgroup(a: InitArgs) -> None:
     """The first child's start, in the host's view: our fds only, the runtime's go, the
     container's v1 cgroups joined, non-dumpable, and what is read through the host's /proc."""
     close_inherited_fds(a)
-    sync.expect(a.sync_fd, "go", "waiting for the runtime")
+    msg, fds = sync.expect_fds(a.sync_fd, "go", "waiting for the runtime")
+    a.cgroup_joins = list(zip(fds, msg.get("tasks") or [], strict=True))
     join_cgroups(a)
     security.set_dumpable(False)
     # Through the host's /proc while we still see it, inherited by the process we fork: as
@@ -193,8 +194,7 @@ def close_inherited_fds(a: InitArgs) -> None:
     flock would otherwise be held by the waiting init until `start`."""
     from ociruntime import log
 
-    keep = ({a.sync_fd, a.fifo_fd, a.console_fd, a.root_fd, log.fd()} | set(range(3 + a.keep_fds))
-            | {fd for fd, _ in a.cgroup_joins})
+    keep = {a.sync_fd, a.fifo_fd, a.console_fd, a.root_fd, log.fd()} | set(range(3 + a.keep_fds))
     for name in posix.listdir("/proc/self/fd"):
         fd = int(name)
         if fd not in keep:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import _socket
 import posix
+import sys
 
 from ociruntime import jsonio
 from ociruntime.errors import CHILD_ERRORS, OciError, SetupError
 
 MAX_MESSAGE = 1 << 16
+MAX_FDS = 64  # a message's fds (SCM_RIGHTS): the v1 hierarchies' `tasks` files, about a dozen
 
 
 def socketpair() -> tuple[int, int]:
@@ -21,9 +23,19 @@ def socketpair() -> tuple[int, int]:
     return a.detach(), b.detach()
 
 
-def send(fd: int, kind: str, **fields: object) -> None:
+def send(fd: int, kind: str, fds: list[int] | None = None, **fields: object) -> None:
+    """One message; `fds` go with it (SCM_RIGHTS), for expect_fds to take."""
     fields["t"] = kind
-    posix.write(fd, jsonio.dumps(fields).encode())
+    data = jsonio.dumps(fields).encode()
+    if not fds:
+        posix.write(fd, data)
+        return
+    sock = _socket.socket(fileno=fd)
+    try:
+        sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                               b"".join(n.to_bytes(4, sys.byteorder) for n in fds))])
+    finally:
+        sock.detach()
 
 
 def send_error(fd: int, err: BaseException) -> None:
@@ -54,6 +66,10 @@ def recv(fd: int) -> dict | None:
         data = posix.read(fd, MAX_MESSAGE)
     except ConnectionResetError:
         return None
+    return _decode(data)
+
+
+def _decode(data: bytes) -> dict | None:
     if not data:
         return None
     msg = jsonio.loads(data)
@@ -76,7 +92,32 @@ def expect_one_of(fd: int, kinds: tuple[str, ...], what: str) -> str:
 
 def expect(fd: int, kind: str, what: str) -> dict:
     """Wait for one message of `kind`; an 'error' message or EOF becomes a SetupError."""
-    msg = recv(fd)
+    return _expected(recv(fd), kind, what)
+
+
+def expect_fds(fd: int, kind: str, what: str) -> tuple[dict, list[int]]:
+    """expect(), for a message that may carry fds (send's `fds`): it and its fds, close-on-exec."""
+    sock = _socket.socket(fileno=fd)
+    try:
+        data, ancillary, flags, _ = sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(4 * MAX_FDS),
+                                                 _socket.MSG_CMSG_CLOEXEC)
+    except ConnectionResetError:
+        data, ancillary, flags = b"", [], 0
+    finally:
+        sock.detach()
+    fds = [int.from_bytes(raw[i:i + 4], sys.byteorder) for level, kind_, raw in ancillary
+           if level == _socket.SOL_SOCKET and kind_ == _socket.SCM_RIGHTS for i in range(0, len(raw) - 3, 4)]
+    try:
+        if flags & _socket.MSG_CTRUNC:
+            raise SetupError(f"{what}: more than {MAX_FDS} fds in one message")
+        return _expected(_decode(data), kind, what), fds
+    except BaseException:
+        for n in fds:
+            posix.close(n)
+        raise
+
+
+def _expected(msg: dict | None, kind: str, what: str) -> dict:
     if msg is None:
         raise SetupError(f"{what}: the other side exited")
     if msg["t"] == "error":

@@ -180,7 +180,14 @@ HOT_PATH = ("cli", "api", "container", "state", "signals", "linux.freezer")
 # RENAME_EXCHANGE) rather than rename over it, which on ext4 writes the new file's blocks at once
 # (create's last rename 0.34 -> 0.05 ms, plus 0.05 for the unlink; delete's unlink of state.json
 # 0.31 -> 0.05 ms; strace -T): create 754,394, budget 755,000; the hot path 170,295, budget 170,500.
-CREATE_PATH_BUDGET = 755_000
+# Round 18: the child loads hooks.py, procattrs.py and seccomp.py only for a config that uses them
+# (init.load_what_the_namespaces_need, +1.5 kB in init.py). This list names them (a config may need
+# them), so it sees only the growth; a plain config's child loads 28.3 kB less (8.7 + 9.1 + 10.5):
+# create 755,904, budget 756,500. Then the v1 hierarchies' directories are made and their `tasks`
+# opened after the fork, while the child loads its side, and go to it with `go` in SCM_RIGHTS
+# (Spawn.fork, Spawn.go, sync.send's fds, sync.expect_fds; +5.3 kB): `--debug create`'s total
+# 12.75 -> 12.35 ms (30 interleaved). create 761,222, budget 761,500.
+CREATE_PATH_BUDGET = 761_500
 HOT_PATH_BUDGET = 170_500
 HEAVY = {"jsonschema", "json", "re", "typing", "dataclasses", "argparse", "subprocess", "enum", "pathlib",
          "signal", "inspect", "pyroute2", "ctypes", "jeepney", "collections", "functools"}

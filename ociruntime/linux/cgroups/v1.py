@@ -35,7 +35,7 @@ class V1Manager(CgroupManager):
         self.made = made or {}                # hierarchy key -> directories apply() created
         self.skipped: set[str] = set()        # rootless: hierarchies we could not create/join
         self.joining: set[str] = set()        # hierarchies the child joins itself (self_join)
-        self.created = False                  # create() has run
+        self.created: set[str] = set()        # hierarchies create() has made (or found made)
 
     # ------------------------------------------------------------ state
 
@@ -76,13 +76,11 @@ class V1Manager(CgroupManager):
 
     # ------------------------------------------------------------ lifecycle
 
-    def create(self) -> None:
-        """Create the directories (no process moves). Idempotent; a later exec's apply()
-        finds them existing and keeps the counts from the first call."""
-        if self.created:
-            return
+    def create(self, keys: tuple[str, ...] | None = None) -> None:
+        """Create the directories (no process moves), only those of `keys` if given. Idempotent;
+        a later exec's apply() finds them existing and keeps the counts from the first call."""
         for key, path in self.dirs.items():
-            if key in self.skipped:
+            if key in self.skipped or key in self.created or (keys is not None and key not in keys):
                 continue
             made = 0
             try:
@@ -93,7 +91,7 @@ class V1Manager(CgroupManager):
                     _fill_cpuset(path, made)
             except CgroupError as e:
                 self._skip_or_raise(key, e, made)
-        self.created = True
+            self.created.add(key)
 
     def plan(self) -> None:
         for key, path in self.paths().items():
@@ -111,10 +109,11 @@ class V1Manager(CgroupManager):
                 if key not in self.skipped]
 
     def clone_target(self) -> int:
-        """Hybrid host: the unified hierarchy's directory, which the child is born in."""
+        """Hybrid host: the unified hierarchy's directory, which the child is born in (the
+        v1 hierarchies' are made after the fork, while the child loads its side: self_join)."""
         if "" not in self.dirs:
             return -1
-        self.create()
+        self.create(("",))
         if "" in self.skipped:
             return -1
         try:
