@@ -392,6 +392,27 @@ def test_v1_apply_joins_every_hierarchy(child: int, cleanup: list[str]) -> None:
     assert set(mgr.made.values()) == {2}
 
 
+@pytest.mark.skipif(not (IS_ROOT and HOST.v1 and HOST.unified), reason="needs a hybrid host (v1 and cgroup2)")
+def test_v1_clone_target_makes_the_unified_directory_and_self_join_the_rest(cleanup: list[str]) -> None:
+    """Spawn.fork clones the child into the unified hierarchy's directory, then makes the v1
+    hierarchies' (self_join) while the child loads its side: clone_target makes only the
+    first, self_join the others, each recorded for destroy."""
+    mgr = _v1_manager(cleanup)
+    fd = mgr.clone_target()
+    try:
+        assert fd >= 0
+        assert {k: os.path.isdir(d) for k, d in mgr.paths().items()} == {k: k == "" for k in mgr.paths()}
+    finally:
+        os.close(fd)
+    joins = mgr.self_join()
+    for jfd, _ in joins:
+        os.close(jfd)
+    assert all(os.path.isdir(d) for d in mgr.paths().values())
+    assert set(mgr.made) == set(mgr.paths())
+    mgr.destroy()
+    assert not any(os.path.exists(d) for d in mgr.paths().values())
+
+
 @needs_v1
 def test_v1_self_join_lets_the_child_move_itself(cleanup: list[str]) -> None:
     """self_join: the cgroups made and every v1 hierarchy's `tasks` opened; the forked child's
