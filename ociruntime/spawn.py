@@ -21,7 +21,7 @@ class Spawn:
     (that process), `console_peer` (our end of the console socketpair when no --console-socket
     was given: the pty master comes here)."""
 
-    __slots__ = ("args", "child", "console_peer", "fd", "label", "pid", "stage")
+    __slots__ = ("args", "child", "console_peer", "fd", "joins", "label", "pid", "stage")
 
     def __init__(self, config, bundle: str, plan, stage, label: str, console_socket: str | None,
                  **fields) -> None:
@@ -31,6 +31,7 @@ class Spawn:
         self.stage, self.label = stage, label
         self.pid = self.child = 0
         self.fd = self.console_peer = -1
+        self.joins: list[tuple[int, str]] = []  # the `tasks` files fork() opened, until go() sends them
         console_fd = sync_fd = -1
         seccomp = None
         try:
@@ -98,13 +99,13 @@ class Spawn:
         if self.pid == 0:
             self._run_child(parent)
         _close(self.args.sync_fd, self.args.fifo_fd, self.args.console_fd, self.args.root_fd)
-        self.args.cgroup_joins = cgroup.self_join() if cgroup is not None else []
+        self.joins = cgroup.self_join() if cgroup is not None else []
         timing.mark(f"{self.label}clone")
         return joined
 
     def go(self) -> None:
         """Let the first child go on, with the `tasks` files fork() opened (SCM_RIGHTS)."""
-        joins, self.args.cgroup_joins = self.args.cgroup_joins, []
+        joins, self.joins = self.joins, []
         try:
             self.send("go", fds=[fd for fd, _ in joins], tasks=[path for _, path in joins])
         finally:
@@ -207,11 +208,9 @@ class Spawn:
     def close(self) -> None:
         """Our fds: the sync socket, the console peer unless it was taken, and the `tasks`
         files if `go` never took them."""
-        _close(self.fd, self.console_peer)
+        _close(self.fd, self.console_peer, *(fd for fd, _ in self.joins))
         self.fd = self.console_peer = -1
-        if hasattr(self, "args"):  # not when __init__ failed before making them
-            _close(*(fd for fd, _ in self.args.cgroup_joins))
-            self.args.cgroup_joins = []
+        self.joins = []
 
 
 def report_pid(pid: int, pid_file: str | None, pidfd_socket: str | None) -> None:

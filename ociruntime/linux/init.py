@@ -109,8 +109,7 @@ def enter_cgroup(a: InitArgs) -> None:
     container's v1 cgroups joined, non-dumpable, and what is read through the host's /proc."""
     close_inherited_fds(a)
     msg, fds = sync.expect_fds(a.sync_fd, "go", "waiting for the runtime")
-    a.cgroup_joins = list(zip(fds, msg.get("tasks") or [], strict=True))
-    join_cgroups(a)
+    join_cgroups(list(zip(fds, msg.get("tasks") or [], strict=True)))
     security.set_dumpable(False)
     # Through the host's /proc while we still see it, inherited by the process we fork: as
     # the host's root, so a negative oomScoreAdj is allowed even in a user namespace.
@@ -119,12 +118,12 @@ def enter_cgroup(a: InitArgs) -> None:
         security.set_oom_score_adj(a.config.process.oom_score_adj)
 
 
-def join_cgroups(a: InitArgs) -> None:
-    """Move ourselves into the container's v1 cgroups (cgroups.v1 self_join): still in the
+def join_cgroups(joins: list[tuple[int, str]]) -> None:
+    """Move ourselves into the container's v1 cgroups: write "0" to each `tasks` file (fd, path)
+    the runtime opened (cgroups.v1 self_join) and sent with `go`, then close it. Still in the
     host's namespaces, and before we fork what inherits them."""
     from ociruntime.linux.cgroups import fs
 
-    joins, a.cgroup_joins = a.cgroup_joins, []
     try:
         for fd, path in joins:
             try:

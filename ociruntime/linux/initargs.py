@@ -14,7 +14,6 @@ class InitArgs:
 
     __slots__ = (
         "bundle",
-        "cgroup_joins",
         "cgroup_paths",
         "config",
         "console_fd",
@@ -57,8 +56,6 @@ class InitArgs:
         self.no_pivot = no_pivot
         self.new_keyring = new_keyring
         self.cgroup_paths = cgroup_paths
-        # (fd, path) to write "0" to: opened by Spawn.fork after the fork, sent with `go`
-        self.cgroup_joins: list[tuple[int, str]] = []
         self.root_fd = root_fd  # exec into a container without its own mount namespace: its root
         self.exec_path = ""
         self.idmapped: dict = {}  # Mount -> detached id-mapped tree (stage1, idmap.prepare)

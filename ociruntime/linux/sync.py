@@ -80,19 +80,12 @@ def _decode(data: bytes) -> dict | None:
 
 def expect_one_of(fd: int, kinds: tuple[str, ...], what: str) -> str:
     """Wait for a message of one of `kinds`; returns which."""
-    msg = recv(fd)
-    if msg is None:
-        raise SetupError(f"{what}: the other side exited")
-    if msg["t"] == "error":
-        raise error_from(msg)
-    if msg["t"] not in kinds:
-        raise SetupError(f"{what}: expected one of {kinds}, got {msg['t']!r}")
-    return str(msg["t"])
+    return str(_expected(recv(fd), kinds, what)["t"])
 
 
 def expect(fd: int, kind: str, what: str) -> dict:
     """Wait for one message of `kind`; an 'error' message or EOF becomes a SetupError."""
-    return _expected(recv(fd), kind, what)
+    return _expected(recv(fd), (kind,), what)
 
 
 def expect_fds(fd: int, kind: str, what: str) -> tuple[dict, list[int]]:
@@ -110,18 +103,20 @@ def expect_fds(fd: int, kind: str, what: str) -> tuple[dict, list[int]]:
     try:
         if flags & _socket.MSG_CTRUNC:
             raise SetupError(f"{what}: more than {MAX_FDS} fds in one message")
-        return _expected(_decode(data), kind, what), fds
+        return _expected(_decode(data), (kind,), what), fds
     except BaseException:
         for n in fds:
             posix.close(n)
         raise
 
 
-def _expected(msg: dict | None, kind: str, what: str) -> dict:
+def _expected(msg: dict | None, kinds: tuple[str, ...], what: str) -> dict:
+    """msg if it is one of `kinds`; an 'error' message or EOF (None) becomes a SetupError."""
     if msg is None:
         raise SetupError(f"{what}: the other side exited")
     if msg["t"] == "error":
         raise error_from(msg)
-    if msg["t"] != kind:
-        raise SetupError(f"{what}: expected {kind!r}, got {msg['t']!r}")
+    if msg["t"] not in kinds:
+        wanted = repr(kinds[0]) if len(kinds) == 1 else f"one of {kinds}"
+        raise SetupError(f"{what}: expected {wanted}, got {msg['t']!r}")
     return msg

@@ -418,14 +418,12 @@ def test_v1_self_join_lets_the_child_move_itself(cleanup: list[str]) -> None:
     """self_join: the cgroups made and every v1 hierarchy's `tasks` opened; the forked child's
     join_cgroups (linux/init.py) writes "0" to each, which moves it into all of them; apply()
     then moves it only where self_join could not (the unified hierarchy of a hybrid host)."""
-    from types import SimpleNamespace
-
     from ociruntime.linux.init import join_cgroups
 
     mgr = _v1_manager(cleanup, nested=True)
     joins = mgr.self_join()
     assert sorted(path for _, path in joins) == sorted(d + "/tasks" for k, d in mgr.paths().items() if k)
-    pid, r = _forked(lambda: join_cgroups(SimpleNamespace(cgroup_joins=joins)))
+    pid, r = _forked(lambda: join_cgroups(list(joins)))
     try:
         for fd, _ in joins:
             os.close(fd)
