@@ -54,7 +54,7 @@ def main() -> None:
 # the index, runs at once; the others load from it when imported (_CacheFinder). The file is
 # trusted as the package's pycs are, and only if its owner is root or us and nobody else may
 # write it; what is read from it later must be the file checked now (same inode, same mode).
-CACHE_MAGIC = b"ociBC002"
+CACHE_MAGIC = b"ociBC003"
 
 
 def _load_from_cache() -> None:
