@@ -186,6 +186,9 @@ do_guest_tests() {
         echo "   no guest image: not run"
         return 1
     fi
+    # tests/vm/run's own guard first (~5 s): a guest wedged at boot is stopped and booted again.
+    deadline=0
+    locked tests/vm/boot-deadline-check || deadline=1
     dirs=tests/integration
     has_tests tests/security && dirs="$dirs tests/security"
     # One boot: the cgroupv2 selection, podman with our runtime, AppArmor as its tests need it;
@@ -201,7 +204,8 @@ do_guest_tests() {
         echo
         tests/vm/podman-check || failed="$failed podman-check"
         tests/vm/apparmor-check || failed="$failed apparmor-check"
-        [ -z "$failed" ] || { echo "guest-tests: FAILED:$failed"; exit 1; }'
+        [ -z "$failed" ] || { echo "guest-tests: FAILED:$failed"; exit 1; }' || return 1
+    return "$deadline"
 }
 
 echo "== ociruntime test suite: $(date -u +%FT%TZ), $(nproc) cores, host cgroups $(stat -fc %T /sys/fs/cgroup); logs in $LOGDIR"
