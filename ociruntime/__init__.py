@@ -50,11 +50,11 @@ def main() -> None:
 # The bytecode cache (ociruntime/bytecache.py builds it). Importing a module costs ~0.1 ms before
 # its code runs (finders, path stats, reading and checking its pyc): ~1 ms for the hot modules on
 # every call, ~3 ms more for create's. One file holds every module's code object instead, with
-# its source's mtime (ns) and size, as a pyc holds them. The hot modules' code, one block after
-# the index, runs at once; the others load from it when imported (_CacheFinder). The file is
+# its source's mtime (ns) and size, as a pyc holds them. The hot modules' code, first after the
+# index, runs at once; the others load from it when imported (_CacheFinder). The file is
 # trusted as the package's pycs are, and only if its owner is root or us and nobody else may
 # write it; what is read from it later must be the file checked now (same inode, same mode).
-CACHE_MAGIC = b"ociBC003"
+CACHE_MAGIC = b"ociBC004"
 
 
 def _load_from_cache() -> None:
@@ -145,24 +145,28 @@ def _open_cache(path: str, key: tuple, pkg: str) -> tuple | None:
         return None
     try:
         identity = _trusted(fd)
-        head = posix.read(fd, 16)
+        head = posix.read(fd, 12)
         if head[:8] != CACHE_MAGIC:
             raise ValueError("another format")
-        index_len, hot_len = int.from_bytes(head[8:12], "little"), int.from_bytes(head[12:], "little")
-        data = posix.read(fd, index_len + hot_len)
-        stored_key, entries, extensions = marshal.loads(data[:index_len])
-        if stored_key != key or tuple(e[0] for e in entries[:len(HOT_MODULES)]) != HOT_MODULES:
+        index_len = int.from_bytes(head[8:], "little")
+        stored_key, entries, extensions = marshal.loads(posix.read(fd, index_len))
+        hot = entries[:len(HOT_MODULES)]
+        if stored_key != key or tuple(e[0] for e in hot) != HOT_MODULES:
             raise ValueError("another interpreter, or another list of hot modules")
-        for _, rel, mtime_ns, size, *_ in entries[:len(HOT_MODULES)]:
+        for _, rel, mtime_ns, size, *_ in hot:
             st = posix.stat(f"{pkg}/{rel}")
             if st.st_mtime_ns != mtime_ns or st.st_size != size:
                 raise ValueError("a source has changed")
-        hot_code = marshal.loads(data[index_len:])
+        # Module by module: each buffer (42 kB at most) is freed to the heap and reused by the
+        # next, where one read of the whole 131 kB would take fresh pages (glibc maps a buffer
+        # that large on its own, and unmaps it when freed): ~35 page faults more on every call.
+        base = 12 + index_len
+        hot_code = [marshal.loads(posix.pread(fd, length, base + offset)) for *_, offset, length in hot]
     except (EOFError, ValueError, TypeError, OSError):
         return None  # untrusted, unreadable, of another shape, stale, or a source has gone
     finally:
         posix.close(fd)
-    return identity, 16 + index_len, entries, hot_code, dict(extensions)
+    return identity, base, entries, hot_code, dict(extensions)
 
 
 def _trusted(fd: int, kind: int = 0o100000) -> tuple:

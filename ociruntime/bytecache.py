@@ -2,12 +2,12 @@
 install or an edit. Where it cannot be written (a read-only install, a user who may not write
 the package, -B), the modules are imported as usual.
 
-The file: CACHE_MAGIC, the index's length and the hot block's length (4 bytes each, little-
-endian); the index, marshalled: (interpreter key, entries, extensions), an entry (name, source
-path relative to the package, its mtime in ns, its size, offset of its code past the index,
-length), the hot modules' first, in HOT_MODULES order, and extensions the (name, path) of each
-of HOT_EXTENSIONS and SHIM_EXTENSIONS that is a file; the hot modules' code objects as one
-marshalled tuple; then every other module's code object, marshalled on its own."""
+The file: CACHE_MAGIC, the index's length (4 bytes, little-endian); the index, marshalled:
+(interpreter key, entries, extensions), an entry (name, source path relative to the package,
+its mtime in ns, its size, offset of its code past the index, length), the hot modules' first,
+in HOT_MODULES order, and extensions the (name, path) of each of HOT_EXTENSIONS and
+SHIM_EXTENSIONS that is a file; then each module's code object, marshalled on its own, in the
+index's order."""
 
 import __future__
 
@@ -51,20 +51,15 @@ def rebuild(path: str, key: tuple, pkg: str) -> bool:
 
 
 def _layout(key: tuple, pkg: str) -> memoryview:
-    hot = [_compile(pkg, name) for name in HOT_MODULES]
-    others = [_compile(pkg, name) for name in sorted(set(_module_names(pkg, "")) - set(HOT_MODULES))]
-    hot_block = marshal.dumps(tuple(code for *_, code in hot))
-    entries, blobs, offset = [], [], len(hot_block)
-    for name, rel, mtime_ns, size, _ in hot:
-        entries.append((name, rel, mtime_ns, size, 0, 0))
-    for name, rel, mtime_ns, size, code in others:
+    names = [*HOT_MODULES, *sorted(set(_module_names(pkg, "")) - set(HOT_MODULES))]
+    entries, blobs, offset = [], [], 0
+    for name, rel, mtime_ns, size, code in (_compile(pkg, name) for name in names):
         blob = marshal.dumps(code)
         entries.append((name, rel, mtime_ns, size, offset, len(blob)))
         blobs.append(blob)
         offset += len(blob)
     index = marshal.dumps((key, entries, _extension_paths()))
-    head = CACHE_MAGIC + len(index).to_bytes(4, "little") + len(hot_block).to_bytes(4, "little")
-    return memoryview(b"".join([head, index, hot_block, *blobs]))
+    return memoryview(b"".join([CACHE_MAGIC, len(index).to_bytes(4, "little"), index, *blobs]))
 
 
 def _extension_paths() -> tuple:
