@@ -9,6 +9,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from ociruntime.spectables import RLIMITS  # noqa: E402  (the tree's own table, as setup.py's schemas)
 
+SOCKET_NUMBERS = ("AF_UNIX", "AF_INET", "SOCK_DGRAM", "SOCK_SEQPACKET", "SOCK_CLOEXEC", "MSG_CTRUNC")
+
 ffibuilder = FFI()
 # The shim's own wrappers, plus the few libseccomp calls used to compile a filter to BPF.
 ffibuilder.cdef(
@@ -32,10 +34,12 @@ int seccomp_export_bpf(const scmp_filter_ctx ctx, int fd);
 """
     # The rlimit numbers of this architecture, from <sys/resource.h> at compile time.
     + "".join(f"#define {name} ...\n" for name in RLIMITS)
+    # And its socket numbers, from <sys/socket.h> (SOCK_CLOEXEC differs between architectures).
+    + "".join(f"#define {name} ...\n" for name in SOCKET_NUMBERS)
 )
 ffibuilder.set_source(
     "ociruntime._shim",
-    '#include "shim.h"\n#include <seccomp.h>\n#include <sys/resource.h>\n',
+    '#include "shim.h"\n#include <seccomp.h>\n#include <sys/resource.h>\n#include <sys/socket.h>\n',
     sources=["csrc/shim.c", "csrc/waitexec.c"],
     include_dirs=["csrc"],
     libraries=["seccomp"],

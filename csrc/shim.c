@@ -12,6 +12,7 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <linux/capability.h>
@@ -244,4 +245,75 @@ int oci_fork3(uint64_t flags, int cgroup_fd)
 int oci_bpf(int cmd, void *attr, unsigned int size)
 {
     return (int)syscall(SYS_bpf, cmd, attr, size);
+}
+
+/* socket(2) and socketpair(2) without the _socket extension (see shim.h): the runtime's channel
+ * to its children (linux/sync.py) and the loopback ioctl's socket (linux/network.py). */
+int oci_socket(int domain, int type, int protocol) { return socket(domain, type, protocol); }
+
+int oci_socketpair(int domain, int type, int protocol, int sv[2])
+{
+    return socketpair(domain, type, protocol, sv);
+}
+
+/* sendmsg(2) of one buffer with `nfds` descriptors as one SCM_RIGHTS message (none: no control
+ * data). Python's only way is socket.sendmsg. EINVAL past OCI_MAX_FDS. */
+long oci_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t nfds)
+{
+    union {
+        char space[CMSG_SPACE(sizeof(int) * OCI_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = {(void *)buf, len};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct cmsghdr *c;
+
+    if (nfds > OCI_MAX_FDS) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (nfds > 0) {
+        memset(&control, 0, sizeof(control));
+        msg.msg_control = control.space;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+    }
+    return sendmsg(fd, &msg, 0);
+}
+
+/* recvmsg(2) of one packet into buf, its descriptors close-on-exec (MSG_CMSG_CLOEXEC): up to
+ * `maxfds` (at most OCI_MAX_FDS) of them copied to fds, their number in *nfds, and the
+ * message's flags in *msg_flags (MSG_CTRUNC: the kernel dropped descriptors past the room). */
+long oci_recv_fds(int fd, void *buf, size_t len, int *fds, size_t maxfds, size_t *nfds, int *msg_flags)
+{
+    union {
+        char space[CMSG_SPACE(sizeof(int) * OCI_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = {buf, len};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space};
+    struct cmsghdr *c;
+    long n;
+    size_t i, count;
+
+    if (maxfds > OCI_MAX_FDS)
+        maxfds = OCI_MAX_FDS;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * maxfds);
+    *nfds = 0;
+    n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return -1;
+    *msg_flags = msg.msg_flags;
+    for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (i = 0; i < count && *nfds < maxfds; i++)
+            memcpy(&fds[(*nfds)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    }
+    return n;
 }

@@ -1,5 +1,6 @@
-/* ociruntime shim: one thin wrapper per syscall Python cannot make (or cannot make safely).
- * No policy lives here: every function does exactly one kernel call and returns -1 with errno
+/* ociruntime shim: one thin wrapper per syscall Python cannot make (or cannot make safely, or
+ * only through an extension module that costs more to load than the call: `_socket`'s module
+ * init, ~0.14 ms, would sit on create's path for one socketpair). No policy lives here: every function does exactly one kernel call and returns -1 with errno
  * set on failure, like the syscall itself. Policy (what to call, in which order) is Python's.
  * One exception, oci_wait_exec (waitexec.c): a process cannot unmap the interpreter it runs in
  * from Python, so that function carries out a plan Python packed, and never returns on success. */
@@ -42,3 +43,9 @@ int oci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long max
 int oci_fork3(uint64_t flags, int cgroup_fd);
 int oci_bpf(int cmd, void *attr, unsigned int size);
 int oci_wait_exec(const void *plan, size_t len);
+/* The most descriptors one message carries either way (oci_send_fds, oci_recv_fds). */
+#define OCI_MAX_FDS 64
+int oci_socket(int domain, int type, int protocol);
+int oci_socketpair(int domain, int type, int protocol, int sv[2]);
+long oci_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t nfds);
+long oci_recv_fds(int fd, void *buf, size_t len, int *fds, size_t maxfds, size_t *nfds, int *msg_flags);

@@ -1,5 +1,7 @@
 """Messages between the runtime (parent) and its children over a SOCK_SEQPACKET socketpair:
 one JSON object per packet, so a child's error reaches `create` as a sentence, not an exit code.
+The socket calls go through the compiled shim, which create and exec load anyway: `_socket`'s
+module init (~0.14 ms) would sit on their path for these three calls.
 
 A child's failure is an "error" message that carries the error's type (SetupError, SyscallError,
 CgroupError, HookError), its text, errno, operation and path: the parent raises the same type
@@ -7,35 +9,41 @@ CgroupError, HookError), its text, errno, operation and path: the parent raises 
 
 from __future__ import annotations
 
-import _socket
 import posix
-import sys
 
 from ociruntime import jsonio
 from ociruntime.errors import CHILD_ERRORS, OciError, SetupError
+from ociruntime.linux.kernel import shim
 
 MAX_MESSAGE = 1 << 16
-MAX_FDS = 64  # a message's fds (SCM_RIGHTS): the v1 hierarchies' `tasks` files, about a dozen
 
 
 def socketpair() -> tuple[int, int]:
-    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC, 0)
-    return a.detach(), b.detach()
+    ffi, lib = shim()
+    pair = ffi.new("int[2]")
+    _check(ffi, lib.oci_socketpair(lib.AF_UNIX, lib.SOCK_SEQPACKET | lib.SOCK_CLOEXEC, 0, pair))
+    return pair[0], pair[1]
+
+
+def _check(ffi, ret: int) -> int:
+    """A failed socket call as the OSError the socket module raises (ConnectionResetError...)."""
+    if ret < 0:
+        raise OSError(ffi.errno, posix.strerror(ffi.errno))
+    return ret
 
 
 def send(fd: int, kind: str, fds: list[int] | None = None, **fields: object) -> None:
-    """One message; `fds` go with it (SCM_RIGHTS), for expect_fds to take."""
+    """One message; `fds` (SCM_RIGHTS: the v1 hierarchies' `tasks` files, about a dozen) go with
+    it, for expect_fds to take."""
     fields["t"] = kind
     data = jsonio.dumps(fields).encode()
     if not fds:
         posix.write(fd, data)
         return
-    sock = _socket.socket(fileno=fd)
-    try:
-        sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                               b"".join(n.to_bytes(4, sys.byteorder) for n in fds))])
-    finally:
-        sock.detach()
+    ffi, lib = shim()
+    if len(fds) > lib.OCI_MAX_FDS:
+        raise SetupError(f"sync: {len(fds)} fds in one message, more than {lib.OCI_MAX_FDS}")
+    _check(ffi, lib.oci_send_fds(fd, data, len(data), ffi.new("int[]", fds), len(fds)))
 
 
 def send_error(fd: int, err: BaseException) -> None:
@@ -90,19 +98,18 @@ def expect(fd: int, kind: str, what: str) -> dict:
 
 def expect_fds(fd: int, kind: str, what: str) -> tuple[dict, list[int]]:
     """expect(), for a message that may carry fds (send's `fds`): it and its fds, close-on-exec."""
-    sock = _socket.socket(fileno=fd)
+    ffi, lib = shim()
+    buf = ffi.new_allocator(should_clear_after_alloc=False)("char[]", MAX_MESSAGE)  # as posix.read's
+    got, count, flags = ffi.new("int[]", lib.OCI_MAX_FDS), ffi.new("size_t *"), ffi.new("int *")
     try:
-        data, ancillary, flags, _ = sock.recvmsg(MAX_MESSAGE, _socket.CMSG_SPACE(4 * MAX_FDS),
-                                                 _socket.MSG_CMSG_CLOEXEC)
+        data = ffi.buffer(buf, _check(ffi, lib.oci_recv_fds(fd, buf, MAX_MESSAGE, got, lib.OCI_MAX_FDS,
+                                                           count, flags)))[:]
     except ConnectionResetError:
-        data, ancillary, flags = b"", [], 0
-    finally:
-        sock.detach()
-    fds = [int.from_bytes(raw[i:i + 4], sys.byteorder) for level, kind_, raw in ancillary
-           if level == _socket.SOL_SOCKET and kind_ == _socket.SCM_RIGHTS for i in range(0, len(raw) - 3, 4)]
+        data = b""
+    fds = [got[i] for i in range(count[0])]
     try:
-        if flags & _socket.MSG_CTRUNC:
-            raise SetupError(f"{what}: more than {MAX_FDS} fds in one message")
+        if flags[0] & lib.MSG_CTRUNC:
+            raise SetupError(f"{what}: more than {lib.OCI_MAX_FDS} fds in one message")
         return _expected(_decode(data), (kind,), what), fds
     except BaseException:
         for n in fds:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,27 @@ def test_the_runtime_gone_reads_as_such() -> None:
             sync.expect_fds(theirs, "go", "waiting for the runtime")
     finally:
         os.close(theirs)
+
+
+def test_more_fds_than_a_message_carries_are_refused_on_both_sides(pair, tmp_path: Path) -> None:
+    """send refuses past the shim's limit (64) before anything goes; a message that carried
+    more anyway (another sender) is refused whole, the fds that made it closed."""
+    import socket
+
+    ours, theirs = pair
+    fd = os.open(tmp_path / "tasks", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    before = _open_fds()
+    try:
+        with pytest.raises(SetupError, match="65 fds in one message, more than 64"):
+            sync.send(ours, "go", [fd] * 65)
+        sock = socket.socket(fileno=ours)
+        try:
+            sock.sendmsg([b'{"t": "go"}'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, b"".join(
+                fd.to_bytes(4, sys.byteorder) for _ in range(70)))])
+        finally:
+            sock.detach()
+        with pytest.raises(SetupError, match="waiting for the runtime: more than 64 fds in one message"):
+            sync.expect_fds(theirs, "go", "waiting for the runtime")
+        assert _open_fds() == before
+    finally:
+        os.close(fd)
