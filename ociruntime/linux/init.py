@@ -19,6 +19,7 @@ from ociruntime.errors import OciError, SetupError, SyscallError
 from ociruntime.linux import devices, fork, lsm, namespaces, procfs, rootfs, rootless, security, sync, waitexec
 from ociruntime.linux.initargs import InitArgs
 from ociruntime.linux.kernel import kernel, shim
+from ociruntime.linux.mountflags import TMPCOPYUP
 
 # The shim is loaded here, in the runtime, before it forks: a child that joins a container's
 # mount namespace or chroots before its first kernel call would otherwise resolve the shim's
@@ -142,6 +143,8 @@ def load_what_the_namespaces_need(a: InitArgs) -> None:
     the runtime compiled it (linux/bpfcache.py)."""
     if "network" in a.plan.new_types and not a.is_exec:
         from ociruntime.linux import network  # noqa: F401  (loopback_up)
+    if not a.is_exec and any(TMPCOPYUP in m.options for m in a.config.mounts):
+        from ociruntime.linux import copyup  # noqa: F401  (rootfs.Rootfs._mount_tmpfs_copy_up)
     if not a.is_exec and (a.config.hooks["createContainer"] or a.config.hooks["startContainer"]):
         from ociruntime import hooks  # noqa: F401
     if a.config.process is not None and wants_task_attributes(a):
@@ -175,7 +178,7 @@ def prepare_from_host(a: InitArgs) -> int:
 
         a.idmapped = idmap.prepare(a.config, a.bundle)
     if not a.is_exec and a.config.linux.net_devices:
-        from ociruntime.linux.network import DeviceMover
+        from ociruntime.linux.netdevices import DeviceMover
 
         a.net_mover = DeviceMover(a.config.linux.net_devices)
         a.net_mover.start()

@@ -62,7 +62,7 @@ class InitArgs:
         self.listener_fd = -1  # connected to linux.seccomp.listenerPath (SCMP_ACT_NOTIFY)
         self.pid_pipe = -1  # stage1 writes the child's host pid here (for the listener)
         self.state: dict | None = None  # the container state `create` sent the init
-        self.net_mover = None  # network.DeviceMover for linux.netDevices (stage1 only)
+        self.net_mover = None  # netdevices.DeviceMover for linux.netDevices (stage1 only)
 
     def needs_host_view(self) -> bool:
         """Whether the first child has work to do in the host's user and mount namespaces

@@ -215,16 +215,18 @@ def test_the_child_side_never_imports_os(oci: Runtime, bundle, tmp_path) -> None
 
 # Loaded by the child only for configs that use them (linux/init.py, load_what_the_namespaces_need),
 # before it enters the container's namespaces, where no import may be read.
-FOR_SOME_CONFIGS = ("ociruntime.hooks", "ociruntime.linux.procattrs", "ociruntime.linux.seccomp")
+FOR_SOME_CONFIGS = ("ociruntime.hooks", "ociruntime.linux.copyup", "ociruntime.linux.procattrs",
+                    "ociruntime.linux.seccomp")
 
 
 def test_the_child_loads_hooks_and_task_attributes_only_for_configs_that_have_them(oci: Runtime, bundle,
                                                                                   tmp_path) -> None:
-    """hooks.py, linux/procattrs.py and linux/seccomp.py are ~0.1 ms of imports each in the
-    child, on create's critical path: a plain config's child loads none of them. With
-    createContainer and startContainer hooks and a personality, the child loads the first two
-    before it enters the container, and the container runs: the startContainer hook, which runs
-    after `start`, and the personality, set after pivot_root, find their modules loaded."""
+    """hooks.py, linux/copyup.py, linux/procattrs.py and linux/seccomp.py are ~0.05-0.1 ms of
+    imports each in the child, on create's critical path: a plain config's child loads none of
+    them. With createContainer and startContainer hooks, a tmpcopyup mount and a personality,
+    the child loads the first three before it enters the container, and the container runs:
+    the startContainer hook, which runs after `start`, the copy, made among the mounts, and the
+    personality, set after pivot_root, find their modules loaded."""
     names = _imported_by(tmp_path, oci.cmd("run", "--bundle", str(bundle(["true"])), oci.new_id()))
     assert "ociruntime.linux.init" in names, "the child's imports not seen"
     assert sorted(names & set(FOR_SOME_CONFIGS)) == []
@@ -232,10 +234,12 @@ def test_the_child_loads_hooks_and_task_attributes_only_for_configs_that_have_th
     def uses_them(c: dict) -> None:
         c["hooks"] = {"createContainer": [{"path": "/bin/true"}], "startContainer": [{"path": "/bin/true"}]}
         c["linux"]["personality"] = {"domain": "LINUX"}
+        c["mounts"].append({"destination": "/bin", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]})
 
     b = bundle(["true"], edit=uses_them)
     names = _imported_by(tmp_path, oci.cmd("run", "--bundle", str(b), oci.new_id()))
-    assert sorted(names & set(FOR_SOME_CONFIGS)) == ["ociruntime.hooks", "ociruntime.linux.procattrs"]
+    assert sorted(names & set(FOR_SOME_CONFIGS)) == ["ociruntime.hooks", "ociruntime.linux.copyup",
+                                                     "ociruntime.linux.procattrs"]
 
 
 # What create's two processes may load from disk besides the package and the interpreter's own
