@@ -9,6 +9,7 @@ CgroupError, HookError), its text, errno, operation and path: the parent raises 
 
 from __future__ import annotations
 
+import errno
 import posix
 
 from ociruntime import jsonio
@@ -21,15 +22,20 @@ MAX_MESSAGE = 1 << 16
 def socketpair() -> tuple[int, int]:
     ffi, lib = shim()
     pair = ffi.new("int[2]")
-    _check(ffi, lib.oci_socketpair(lib.AF_UNIX, lib.SOCK_SEQPACKET | lib.SOCK_CLOEXEC, 0, pair))
+    _call(ffi, lib.oci_socketpair, lib.AF_UNIX, lib.SOCK_SEQPACKET | lib.SOCK_CLOEXEC, 0, pair)
     return pair[0], pair[1]
 
 
-def _check(ffi, ret: int) -> int:
-    """A failed socket call as the OSError the socket module raises (ConnectionResetError...)."""
-    if ret < 0:
-        raise OSError(ffi.errno, posix.strerror(ffi.errno))
-    return ret
+def _call(ffi, fn, *args) -> int:
+    """fn(*args), a shim call, retried when a signal interrupts it and failing as the socket
+    module's calls do (PEP 475; ConnectionResetError...). A signal handler that raises (state's
+    SIGTERM while the lock is held) still ends the wait: it runs between the tries."""
+    while True:
+        ret = fn(*args)
+        if ret >= 0:
+            return ret
+        if ffi.errno != errno.EINTR:
+            raise OSError(ffi.errno, posix.strerror(ffi.errno))
 
 
 def send(fd: int, kind: str, fds: list[int] | None = None, **fields: object) -> None:
@@ -43,7 +49,7 @@ def send(fd: int, kind: str, fds: list[int] | None = None, **fields: object) -> 
     ffi, lib = shim()
     if len(fds) > lib.OCI_MAX_FDS:
         raise SetupError(f"sync: {len(fds)} fds in one message, more than {lib.OCI_MAX_FDS}")
-    _check(ffi, lib.oci_send_fds(fd, data, len(data), ffi.new("int[]", fds), len(fds)))
+    _call(ffi, lib.oci_send_fds, fd, data, len(data), ffi.new("int[]", fds), len(fds))
 
 
 def send_error(fd: int, err: BaseException) -> None:
@@ -102,8 +108,8 @@ def expect_fds(fd: int, kind: str, what: str) -> tuple[dict, list[int]]:
     buf = ffi.new_allocator(should_clear_after_alloc=False)("char[]", MAX_MESSAGE)  # as posix.read's
     got, count, flags = ffi.new("int[]", lib.OCI_MAX_FDS), ffi.new("size_t *"), ffi.new("int *")
     try:
-        data = ffi.buffer(buf, _check(ffi, lib.oci_recv_fds(fd, buf, MAX_MESSAGE, got, lib.OCI_MAX_FDS,
-                                                           count, flags)))[:]
+        data = ffi.buffer(buf, _call(ffi, lib.oci_recv_fds, fd, buf, MAX_MESSAGE, got, lib.OCI_MAX_FDS,
+                                     count, flags))[:]
     except ConnectionResetError:
         data = b""
     fds = [got[i] for i in range(count[0])]

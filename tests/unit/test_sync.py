@@ -8,6 +8,7 @@ import errno
 import fcntl
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,38 @@ def test_more_fds_than_a_message_carries_are_refused_on_both_sides(pair, tmp_pat
         assert _open_fds() == before
     finally:
         os.close(fd)
+
+
+def test_a_signal_whose_handler_returns_does_not_end_the_wait(pair) -> None:
+    """recvmsg interrupted by a signal (a foreground `run` forwards signals with a handler that
+    returns) is tried again, as the socket module's calls are (PEP 475): the message still
+    arrives, the call does not fail with EINTR."""
+    import signal
+    import threading
+
+    ours, theirs = pair
+    seen = []
+    armed = threading.Event()
+
+    def late_send() -> None:
+        armed.wait(10)
+        time.sleep(0.3)  # well after the alarm, which comes 0.05 s after `armed`
+        sync.send(ours, "go", [0], tasks=["stdin"])
+
+    previous = signal.signal(signal.SIGALRM, lambda n, _f: seen.append(n))
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    sender = threading.Thread(target=late_send)  # born with SIGALRM blocked: the waiting thread gets it
+    sender.start()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        armed.set()
+        msg, fds = sync.expect_fds(theirs, "go", "waiting for the runtime")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        sender.join()
+    for fd in fds:
+        os.close(fd)
+    assert seen == [signal.SIGALRM]
+    assert msg == {"t": "go", "tasks": ["stdin"]} and len(fds) == 1
