@@ -239,6 +239,10 @@ int oci_fork3(uint64_t flags, int cgroup_fd)
     return (int)pid;
 }
 
+/* sched_getcpu(3): the CPU we run on (glibc reads it from rseq or the vDSO: no syscall); Python
+ * has no call for it. */
+int oci_getcpu(void) { return sched_getcpu(); }
+
 /* bpf(2): load, attach, query and detach the cgroup v2 device programs (cgroups/ebpf.py). The
  * attr union is built by the caller as a zero-padded buffer; glibc has no wrapper, and the shim
  * knows the syscall number of every architecture it is built for (ctypes would not). */

@@ -41,6 +41,7 @@ int oci_setrlimit(int resource, uint64_t soft, uint64_t hard);
 int oci_renameat2(int olddfd, const char *oldpath, int newdfd, const char *newpath, unsigned int flags);
 int oci_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
 int oci_fork3(uint64_t flags, int cgroup_fd);
+int oci_getcpu(void);
 int oci_bpf(int cmd, void *attr, unsigned int size);
 int oci_wait_exec(const void *plan, size_t len);
 /* The most descriptors one message carries either way (oci_send_fds, oci_recv_fds). */

@@ -19,16 +19,16 @@ BLOCKS = {
     # `create`'s and `run`'s own process (cli.py, once the ID is checked).
     "create": ("spawn", "create", "linux.cgroups", "linux.cgroups.fs", "linux.cgroups.layout",
                "spectables", "resources", "config", "jsonfile", "bundle", "schema", "_validators",
-               "linux.caps", "semantics", "linux.rootless", "linux.namespaces", "linux.kernel", "linux.sync",
-               "linux.initargs"),
+               "linux.caps", "semantics", "linux.rootless", "linux.namespaces", "linux.kernel", "linux.fork",
+               "linux.sync", "linux.initargs"),
     # `exec`'s own process (cli.py): create's block without the config's validation and create.py,
     # with `exec`'s own modules; linux/caps.py and rootless.py for the child it forks.
     "exec": ("clicommands", "spawn", "spectables", "resources", "config", "jsonfile", "execute", "linux.cgroups",
              "linux.cgroups.fs", "linux.caps", "linux.rootless",
-             "linux.namespaces", "linux.kernel", "linux.sync", "linux.initargs"),
+             "linux.namespaces", "linux.kernel", "linux.fork", "linux.sync", "linux.initargs"),
     # The child the runtime forks (spawn.py), after linux/security.py and kernel.py, which every
     # child of the runtime loads first; the rest of what it needs it inherits.
-    "child": ("linux.mountflags", "linux.mountapi", "linux.rootfs", "linux.devices", "linux.fork",
+    "child": ("linux.mountflags", "linux.mountapi", "linux.rootfs", "linux.devices",
               "linux.procfs", "linux.lsm", "linux.waitexec", "linux.init"),
 }
 

@@ -89,7 +89,10 @@ class Spawn:
         directory; not without `born_in`): True if it was, False if the caller must move it
         (apply), but for the v1 hierarchies, which it joins itself (cgroup.self_join): their
         directories are made and their `tasks` opened after the fork, while the child loads
-        its side, and go to it with `go` (go())."""
+        its side, and go to it with `go` (go()). The child starts on another CPU than ours
+        where it may use one (fork.start_elsewhere)."""
+        from ociruntime.linux import fork
+
         parent = posix.getpid()
         target = cgroup.clone_target() if cgroup is not None and born_in else -1
         try:
@@ -98,6 +101,7 @@ class Spawn:
             _close(target)
         if self.pid == 0:
             self._run_child(parent)
+        fork.start_elsewhere(self.pid)
         _close(self.args.sync_fd, self.args.fifo_fd, self.args.console_fd, self.args.root_fd)
         self.joins = cgroup.self_join() if cgroup is not None else []
         timing.mark(f"{self.label}clone")

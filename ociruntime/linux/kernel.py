@@ -86,6 +86,22 @@ class Kernel:
         """clone3 as a fork: the child's pid in the parent, 0 in the child."""
         return self._check(shim()[1].oci_fork3(flags, cgroup_fd), what)
 
+    # --- CPUs (of the child just forked: in tests, a recording fake's made-up pid) -----------
+    def getcpu(self, what: str) -> int:
+        return self._check(shim()[1].oci_getcpu(), what)
+
+    def affinity(self, pid: int, what: str) -> set[int]:
+        try:
+            return posix.sched_getaffinity(pid)
+        except OSError as e:
+            raise SyscallError(e.errno, what) from None
+
+    def set_affinity(self, pid: int, cpus: set[int], what: str) -> None:
+        try:
+            posix.sched_setaffinity(pid, cpus)
+        except OSError as e:
+            raise SyscallError(e.errno, what) from None
+
     # --- mounts ----------------------------------------------------------------------------
     def mount(self, source: str | None, target: str, fstype: str | None, flags: int,
               data: str | None, what: str) -> None:

@@ -60,11 +60,21 @@ def test_stage1_when_something_happens_before_the_pid_namespace_is_made(why: str
 class Clone3:
     """The recording kernel's clone3: records (flags, cgroup_fd), returns a made-up pid (so the
     code under test takes the parent's side), or fails with EPERM for namespace flags when
-    `refuse_namespaces`."""
+    `refuse_namespaces`. We run on CPU 0 of two; `moves` records the child's affinity changes."""
 
     def __init__(self, refuse_namespaces: bool = False) -> None:
         self.calls: list[tuple[int, bool]] = []
+        self.moves: list[tuple[int, set[int]]] = []
         self.refuse_namespaces = refuse_namespaces
+
+    def getcpu(self, what: str) -> int:
+        return 0
+
+    def affinity(self, pid: int, what: str) -> set[int]:
+        return {0, 1}
+
+    def set_affinity(self, pid: int, cpus: set[int], what: str) -> None:
+        self.moves.append((pid, cpus))
 
     def fork3(self, flags: int, cgroup_fd: int, what: str) -> int:
         self.calls.append((flags, cgroup_fd >= 0))
@@ -113,6 +123,8 @@ def test_create_forks_its_init_born_in_its_pid_namespace_and_reports_its_pid_its
         joined = sp.fork(V2Cgroup(tmp_path))
         assert fake.calls == [(NEWPID | fork.CLONE_INTO_CGROUP, True)]
         assert joined and sp.stage == "init_in_namespaces"
+        # Off our CPU (0) to start at once, then every CPU it had given back.
+        assert fake.moves == [(4242, {1}), (4242, {0, 1})]
         # No stage1 reports the pid: the runtime knows it, and has no first child to reap.
         assert next(sp.messages()) == {"t": "pid", "pid": 4242}
         assert (sp.pid, sp.child) == (0, 4242)
@@ -151,3 +163,84 @@ def test_these_configs_fork_stage1_into_the_cgroup_only(clone3, tmp_path: Path, 
         assert sp.stage == "stage1"
     finally:
         sp.close()
+
+
+# --- the first child starts on another CPU (fork.start_elsewhere), on a real child -------------
+@pytest.fixture
+def sleeper():
+    """A real child of ours, blocked on a pipe until the test ends."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.read(r, 1)
+        os._exit(0)
+    try:
+        yield pid
+    finally:
+        os.write(w, b"x")
+        os.waitpid(pid, 0)
+        os.close(r)
+        os.close(w)
+
+
+class Watching:
+    """The real kernel, its affinity changes recorded."""
+
+    def __init__(self, real) -> None:
+        self.real, self.moves = real, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+    def set_affinity(self, pid: int, cpus: set[int], what: str) -> None:
+        self.moves.append(cpus)
+        self.real.set_affinity(pid, cpus, what)
+
+
+@pytest.fixture
+def pinned():
+    """(the CPU we are pinned to for the test, the others), the real kernel's affinity changes
+    recorded meanwhile (Watching)."""
+    ours = os.sched_getaffinity(0)
+    if len(ours) < 2:
+        pytest.skip("needs two CPUs")
+    here = min(ours)
+    os.sched_setaffinity(0, {here})
+    watch = Watching(kernel.kernel())
+    prev = kernel.use(watch)
+    try:
+        yield here, ours - {here}, watch
+    finally:
+        kernel.use(prev)
+        os.sched_setaffinity(0, ours)
+
+
+def test_the_child_is_moved_off_our_cpu_and_gets_every_cpu_it_had_back(sleeper: int, pinned) -> None:
+    here, _, watch = pinned
+    had = os.sched_getaffinity(sleeper)
+    fork.start_elsewhere(sleeper)
+    assert watch.moves == [had - {here}, had]
+    assert os.sched_getaffinity(sleeper) == had  # what the container would run on
+
+
+@pytest.mark.parametrize("which", ["one CPU", "not ours"])
+def test_a_child_that_may_not_leave_or_is_not_on_our_cpu_is_left_alone(sleeper: int, pinned, which: str) -> None:
+    here, others, watch = pinned
+    own = {here} if which == "one CPU" else others
+    os.sched_setaffinity(sleeper, own)
+    fork.start_elsewhere(sleeper)
+    assert watch.moves == [] and os.sched_getaffinity(sleeper) == own
+
+
+def test_a_child_left_with_fewer_cpus_is_an_error(clone3) -> None:
+    """Its CPUs not given back, the container would run on fewer: create fails (and kills it)."""
+    fake = clone3()
+
+    def refuse_second(pid: int, cpus: set[int], what: str) -> None:
+        fake.moves.append((pid, cpus))
+        if len(fake.moves) == 2:
+            raise SyscallError(errno.EPERM, what)
+
+    fake.set_affinity = refuse_second
+    with pytest.raises(SyscallError, match="given back"):
+        fork.start_elsewhere(4242)
