@@ -87,6 +87,40 @@ def test_bind_target_behind_an_absolute_symlink_lands_inside_the_rootfs(tree, tm
     assert not Path("/outside-the-rootfs").exists()
 
 
+def test_a_target_missing_its_last_component_is_made_in_root_through_a_symlinked_parent(tree, tmp_path: Path) -> None:
+    """Only the last component missing: made at its parent's fd (Rootfs._create_last), the
+    parent resolved in-root. The image's absolute symlink names a directory that exists on the
+    host too: the host's is never touched."""
+    root_dir, _, root = tree
+    host_dir = tmp_path / "host-dir"
+    host_dir.mkdir()
+    in_root = root_dir / str(host_dir).lstrip("/")
+    in_root.mkdir(parents=True)
+    (root_dir / "link").symlink_to(host_dir)
+    fd = root.make_target("/link/new", True)
+    try:
+        assert os.readlink(f"/proc/self/fd/{fd}") == str(in_root / "new")
+    finally:
+        os.close(fd)
+    assert list(host_dir.iterdir()) == []
+
+
+def test_a_dangling_symlink_as_the_target_is_followed_in_root(tree) -> None:
+    root_dir, _, root = tree
+    (root_dir / "dangling").symlink_to("/made/here")
+    os.close(root.make_target("/dangling", True))
+    assert (root_dir / "made" / "here").is_dir() and not Path("/made").exists()
+
+
+def test_a_strict_target_behind_a_symlink_is_refused_and_nothing_is_made(tree) -> None:
+    root_dir, _, root = tree
+    (root_dir / "real").mkdir()
+    (root_dir / "link").symlink_to("real")
+    with pytest.raises(SetupError, match=r"/link/new is .* a symlink in rootfs"):
+        root.make_target("/link/new", True, strict=True)
+    assert list((root_dir / "real").iterdir()) == []
+
+
 def test_procfs_on_a_symlink_is_refused_before_any_mount(tree, tmp_path: Path) -> None:
     root_dir, fake, root = tree
     (root_dir / "proc").symlink_to("/etc")
