@@ -90,6 +90,16 @@ class Kernel:
     def getcpu(self, what: str) -> int:
         return self._check(shim()[1].oci_getcpu(), what)
 
+    @staticmethod
+    def runnable() -> int:
+        """Tasks running or waiting for a CPU on the host now (/proc/loadavg's fourth field,
+        before the slash); 0 if it cannot be read."""
+        from ociruntime import lean
+
+        fields = lean.read_small("/proc/loadavg").split()
+        running = fields[3].split(b"/")[0] if len(fields) > 3 else b""
+        return int(running) if running.isdigit() else 0
+
     def affinity(self, pid: int, what: str) -> set[int]:
         try:
             return posix.sched_getaffinity(pid)

@@ -60,15 +60,20 @@ def test_stage1_when_something_happens_before_the_pid_namespace_is_made(why: str
 class Clone3:
     """The recording kernel's clone3: records (flags, cgroup_fd), returns a made-up pid (so the
     code under test takes the parent's side), or fails with EPERM for namespace flags when
-    `refuse_namespaces`. We run on CPU 0 of two; `moves` records the child's affinity changes."""
+    `refuse_namespaces`. We run on CPU 0 of two, the host otherwise idle (`runnable`: us and
+    the child); `moves` records the child's affinity changes."""
 
-    def __init__(self, refuse_namespaces: bool = False) -> None:
+    def __init__(self, refuse_namespaces: bool = False, runnable: int = 2) -> None:
         self.calls: list[tuple[int, bool]] = []
         self.moves: list[tuple[int, set[int]]] = []
         self.refuse_namespaces = refuse_namespaces
+        self.running = runnable
 
     def getcpu(self, what: str) -> int:
         return 0
+
+    def runnable(self) -> int:
+        return self.running
 
     def affinity(self, pid: int, what: str) -> set[int]:
         return {0, 1}
@@ -101,7 +106,7 @@ def clone3():
     """clone3(**kw): a Clone3 installed as the kernel for the test."""
     prev: list = []
 
-    def install(**kw: bool) -> Clone3:
+    def install(**kw) -> Clone3:
         fake = Clone3(**kw)
         prev.append(kernel.use(fake))
         return fake
@@ -184,13 +189,17 @@ def sleeper():
 
 
 class Watching:
-    """The real kernel, its affinity changes recorded."""
+    """The real kernel, its affinity changes recorded; the host as idle as `running` says (the
+    test's own load must not decide)."""
 
     def __init__(self, real) -> None:
-        self.real, self.moves = real, []
+        self.real, self.moves, self.running = real, [], 1
 
     def __getattr__(self, name: str):
         return getattr(self.real, name)
+
+    def runnable(self) -> int:
+        return self.running
 
     def set_affinity(self, pid: int, cpus: set[int], what: str) -> None:
         self.moves.append(cpus)
@@ -230,6 +239,20 @@ def test_a_child_that_may_not_leave_or_is_not_on_our_cpu_is_left_alone(sleeper: 
     os.sched_setaffinity(sleeper, own)
     fork.start_elsewhere(sleeper)
     assert watch.moves == [] and os.sched_getaffinity(sleeper) == own
+
+
+def test_on_a_busy_host_the_child_is_left_where_the_kernel_put_it(clone3) -> None:
+    """A third task running or waiting on two CPUs: no CPU is idle for the child to start on."""
+    fake = clone3(runnable=3)
+    fork.start_elsewhere(4242)
+    assert fake.moves == []
+    fake.running = 2
+    fork.start_elsewhere(4242)
+    assert fake.moves == [(4242, {1}), (4242, {0, 1})]
+
+
+def test_the_hosts_runnable_tasks_are_read_from_proc_loadavg() -> None:
+    assert kernel.Kernel.runnable() >= 1  # this test, at least
 
 
 def test_a_child_left_with_fewer_cpus_is_an_error(clone3) -> None:
