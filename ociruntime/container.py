@@ -7,7 +7,7 @@ import select
 import time
 
 from ociruntime import lean, log, state, timing
-from ociruntime.errors import ContainerNotFound, InvalidState, NotRunning, OciError, SetupError
+from ociruntime.errors import ContainerNotFound, InvalidState, NotRunning, OciError, SetupError, SyscallError
 from ociruntime.state import EXEC_FIFO, StateDir
 
 
@@ -337,6 +337,8 @@ def kill_and_wait(pid: int, start_time: int | None = None) -> None:
         pidfd = posix.pidfd_open(pid)
     except ProcessLookupError:
         return
+    except OSError as e:  # EMFILE, ENOMEM: said as ours, so that a create's undo reports it and goes on
+        raise SyscallError.from_os(e, f"pidfd_open of the container init (pid {pid})") from None
     try:
         if start_time is not None and not state.is_same_process(pid, start_time):
             return

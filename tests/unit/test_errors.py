@@ -70,3 +70,42 @@ def test_an_os_error_keeps_its_text_and_number() -> None:
     err = SyscallError.from_os(OSError(errno.EINVAL, "not a procfs file"), "linux.sysctl: write 1")
     assert str(err) == "linux.sysctl: write 1: not a procfs file"
     assert err.errno == errno.EINVAL
+
+
+def test_a_cleanup_that_cannot_open_a_pidfd_says_so_as_ours(tmp_path: Path) -> None:
+    """kill_and_wait out of descriptors (EMFILE: a real fd table, filled): an error of ours
+    naming pidfd_open, which a create's undo reports as a warning before the error that made it
+    undo, instead of a bare OSError that would replace that error."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, resource, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+        "from ociruntime.container import kill_and_wait\n"
+        "from ociruntime.errors import SyscallError\n"
+        "r, w = os.pipe()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.close(w)\n"
+        "    os.read(r, 1)\n"
+        "    os._exit(0)\n"
+        "os.close(r)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "held = []\n"
+        "try:\n"
+        "    while True:\n"
+        "        held.append(os.open('/dev/null', os.O_RDONLY))\n"
+        "except OSError:\n"
+        "    pass\n"
+        "try:\n"
+        "    kill_and_wait(pid)\n"
+        "except SyscallError as e:\n"
+        "    print(e.errno, e)\n"
+        "finally:\n"
+        "    os.close(w)  # the child's read ends: it exits\n"
+        "    os.waitpid(pid, 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, check=True,
+                         timeout=60).stdout
+    assert out.startswith(f"{errno.EMFILE} pidfd_open of the container init (pid "), out
