@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import posix
 
+from ociruntime import lean
 from ociruntime.errors import SetupError, SyscallError
 
 _shim = None
@@ -94,8 +95,6 @@ class Kernel:
     def runnable() -> int:
         """Tasks running or waiting for a CPU on the host now (/proc/loadavg's fourth field,
         before the slash); 0 if it cannot be read."""
-        from ociruntime import lean
-
         fields = lean.read_small("/proc/loadavg").split()
         running = fields[3].split(b"/")[0] if len(fields) > 3 else b""
         return int(running) if running.isdigit() else 0

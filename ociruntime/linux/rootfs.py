@@ -72,6 +72,9 @@ class Rootfs:
             return fd
         if not self._create_last(rel, is_dir, strict, dest):
             rel, strict = self._create_in_root(dest, is_dir, strict) or ".", True
+        # Resolved again from the rootfs, not opened at the parent's fd: a racer may have moved
+        # that directory out of a shared volume's subtree since, and a mount at an fd below it
+        # would land on the host. In-root, a swap can only lead elsewhere in the rootfs.
         fd = self.open_in_root(rel, strict)
         if fd < 0:
             raise SetupError(f"create mount point {dest} in rootfs: it vanished while being made")

@@ -251,8 +251,22 @@ def test_on_a_busy_host_the_child_is_left_where_the_kernel_put_it(clone3) -> Non
     assert fake.moves == [(4242, {1}), (4242, {0, 1})]
 
 
-def test_the_hosts_runnable_tasks_are_read_from_proc_loadavg() -> None:
-    assert kernel.Kernel.runnable() >= 1  # this test, at least
+def test_the_hosts_runnable_tasks_are_counted_as_the_kernel_sees_them() -> None:
+    """Three children that never sleep, and this test: at least four tasks running or waiting
+    for a CPU, whatever else the host runs (a constant, or 0 for an unread file, would not do)."""
+    spinners = []
+    try:
+        for _ in range(3):
+            pid = os.fork()
+            if pid == 0:
+                while True:
+                    pass
+            spinners.append(pid)
+        assert kernel.Kernel.runnable() >= 4
+    finally:
+        for pid in spinners:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
 
 
 def test_a_child_left_with_fewer_cpus_is_an_error(clone3) -> None:
