@@ -1,0 +1,42 @@
+"""bench/bench.py's ExecTrace, which times each runtime call an engine's shim makes (issue 14's
+`ctr` and `docker` rows) from the kernel's fork, exec and exit tracepoints."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("ocibench", REPO / "bench" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["ocibench"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="tracefs needs root")
+def test_each_call_a_shim_makes_is_timed_from_its_fork_to_its_exit(tmp_path):
+    bench = load_bench()
+    # A stand-in for containerd-shim-runc-v2: the kernel names a process after the link it ran.
+    shim = tmp_path / "containerd-shim-runc-v2"
+    shim.symlink_to("/bin/sh")
+    trace = bench.ExecTrace(f"ocitest-{os.getpid()}")
+    try:
+        trace.clear()
+        # Two calls of the "runtime" (/bin/sleep) the shim forks, and one that a child of the
+        # shim's child makes, which is not a call of the shim's.
+        subprocess.run([str(shim), "-c", "/bin/sleep 0.05; /bin/sleep 0.1; /bin/sh -c '/bin/sleep 0.01; :'; exit 0"],
+                       check=True)
+        calls = trace.calls("/bin/sleep")
+    finally:
+        trace.close()
+    assert len(calls) == 2, calls
+    assert 50 <= calls[0] < calls[1], calls
+    assert calls[1] >= 100, calls
+    assert not os.path.exists(trace.dir), "the bench's tracefs instance is left behind"
