@@ -1619,7 +1619,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rss-iterations", type=int, default=5,
                    help="recorded rounds of peak-RSS measurement (default 5)")
     p.add_argument("--podman-iterations", type=int,
-                   help="recorded rounds of each engine row: podman, ctr, docker (default 10; --guest 5)")
+                   help="recorded rounds of each engine row: podman, ctr, docker (default 20; --guest 5)")
     p.add_argument("--bisect-steps", type=int, default=6,
                    help="memory-limit bisection steps in log2 space (6: within ~9%%)")
     p.add_argument("--mem4-tries", type=int, default=3, help="direct probes of a 4 MiB limit")
@@ -1642,7 +1642,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     # guest has no package index; install paths do not depend on the cgroup layout).
     guest = args.guest
     for name, host, in_guest in (("iterations", 30, 10), ("throughput_n", 50, 20), ("throughput_rounds", 3, 1),
-                                 ("podman_iterations", 10, 5)):
+                                 ("podman_iterations", 20, 5)):
         if getattr(args, name) is None:
             setattr(args, name, in_guest if guest else host)
     if args.only is None:
