@@ -125,7 +125,7 @@ exec {real} "$@"
 # exec and exit, in a tracefs instance of the bench's own (its ring buffer, nothing else's
 # tracing touched). A call lasts from the shim's fork to the exit of the call's main thread.
 # A wrapper that timed the calls (bash around the runtime, as this bench had) changed what it
-# measured: under it runc's `ctr run --rm` took ~10 ms longer, ours ~4. Traced, the engine's
+# measured: under it runc's `ctr run --rm` took 10-13 ms longer, ours 4-8. Traced, the engine's
 # total and its calls come from the same runs, and nothing runs between the shim and the runtime.
 TRACEFS = "/sys/kernel/tracing"
 TRACE_EVENTS = ("sched_process_fork", "sched_process_exec", "sched_process_exit")
