@@ -162,6 +162,17 @@ class ExecTrace:
             os.rmdir(self.dir)
 
 
+def remove_stale_traces() -> None:
+    """The instances of benches that were killed (ocibench-PID, PID gone): a ring buffer stays
+    allocated until its instance is removed."""
+    base = f"{TRACEFS}/instances"
+    for name in os.listdir(base) if os.path.isdir(base) else []:
+        pid = name.removeprefix("ocibench-")
+        if name != pid and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            with contextlib.suppress(OSError):
+                os.rmdir(f"{base}/{name}")
+
+
 def shim_calls(text: str, binary: str) -> list[float]:
     """From a trace of TRACE_EVENTS: per process forked by a shim that executed `binary`, the
     milliseconds from its fork to its main thread's exit, in the order of the forks."""
@@ -859,6 +870,7 @@ class Bench:
             rt.add(f"{engine}_call_{name}_ms", ms)
 
     def start_trace(self) -> ExecTrace | None:
+        remove_stale_traces()
         try:
             return ExecTrace(f"ocibench-{os.getpid()}")
         except OSError as e:

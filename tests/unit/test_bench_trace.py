@@ -40,3 +40,22 @@ def test_each_call_a_shim_makes_is_timed_from_its_fork_to_its_exit(tmp_path):
     assert 50 <= calls[0] < calls[1], calls
     assert calls[1] >= 100, calls
     assert not os.path.exists(trace.dir), "the bench's tracefs instance is left behind"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="tracefs needs root")
+def test_a_killed_benchs_trace_is_removed_and_a_running_ones_kept():
+    bench = load_bench()
+    gone = subprocess.Popen(["/bin/true"])
+    gone.wait()
+    stale = f"{bench.TRACEFS}/instances/ocibench-{gone.pid}"
+    live = f"{bench.TRACEFS}/instances/ocibench-{os.getpid()}"
+    os.mkdir(stale)
+    os.mkdir(live)
+    try:
+        bench.remove_stale_traces()
+        assert not os.path.exists(stale), "a killed bench's ring buffer is left allocated"
+        assert os.path.exists(live), "a running bench's trace was removed"
+    finally:
+        for path in (stale, live):
+            if os.path.exists(path):
+                os.rmdir(path)
