@@ -157,9 +157,7 @@ class ExecTrace:
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
-            Path(f"{self.dir}/tracing_on").write_text("0")
-        with contextlib.suppress(OSError):
-            os.rmdir(self.dir)
+            os.rmdir(self.dir)  # the instance, its events and its buffer
 
 
 def remove_stale_traces() -> None:
@@ -829,11 +827,14 @@ class Bench:
         """Per runtime, an engine's BinaryName that logs each call's arguments (CALLLOG)."""
         for rt in self.runtimes:
             wrapper = self.calllog_wrapper(rt)
-            wrapper.write_text(CALLLOG.format(real=rt.path, log=self.workdir / f"calls-{rt.name}.log"))
+            wrapper.write_text(CALLLOG.format(real=rt.path, log=self.calllog(rt)))
             wrapper.chmod(0o755)
 
     def calllog_wrapper(self, rt: Runtime) -> Path:
         return self.workdir / f"calllog-{rt.name}"
+
+    def calllog(self, rt: Runtime) -> Path:
+        return self.workdir / f"calls-{rt.name}.log"
 
     def engine_run(self, rt: Runtime, engine: str, run: Callable[[bool], Result], record: bool) -> None:
         """One `ENGINE run --rm` (run(logged)). The warm-up round goes through the call-logging
@@ -841,15 +842,15 @@ class Bench:
         runtime itself, and the kernel's trace of it times each call (ExecTrace)."""
         if getattr(rt, f"{engine}_error") is not None:
             return
-        log = self.workdir / f"calls-{rt.name}.log"
-        log.write_text("")
-        if self.exec_trace is not None:
+        if not record:
+            self.calllog(rt).write_text("")
+        elif self.exec_trace is not None:
             self.exec_trace.clear()
         r = run(not record)
         if r.rc != 0:
             setattr(rt, f"{engine}_error", first_error_line(r.output))
         elif not record:
-            rt.notes[f"{engine}_calls"] = " ".join(parse_calllog(log.read_text()))
+            rt.notes[f"{engine}_calls"] = " ".join(parse_calllog(self.calllog(rt).read_text()))
         else:
             self.record_calls(rt, engine, r.ns / 1e6)
 

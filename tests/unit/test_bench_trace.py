@@ -12,17 +12,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_bench():
+@pytest.fixture(scope="module")
+def bench():
     spec = importlib.util.spec_from_file_location("ocibench", REPO / "bench" / "bench.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["ocibench"] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
-    return module
+    yield module
+    del sys.modules["ocibench"]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="tracefs needs root")
-def test_each_call_a_shim_makes_is_timed_from_its_fork_to_its_exit(tmp_path):
-    bench = load_bench()
+def test_each_call_a_shim_makes_is_timed_from_its_fork_to_its_exit(bench, tmp_path):
     # A stand-in for containerd-shim-runc-v2: the kernel names a process after the link it ran.
     shim = tmp_path / "containerd-shim-runc-v2"
     shim.symlink_to("/bin/sh")
@@ -43,8 +44,7 @@ def test_each_call_a_shim_makes_is_timed_from_its_fork_to_its_exit(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="tracefs needs root")
-def test_a_killed_benchs_trace_is_removed_and_a_running_ones_kept():
-    bench = load_bench()
+def test_a_killed_benchs_trace_is_removed_and_a_running_ones_kept(bench):
     gone = subprocess.Popen(["/bin/true"])
     gone.wait()
     stale = f"{bench.TRACEFS}/instances/ocibench-{gone.pid}"
